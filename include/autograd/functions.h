@@ -1,0 +1,55 @@
+/* functions.h - differentiable ops on Graph tensors (forward now, backward recorded on the tape).
+ *
+ * Shapes are checked once here; kernels in ops/ assume them. Ops marked "forward only" abort if
+ * asked to record a gradient (they serve inference: Inception, embeddings of timesteps).
+ */
+#ifndef DIFFUSE_AUTOGRAD_FUNCTIONS_H
+#define DIFFUSE_AUTOGRAD_FUNCTIONS_H
+
+#include "autograd/graph.h"
+
+/* x (B, Cin, H, W), w (Cout, Cin, kh, kw), b (Cout) or NULL; explicit per-side zero padding. */
+Tensor *ag_conv2d(Graph *g, Tensor *x, Tensor *w, Tensor *b, int stride_h, int stride_w, int pad_top,
+                  int pad_bottom, int pad_left, int pad_right);
+/* x (N, in), w (out, in), b (out) or NULL. */
+Tensor *ag_linear(Graph *g, Tensor *x, Tensor *w, Tensor *b);
+/* x (B, C, H, W), gamma/beta (C). */
+Tensor *ag_group_norm(Graph *g, Tensor *x, Tensor *gamma, Tensor *beta, int groups, float eps);
+/* Forward only. Running statistics mean/var (C). */
+Tensor *ag_batch_norm_inference(Graph *g, Tensor *x, Tensor *gamma, Tensor *beta, Tensor *mean, Tensor *var,
+                                float eps);
+/* q, k, v (B, C, H, W) -> (B, C, H, W): single-head attention over the H*W positions. */
+Tensor *ag_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v);
+/* Forward only. t (B) -> (B, dim). */
+Tensor *ag_timestep_embedding(Graph *g, Tensor *t, int dim);
+
+Tensor *ag_silu(Graph *g, Tensor *x);
+Tensor *ag_relu(Graph *g, Tensor *x);
+/* Softmax over the last dimension. */
+Tensor *ag_softmax(Graph *g, Tensor *x);
+Tensor *ag_add(Graph *g, Tensor *a, Tensor *b);
+Tensor *ag_mul(Graph *g, Tensor *a, Tensor *b);
+Tensor *ag_scale(Graph *g, Tensor *x, float alpha);
+/* x (B, C, H, W) + v (B, C) broadcast over H, W. */
+Tensor *ag_add_channel(Graph *g, Tensor *x, Tensor *v);
+/* Inverted dropout with probability p; identity when !g->training or p == 0. Each call draws from
+ * its own stream (g->dropout_seed, call index), so results are independent of threads. */
+Tensor *ag_dropout(Graph *g, Tensor *x, float p);
+/* Same data, new shape (numel must match); gradient flows through. */
+Tensor *ag_reshape(Graph *g, Tensor *x, int ndim, const int *shape);
+
+/* a (B, Ca, H, W), b (B, Cb, H, W) -> (B, Ca+Cb, H, W). */
+Tensor *ag_concat_channels(Graph *g, Tensor *a, Tensor *b);
+Tensor *ag_upsample_nearest2x(Graph *g, Tensor *x);
+Tensor *ag_avg_pool2d(Graph *g, Tensor *x, int k, int stride, int pad, bool count_include_pad);
+Tensor *ag_max_pool2d(Graph *g, Tensor *x, int k, int stride, int pad);
+/* (B, C, H, W) -> (B, C, 1, 1). */
+Tensor *ag_global_avg_pool(Graph *g, Tensor *x);
+/* Forward only. Bilinear, align_corners=False. */
+Tensor *ag_bilinear_resize(Graph *g, Tensor *x, int out_h, int out_w);
+
+/* Scalar losses (numel 1). w (B) holds per-sample weights and gets no gradient. */
+Tensor *ag_mse(Graph *g, Tensor *pred, Tensor *target);
+Tensor *ag_weighted_mse(Graph *g, Tensor *pred, Tensor *target, Tensor *w);
+
+#endif

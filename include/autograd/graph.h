@@ -1,0 +1,68 @@
+/* graph.h - reverse-mode autograd over coarse ops.
+ *
+ * A Graph owns an arena for activations and a tape of nodes. Each ag_* function (functions.h)
+ * computes its output with a forward kernel and, when grad mode is on and some input requires a
+ * gradient, records a node holding its inputs, output and whatever its backward kernel needs.
+ * graph_backward walks the tape in reverse; gradients accumulate with +=, so fan-out needs no
+ * special case. Gradients w.r.t. inputs work like those w.r.t. parameters: mark the input
+ * tensor requires_grad. graph_reset frees all activations at once (no malloc in steady state).
+ */
+#ifndef DIFFUSE_AUTOGRAD_GRAPH_H
+#define DIFFUSE_AUTOGRAD_GRAPH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "core/tensor.h"
+
+typedef struct Graph Graph;
+typedef struct GraphNode GraphNode;
+typedef void (*BackwardFn)(Graph *g, GraphNode *node);
+
+#define GRAPH_MAX_INPUTS 5
+
+struct GraphNode {
+  GraphNode *prev;
+  BackwardFn backward;
+  const char *name; /* op name, for diagnostics and profiling */
+  Tensor *out;
+  Tensor *in[GRAPH_MAX_INPUTS];
+  void *saved; /* op-specific state in the graph arena */
+};
+
+struct Graph {
+  Arena arena;
+  GraphNode *last;
+  bool grad_enabled;
+  bool training;          /* dropout active */
+  uint64_t dropout_seed;  /* set per step by the trainer */
+  uint64_t dropout_calls; /* stream counter, reset by graph_reset */
+};
+
+void graph_init(Graph *g, size_t arena_bytes);
+void graph_free(Graph *g);
+/* Drop the tape and all activations. Tensors created by this graph become invalid. */
+void graph_reset(Graph *g);
+
+/* A new tensor whose data lives in the graph arena (uninitialised / zeroed). */
+Tensor *graph_tensor(Graph *g, int ndim, const int *shape);
+Tensor *graph_tensor_zeros(Graph *g, int ndim, const int *shape);
+/* Wrap external memory (a batch, a parameter) as a tensor owned by the graph. */
+Tensor *graph_wrap(Graph *g, float *data, int ndim, const int *shape, bool requires_grad);
+
+/* t->grad, allocated and zeroed in the arena on first use. */
+float *graph_grad(Graph *g, Tensor *t);
+
+/* Backward from a scalar (numel 1) with seed gradient 1. */
+void graph_backward(Graph *g, Tensor *loss);
+/* Backward from any tensor with the given upstream gradient (a vector-Jacobian product). */
+void graph_backward_from(Graph *g, Tensor *out, const float *grad_out);
+
+/* Used by ops: true when an op with these inputs must be recorded. */
+bool graph_needs_grad(const Graph *g, Tensor *const *inputs, int n_inputs);
+/* Record a node; the output's requires_grad is set. Returns the node for the op to fill `saved`. */
+GraphNode *graph_record(Graph *g, const char *name, BackwardFn backward, Tensor *out, Tensor *const *inputs,
+                        int n_inputs);
+
+#endif

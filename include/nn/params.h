@@ -1,0 +1,45 @@
+/* params.h - the parameter table: every trainable tensor of a model in one flat buffer.
+ *
+ * Parameters are registered by name (the PyTorch state-dict key) and shape, then
+ * params_finalize() allocates `data` and `grad` (and, on request, the optimizer moments and EMA
+ * buffers) with one contiguous layout, so zero-grad, AdamW, EMA, clipping and checkpoint I/O are
+ * single loops over `total` floats.
+ */
+#ifndef DIFFUSE_NN_PARAMS_H
+#define DIFFUSE_NN_PARAMS_H
+
+#include <stddef.h>
+
+#include "core/tensor.h"
+
+#define PARAM_NAME_MAX 128
+
+typedef struct {
+  char name[PARAM_NAME_MAX];
+  int ndim;
+  int shape[TENSOR_MAX_DIMS];
+  size_t offset, numel;
+} ParamInfo;
+
+typedef struct {
+  ParamInfo *info;
+  int count, cap;
+  size_t total;           /* floats */
+  float *data, *grad;     /* allocated by params_finalize */
+  float *adam_m, *adam_v; /* allocated by params_alloc_optimizer */
+  float *ema;             /* allocated by params_alloc_ema */
+  Tensor *tensors;        /* views into data/grad, one per parameter */
+} ParamTable;
+
+void params_init(ParamTable *p);
+void params_free(ParamTable *p);
+/* Returns the parameter's index. Names must be unique. */
+int params_add(ParamTable *p, const char *name, int ndim, const int *shape);
+void params_finalize(ParamTable *p);
+void params_alloc_optimizer(ParamTable *p); /* zeroed moments */
+void params_alloc_ema(ParamTable *p);       /* initialised to a copy of data */
+Tensor *params_tensor(ParamTable *p, int index);
+int params_find(const ParamTable *p, const char *name); /* -1 if absent */
+void params_zero_grad(ParamTable *p);
+
+#endif

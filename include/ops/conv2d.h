@@ -1,0 +1,38 @@
+/* conv2d.h - 2-D convolution (cross-correlation, as PyTorch), im2col + GEMM.
+ *
+ * Kernel (kh, kw), stride (sh, sw) and explicit per-side zero padding, so both symmetric padding
+ * and TensorFlow "SAME" padding (extra row/column on the bottom/right) are expressible.
+ * Output size: Ho = (H + pad_top + pad_bottom - kh) / sh + 1, likewise Wo.
+ */
+#ifndef DIFFUSE_OPS_CONV2D_H
+#define DIFFUSE_OPS_CONV2D_H
+
+#include <stddef.h>
+
+typedef struct {
+  int B, Cin, H, W, Cout;
+  int kh, kw, sh, sw;
+  int pad_top, pad_bottom, pad_left, pad_right;
+} Conv2dGeom;
+
+int conv2d_out_h(const Conv2dGeom *g);
+int conv2d_out_w(const Conv2dGeom *g);
+/* Floats of scratch memory conv2d_forward/backward need in `work`. */
+size_t conv2d_work_floats(const Conv2dGeom *g);
+
+void conv2d_forward(float *out,                                   // (B, Cout, Ho, Wo)
+                    const float *in,                              // (B, Cin, H, W)
+                    const float *w,                               // (Cout, Cin, kh, kw)
+                    const float *bias,                            // (Cout) or NULL
+                    const Conv2dGeom *g, float *work);
+
+/* Accumulates (+=) into din, dw, dbias; any of them may be NULL to skip. */
+void conv2d_backward(float *din,                                  // (B, Cin, H, W)
+                     float *dw,                                   // (Cout, Cin, kh, kw)
+                     float *dbias,                                // (Cout)
+                     const float *dout,                           // (B, Cout, Ho, Wo)
+                     const float *in,                             // (B, Cin, H, W)
+                     const float *w,                              // (Cout, Cin, kh, kw)
+                     const Conv2dGeom *g, float *work);
+
+#endif

@@ -1,0 +1,29 @@
+/* elementwise.h - add, mul, scale, per-channel add, channel concat, dropout.
+ * Backward kernels accumulate (+=) and accept NULL for gradients that are not needed. */
+#ifndef DIFFUSE_OPS_ELEMENTWISE_H
+#define DIFFUSE_OPS_ELEMENTWISE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+void add_forward(float *y, const float *a, const float *b, size_t n);
+void mul_forward(float *y, const float *a, const float *b, size_t n);
+void mul_backward(float *da, float *db, const float *dy, const float *a, const float *b, size_t n);
+void scale_forward(float *y, const float *x, float alpha, size_t n);
+/* dx += alpha * dy; with alpha = 1 this is the backward of add (and of identity-like ops). */
+void axpy_accumulate(float *dx, const float *dy, float alpha, size_t n);
+
+/* y (B, C, HW) = x + v[b, c] broadcast over HW. */
+void add_channel_forward(float *y, const float *x, const float *v /* (B, C) */, int BC, int HW);
+void add_channel_backward(float *dv /* (B, C) */, const float *dy, int BC, int HW);
+
+/* y (B, Ca+Cb, HW) = [a (B, Ca, HW) ; b (B, Cb, HW)]. */
+void concat_channels_forward(float *y, const float *a, const float *b, int B, int Ca, int Cb, int HW);
+void concat_channels_backward(float *da, float *db, const float *dy, int B, int Ca, int Cb, int HW);
+
+/* Inverted dropout: keep element i when rng_uniform(seed, stream, i) >= p, scale kept by 1/(1-p).
+ * mask (n bytes) records the kept elements for the backward pass. */
+void dropout_forward(float *y, uint8_t *mask, const float *x, size_t n, float p, uint64_t seed, uint64_t stream);
+void dropout_backward(float *dx, const float *dy, const uint8_t *mask, size_t n, float p);
+
+#endif

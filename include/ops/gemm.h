@@ -1,0 +1,14 @@
+/* gemm.h - the one place that calls BLAS.
+ *
+ * Row-major C = alpha * op(A) * op(B) + beta * C with op(A) of shape (M, K) and op(B) (K, N).
+ * OpenBLAS threads internally, so never call this from inside an OpenMP parallel region.
+ */
+#ifndef DIFFUSE_OPS_GEMM_H
+#define DIFFUSE_OPS_GEMM_H
+
+#include <stdbool.h>
+
+void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+          const float *B, int ldb, float beta, float *C, int ldc);
+
+#endif

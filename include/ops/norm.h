@@ -1,0 +1,34 @@
+/* norm.h - GroupNorm (Wu & He 2018, affine, as torch.nn.GroupNorm) and inference BatchNorm. */
+#ifndef DIFFUSE_OPS_NORM_H
+#define DIFFUSE_OPS_NORM_H
+
+/* mean_out / rstd_out (B*G) are saved for the backward pass. */
+void group_norm_forward(float *y,            // (B, C, H, W)
+                        float *mean_out,     // (B, G)
+                        float *rstd_out,     // (B, G)
+                        const float *x,      // (B, C, H, W)
+                        const float *gamma,  // (C)
+                        const float *beta,   // (C)
+                        int B, int C, int HW, int G, float eps);
+
+/* Accumulates (+=); dx, dgamma, dbeta may be NULL. */
+void group_norm_backward(float *dx,           // (B, C, H, W)
+                         float *dgamma,       // (C)
+                         float *dbeta,        // (C)
+                         const float *dy,     // (B, C, H, W)
+                         const float *x,      // (B, C, H, W)
+                         const float *mean,   // (B, G)
+                         const float *rstd,   // (B, G)
+                         const float *gamma,  // (C)
+                         int B, int C, int HW, int G);
+
+/* y = (x - mean) / sqrt(var + eps) * gamma + beta, per channel (running statistics). */
+void batch_norm_inference_forward(float *y,            // (B, C, H, W)
+                                  const float *x,      // (B, C, H, W)
+                                  const float *gamma,  // (C)
+                                  const float *beta,   // (C)
+                                  const float *mean,   // (C)
+                                  const float *var,    // (C)
+                                  int B, int C, int HW, float eps);
+
+#endif

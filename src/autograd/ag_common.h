@@ -1,0 +1,31 @@
+/* ag_common.h - helpers shared by the ag_*.c files (private to autograd/). */
+#ifndef DIFFUSE_AUTOGRAD_AG_COMMON_H
+#define DIFFUSE_AUTOGRAD_AG_COMMON_H
+
+#include "autograd/graph.h"
+#include "core/error.h"
+
+/* Gradient buffer of an input when it wants one, else NULL (kernels skip NULL outputs). */
+static inline float *grad_if_needed(Graph *g, Tensor *t) {
+  return (t && t->requires_grad) ? graph_grad(g, t) : NULL;
+}
+
+static inline Tensor *new_like(Graph *g, const Tensor *x) { return graph_tensor(g, x->ndim, x->shape); }
+
+static inline Tensor *new4(Graph *g, int a, int b, int c, int d) {
+  const int s[4] = {a, b, c, d};
+  return graph_tensor(g, 4, s);
+}
+
+/* Record if needed; evaluates to the node or NULL. */
+#define AG_RECORD(g, name, fn, out, ...)                                                                 \
+  (graph_needs_grad((g), (Tensor *const[]){__VA_ARGS__}, sizeof((Tensor *[]){__VA_ARGS__}) / sizeof(Tensor *)) \
+       ? graph_record((g), (name), (fn), (out), (Tensor *const[]){__VA_ARGS__},                          \
+                      sizeof((Tensor *[]){__VA_ARGS__}) / sizeof(Tensor *))                              \
+       : NULL)
+
+/* Ops without a backward refuse to run where a gradient would be silently lost. */
+#define AG_FORWARD_ONLY(g, opname, ...) \
+  CHECK(!graph_needs_grad((g), (Tensor *const[]){__VA_ARGS__}, sizeof((Tensor *[]){__VA_ARGS__}) / sizeof(Tensor *)) && opname)
+
+#endif

@@ -1,0 +1,135 @@
+/* ag_layers.c - autograd wrappers for conv2d, linear, normalisation, attention and the timestep
+ * embedding. */
+#include <string.h>
+
+#include "ag_common.h"
+#include "autograd/functions.h"
+#include "ops/attention.h"
+#include "ops/conv2d.h"
+#include "ops/embedding.h"
+#include "ops/linear.h"
+#include "ops/norm.h"
+
+/* ---- conv2d ---- */
+
+static void conv2d_bwd(Graph *g, GraphNode *n) {
+  Tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
+  const Conv2dGeom *geom = n->saved;
+  float *work = arena_floats(&g->arena, conv2d_work_floats(geom));
+  conv2d_backward(grad_if_needed(g, x), grad_if_needed(g, w), grad_if_needed(g, b), n->out->grad, x->data,
+                  w->data, geom, work);
+}
+
+Tensor *ag_conv2d(Graph *g, Tensor *x, Tensor *w, Tensor *b, int stride_h, int stride_w, int pad_top,
+                  int pad_bottom, int pad_left, int pad_right) {
+  CHECK(x->ndim == 4 && w->ndim == 4 && x->shape[1] == w->shape[1]);
+  CHECK(!b || (b->numel == (size_t)w->shape[0]));
+  Conv2dGeom geom = {x->shape[0], x->shape[1], x->shape[2], x->shape[3], w->shape[0], w->shape[2], w->shape[3],
+                     stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right};
+  const int Ho = conv2d_out_h(&geom), Wo = conv2d_out_w(&geom);
+  CHECK(Ho > 0 && Wo > 0);
+  Tensor *y = new4(g, geom.B, geom.Cout, Ho, Wo);
+  float *work = arena_floats(&g->arena, conv2d_work_floats(&geom));
+  conv2d_forward(y->data, x->data, w->data, b ? b->data : NULL, &geom, work);
+  GraphNode *n = AG_RECORD(g, "conv2d", conv2d_bwd, y, x, w, b);
+  if (n) {
+    n->saved = arena_alloc(&g->arena, sizeof geom);
+    memcpy(n->saved, &geom, sizeof geom);
+  }
+  return y;
+}
+
+/* ---- linear ---- */
+
+static void linear_bwd(Graph *g, GraphNode *n) {
+  Tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
+  linear_backward(grad_if_needed(g, x), grad_if_needed(g, w), grad_if_needed(g, b), n->out->grad, x->data,
+                  w->data, x->shape[0], w->shape[1], w->shape[0]);
+}
+
+Tensor *ag_linear(Graph *g, Tensor *x, Tensor *w, Tensor *b) {
+  CHECK(x->ndim == 2 && w->ndim == 2 && x->shape[1] == w->shape[1]);
+  CHECK(!b || b->numel == (size_t)w->shape[0]);
+  const int shape[2] = {x->shape[0], w->shape[0]};
+  Tensor *y = graph_tensor(g, 2, shape);
+  linear_forward(y->data, x->data, w->data, b ? b->data : NULL, x->shape[0], w->shape[1], w->shape[0]);
+  AG_RECORD(g, "linear", linear_bwd, y, x, w, b);
+  return y;
+}
+
+/* ---- group_norm ---- */
+
+typedef struct {
+  int groups;
+  float *mean, *rstd; /* (B, G) */
+} GroupNormSaved;
+
+static void group_norm_bwd(Graph *g, GraphNode *n) {
+  Tensor *x = n->in[0], *gamma = n->in[1], *beta = n->in[2];
+  const GroupNormSaved *s = n->saved;
+  group_norm_backward(grad_if_needed(g, x), grad_if_needed(g, gamma), grad_if_needed(g, beta), n->out->grad,
+                      x->data, s->mean, s->rstd, gamma->data, x->shape[0], x->shape[1], x->shape[2] * x->shape[3],
+                      s->groups);
+}
+
+Tensor *ag_group_norm(Graph *g, Tensor *x, Tensor *gamma, Tensor *beta, int groups, float eps) {
+  CHECK(x->ndim == 4 && groups > 0 && x->shape[1] % groups == 0);
+  CHECK(gamma->numel == (size_t)x->shape[1] && beta->numel == (size_t)x->shape[1]);
+  const int B = x->shape[0], C = x->shape[1], HW = x->shape[2] * x->shape[3];
+  Tensor *y = new_like(g, x);
+  GroupNormSaved s = {groups, arena_floats(&g->arena, (size_t)B * groups),
+                      arena_floats(&g->arena, (size_t)B * groups)};
+  group_norm_forward(y->data, s.mean, s.rstd, x->data, gamma->data, beta->data, B, C, HW, groups, eps);
+  GraphNode *n = AG_RECORD(g, "group_norm", group_norm_bwd, y, x, gamma, beta);
+  if (n) {
+    n->saved = arena_alloc(&g->arena, sizeof s);
+    memcpy(n->saved, &s, sizeof s);
+  }
+  return y;
+}
+
+/* ---- batch_norm (inference) ---- */
+
+Tensor *ag_batch_norm_inference(Graph *g, Tensor *x, Tensor *gamma, Tensor *beta, Tensor *mean, Tensor *var,
+                                float eps) {
+  AG_FORWARD_ONLY(g, "batch_norm_inference has no backward", x, gamma, beta, mean, var);
+  CHECK(x->ndim == 4);
+  const size_t C = (size_t)x->shape[1];
+  CHECK(gamma->numel == C && beta->numel == C && mean->numel == C && var->numel == C);
+  Tensor *y = new_like(g, x);
+  batch_norm_inference_forward(y->data, x->data, gamma->data, beta->data, mean->data, var->data, x->shape[0],
+                               x->shape[1], x->shape[2] * x->shape[3], eps);
+  return y;
+}
+
+/* ---- attention ---- */
+
+static void attention_bwd(Graph *g, GraphNode *n) {
+  Tensor *q = n->in[0], *k = n->in[1], *v = n->in[2];
+  const int B = q->shape[0], C = q->shape[1], N = q->shape[2] * q->shape[3];
+  float *work = arena_floats(&g->arena, attention_backward_work_floats(N));
+  attention_backward(grad_if_needed(g, q), grad_if_needed(g, k), grad_if_needed(g, v), n->out->grad, n->saved,
+                     q->data, k->data, v->data, B, C, N, work);
+}
+
+Tensor *ag_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v) {
+  CHECK(q->ndim == 4 && tensor_same_shape(q, k) && tensor_same_shape(q, v));
+  const int B = q->shape[0], C = q->shape[1], N = q->shape[2] * q->shape[3];
+  Tensor *y = new_like(g, q);
+  float *probs = arena_floats(&g->arena, (size_t)B * N * N);
+  attention_forward(y->data, probs, q->data, k->data, v->data, B, C, N);
+  GraphNode *n = AG_RECORD(g, "attention", attention_bwd, y, q, k, v);
+  if (n) n->saved = probs;
+  return y;
+}
+
+/* ---- timestep embedding ---- */
+
+Tensor *ag_timestep_embedding(Graph *g, Tensor *t, int dim) {
+  AG_FORWARD_ONLY(g, "timestep_embedding has no backward", t);
+  CHECK(t->ndim == 1);
+  const int shape[2] = {t->shape[0], dim};
+  Tensor *y = graph_tensor(g, 2, shape);
+  timestep_embedding_forward(y->data, t->data, t->shape[0], dim);
+  return y;
+}

@@ -1,0 +1,74 @@
+/* main.c - the `diffuse` command line: dispatch to subcommands, global --help / --version.
+ *
+ * Exit codes: 0 success, 1 user or environment error (bad file, bad config), 2 usage error
+ * (unknown command or flag) and commands that are not implemented yet.
+ */
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+  const char *name;
+  const char *summary;
+  const char *usage; /* shown by `diffuse <cmd> --help` */
+  int (*run)(int argc, char **argv);
+} Command;
+
+static const Command COMMANDS[] = {
+    {"train", "train a diffusion model on an image folder, CIFAR-10 batches or IDX files",
+     "usage: diffuse train --config F [--data DIR] [--out DIR] [--steps N] [--batch N] [--seed S]\n"
+     "                     [--resume CKPT] [--set section.key=value ...]\n",
+     NULL},
+    {"sample", "generate images from a checkpoint with any sampler",
+     "usage: diffuse sample --ckpt F [--config C] --sampler NAME --steps N --n N --out grid.png [--seed S]\n"
+     "  samplers: ancestral ddim langevin pc ode dpmpp\n",
+     NULL},
+    {"eval", "FID, Inception Score and NLL (bits/dim)",
+     "usage: diffuse eval fid|stats|nll [options]\n", NULL},
+    {"info", "model summary: parameters, shapes, GFLOPs, memory",
+     "usage: diffuse info --config F | --ckpt F [--batch N]\n", NULL},
+};
+#define N_COMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])
+
+static void print_help(FILE *f) {
+  fprintf(f,
+          "diffuse %s - train, sample and evaluate diffusion models (DDPM, score-based) in C\n\n"
+          "usage: diffuse <command> [options]\n       diffuse <command> --help\n\ncommands:\n",
+          DIFFUSE_VERSION);
+  for (int i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-8s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+  fprintf(f, "\noptions:\n  --help     show this help\n  --version  print the version\n");
+}
+
+static int is_help(const char *a) { return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0; }
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    print_help(stderr);
+    return 2;
+  }
+  if (is_help(argv[1])) {
+    print_help(stdout);
+    return 0;
+  }
+  if (strcmp(argv[1], "--version") == 0) {
+    printf("diffuse %s\n", DIFFUSE_VERSION);
+    return 0;
+  }
+  for (int i = 0; i < N_COMMANDS; i++) {
+    const Command *c = &COMMANDS[i];
+    if (strcmp(argv[1], c->name) != 0) continue;
+    for (int a = 2; a < argc; a++)
+      if (is_help(argv[a])) {
+        printf("diffuse %s - %s\n\n%s", c->name, c->summary, c->usage);
+        if (!c->run) printf("\n(not implemented yet)\n");
+        return 0;
+      }
+    if (!c->run) {
+      fprintf(stderr, "diffuse %s: not implemented yet\n", c->name);
+      return 2;
+    }
+    return c->run(argc - 1, argv + 1);
+  }
+  fprintf(stderr, "diffuse: unknown %s '%s'\n\n", argv[1][0] == '-' ? "option" : "command", argv[1]);
+  print_help(stderr);
+  return 2;
+}

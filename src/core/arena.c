@@ -1,0 +1,85 @@
+/* arena.c - chained-block bump allocator; see arena.h. */
+#include "core/arena.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+
+#define ARENA_ALIGN 64
+
+struct ArenaBlock {
+  ArenaBlock *next;
+  size_t cap, used;
+  unsigned char *base;
+};
+
+static ArenaBlock *block_new(size_t cap) {
+  ArenaBlock *b = xmalloc(sizeof *b);
+  b->next = NULL;
+  b->cap = cap;
+  b->used = 0;
+  b->base = xmalloc_aligned(ARENA_ALIGN, cap);
+  return b;
+}
+
+static void blocks_free(ArenaBlock *b) {
+  while (b) {
+    ArenaBlock *n = b->next;
+    free(b->base);
+    free(b);
+    b = n;
+  }
+}
+
+void arena_init(Arena *a, size_t initial_bytes) {
+  a->head = block_new(initial_bytes < 4096 ? 4096 : initial_bytes);
+  a->used_total = 0;
+  a->high_water = 0;
+}
+
+void arena_free(Arena *a) {
+  blocks_free(a->head);
+  memset(a, 0, sizeof *a);
+}
+
+void *arena_alloc(Arena *a, size_t bytes) {
+  size_t need = (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+  if (need == 0) need = ARENA_ALIGN;
+  ArenaBlock *b = a->head;
+  if (b->used + need > b->cap) {
+    size_t cap = b->cap * 2 > need ? b->cap * 2 : need;
+    ArenaBlock *nb = block_new(cap);
+    nb->next = b;
+    a->head = b = nb;
+  }
+  void *p = b->base + b->used;
+  b->used += need;
+  a->used_total += need;
+  if (a->used_total > a->high_water) a->high_water = a->used_total;
+  return p;
+}
+
+void *arena_calloc(Arena *a, size_t bytes) {
+  void *p = arena_alloc(a, bytes);
+  memset(p, 0, bytes);
+  return p;
+}
+
+float *arena_floats(Arena *a, size_t n) { return arena_alloc(a, n * sizeof(float)); }
+
+void arena_reset(Arena *a) {
+  if (a->head->next) { /* several blocks this cycle: replace them by one of the high-water size */
+    blocks_free(a->head);
+    a->head = block_new(a->high_water);
+  }
+  a->head->used = 0;
+  a->used_total = 0;
+}
+
+size_t arena_capacity(const Arena *a) {
+  size_t s = 0;
+  for (const ArenaBlock *b = a->head; b; b = b->next) s += b->cap;
+  return s;
+}

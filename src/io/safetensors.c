@@ -1,0 +1,334 @@
+/* safetensors.c - bounds-checked safetensors reader and atomic writer; see safetensors.h. */
+#include "io/safetensors.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/error.h"
+
+static const struct {
+  const char *name;
+  StDtype dtype;
+  size_t size;
+} DTYPES[] = {{"F32", ST_F32, 4}, {"F16", ST_F16, 2}, {"BF16", ST_BF16, 2}, {"F64", ST_F64, 8},
+              {"I64", ST_I64, 8}, {"I32", ST_I32, 4}, {"U8", ST_U8, 1},     {"I8", ST_OTHER, 1},
+              {"I16", ST_OTHER, 2}, {"U16", ST_OTHER, 2}, {"U32", ST_OTHER, 4}, {"U64", ST_OTHER, 8},
+              {"BOOL", ST_OTHER, 1}};
+
+static int dtype_lookup(const char *name, StDtype *dtype, size_t *size) {
+  for (size_t i = 0; i < sizeof DTYPES / sizeof DTYPES[0]; i++)
+    if (strcmp(name, DTYPES[i].name) == 0) {
+      *dtype = DTYPES[i].dtype;
+      *size = DTYPES[i].size;
+      return 0;
+    }
+  return -1;
+}
+
+void st_free(SafeTensors *st) {
+  for (int i = 0; i < st->n_tensors; i++) free(st->tensors[i].name);
+  for (int i = 0; i < st->n_meta; i++) free(st->meta[i].key), free(st->meta[i].value);
+  free(st->tensors);
+  free(st->meta);
+  free(st->buf);
+  memset(st, 0, sizeof *st);
+}
+
+static int parse_metadata(SafeTensors *st, const cJSON *meta, char *err, size_t errlen) {
+  if (!cJSON_IsObject(meta)) return errorf(err, errlen, "__metadata__ is not a JSON object");
+  st->meta = xcalloc((size_t)cJSON_GetArraySize(meta), sizeof *st->meta);
+  for (const cJSON *kv = meta->child; kv; kv = kv->next) {
+    if (!cJSON_IsString(kv) || !kv->string) return errorf(err, errlen, "__metadata__ values must be strings");
+    st->meta[st->n_meta].key = xstrdup(kv->string);
+    st->meta[st->n_meta].value = xstrdup(kv->valuestring);
+    st->n_meta++;
+  }
+  return 0;
+}
+
+static int parse_entry(StTensor *t, const cJSON *e, const uint8_t *data, size_t data_size, char *err,
+                       size_t errlen) {
+  const char *name = e->string;
+  if (!cJSON_IsObject(e)) return errorf(err, errlen, "tensor '%s': entry is not an object", name);
+  const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
+  const cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
+  const cJSON *off = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+  if (!cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(off))
+    return errorf(err, errlen, "tensor '%s': needs string dtype, array shape and array data_offsets", name);
+  size_t esize;
+  if (strlen(dt->valuestring) >= sizeof t->dtype_name || dtype_lookup(dt->valuestring, &t->dtype, &esize) != 0)
+    return errorf(err, errlen, "tensor '%s': unknown dtype '%.16s'", name, dt->valuestring);
+  strcpy(t->dtype_name, dt->valuestring);
+  t->ndim = cJSON_GetArraySize(sh);
+  if (t->ndim > ST_MAX_DIMS) return errorf(err, errlen, "tensor '%s': %d dims (max %d)", name, t->ndim, ST_MAX_DIMS);
+  size_t numel = 1;
+  int d = 0;
+  for (const cJSON *s = sh->child; s; s = s->next, d++) {
+    if (!cJSON_IsNumber(s) || s->valuedouble < 0 || s->valuedouble > 1e15 || floor(s->valuedouble) != s->valuedouble)
+      return errorf(err, errlen, "tensor '%s': shape entries must be non-negative integers", name);
+    t->shape[d] = (int64_t)s->valuedouble;
+    if (t->shape[d] != 0 && numel > SIZE_MAX / (size_t)t->shape[d])
+      return errorf(err, errlen, "tensor '%s': shape overflows", name);
+    numel *= (size_t)t->shape[d];
+  }
+  t->numel = numel;
+  if (cJSON_GetArraySize(off) != 2 || !cJSON_IsNumber(off->child) || !cJSON_IsNumber(off->child->next))
+    return errorf(err, errlen, "tensor '%s': data_offsets must be [begin, end]", name);
+  const double b = off->child->valuedouble, en = off->child->next->valuedouble;
+  if (b < 0 || en < b || en > (double)data_size || floor(b) != b || floor(en) != en)
+    return errorf(err, errlen, "tensor '%s': data_offsets [%.0f, %.0f] outside the %zu-byte data section", name, b,
+                  en, data_size);
+  t->nbytes = (size_t)en - (size_t)b;
+  if (numel > SIZE_MAX / esize || t->nbytes != numel * esize)
+    return errorf(err, errlen, "tensor '%s': %zu bytes of data for %zu elements of %s", name, t->nbytes, numel,
+                  t->dtype_name);
+  t->data = data + (size_t)b;
+  return 0;
+}
+
+static int cmp_by_offset(const void *a, const void *b) {
+  const StTensor *x = a, *y = b;
+  return x->data < y->data ? -1 : x->data > y->data;
+}
+
+int st_parse(SafeTensors *st, uint8_t *buf, size_t size, char *err, size_t errlen) {
+  memset(st, 0, sizeof *st);
+  st->buf = buf;
+  st->size = size;
+  if (size < 8) {
+    st_free(st);
+    return errorf(err, errlen, "file too short for a safetensors header (%zu bytes)", size);
+  }
+  uint64_t hlen = 0;
+  for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | buf[i];
+  if (hlen > ST_MAX_HEADER_BYTES || hlen > size - 8) {
+    st_free(st);
+    return errorf(err, errlen, "header length %llu does not fit the %zu-byte file (truncated or not safetensors)",
+                  (unsigned long long)hlen, size);
+  }
+  const uint8_t *data = buf + 8 + hlen;
+  const size_t data_size = size - 8 - hlen;
+  cJSON *root = cJSON_ParseWithLength((const char *)buf + 8, (size_t)hlen);
+  int rc = 0;
+  if (!cJSON_IsObject(root)) {
+    rc = errorf(err, errlen, "header is not a JSON object");
+    goto done;
+  }
+  st->tensors = xcalloc((size_t)cJSON_GetArraySize(root), sizeof *st->tensors);
+  for (const cJSON *e = root->child; e && rc == 0; e = e->next) {
+    if (!e->string) {
+      rc = errorf(err, errlen, "header entry without a name");
+    } else if (strcmp(e->string, "__metadata__") == 0) {
+      rc = parse_metadata(st, e, err, errlen);
+    } else {
+      StTensor *t = &st->tensors[st->n_tensors];
+      rc = parse_entry(t, e, data, data_size, err, errlen);
+      if (rc == 0) t->name = xstrdup(e->string), st->n_tensors++;
+    }
+  }
+  if (rc == 0 && st->n_tensors > 1) { /* tensors must not overlap */
+    StTensor *sorted = xmalloc((size_t)st->n_tensors * sizeof *sorted);
+    memcpy(sorted, st->tensors, (size_t)st->n_tensors * sizeof *sorted);
+    qsort(sorted, (size_t)st->n_tensors, sizeof *sorted, cmp_by_offset);
+    for (int i = 1; i < st->n_tensors && rc == 0; i++)
+      if (sorted[i - 1].data + sorted[i - 1].nbytes > sorted[i].data)
+        rc = errorf(err, errlen, "tensors '%s' and '%s' overlap", sorted[i - 1].name, sorted[i].name);
+    free(sorted);
+  }
+done:
+  cJSON_Delete(root);
+  if (rc != 0) st_free(st);
+  return rc;
+}
+
+int st_load(SafeTensors *st, const char *path, char *err, size_t errlen) {
+  memset(st, 0, sizeof *st);
+  FILE *f = fopen(path, "rb");
+  if (!f) return errorf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+  uint8_t *buf = NULL;
+  long size = -1;
+  if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
+    buf = xmalloc((size_t)size);
+    if (fread(buf, 1, (size_t)size, f) != (size_t)size) size = -1;
+  }
+  fclose(f);
+  if (size < 0) {
+    free(buf);
+    return errorf(err, errlen, "%s: read error", path);
+  }
+  char inner[512];
+  if (st_parse(st, buf, (size_t)size, inner, sizeof inner) != 0)
+    return errorf(err, errlen, "%s: not a valid safetensors file: %s", path, inner);
+  return 0;
+}
+
+const StTensor *st_find(const SafeTensors *st, const char *name) {
+  for (int i = 0; i < st->n_tensors; i++)
+    if (strcmp(st->tensors[i].name, name) == 0) return &st->tensors[i];
+  return NULL;
+}
+
+const char *st_meta_get(const SafeTensors *st, const char *key) {
+  for (int i = 0; i < st->n_meta; i++)
+    if (strcmp(st->meta[i].key, key) == 0) return st->meta[i].value;
+  return NULL;
+}
+
+static float half_to_float(uint16_t h) {
+  const uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+  const int exp = (h >> 10) & 0x1f;
+  const uint32_t mant = h & 0x3ff;
+  float v;
+  if (exp == 0) v = ldexpf((float)mant, -24);                    /* zero / subnormal */
+  else if (exp == 31) v = mant ? NAN : INFINITY;                 /* inf / nan */
+  else v = ldexpf((float)(mant | 0x400), exp - 25);              /* normal */
+  uint32_t bits;
+  memcpy(&bits, &v, 4);
+  bits |= sign;
+  memcpy(&v, &bits, 4);
+  return v;
+}
+
+int st_tensor_to_f32(const StTensor *t, float *out, char *err, size_t errlen) {
+  const uint8_t *p = t->data;
+  switch (t->dtype) {
+    case ST_F32:
+      memcpy(out, p, t->numel * 4); /* little-endian host */
+      return 0;
+    case ST_F16:
+      for (size_t i = 0; i < t->numel; i++) out[i] = half_to_float((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+      return 0;
+    case ST_BF16:
+      for (size_t i = 0; i < t->numel; i++) {
+        const uint32_t bits = (uint32_t)(p[2 * i] | p[2 * i + 1] << 8) << 16;
+        memcpy(&out[i], &bits, 4);
+      }
+      return 0;
+    case ST_F64:
+      for (size_t i = 0; i < t->numel; i++) {
+        double d;
+        memcpy(&d, p + 8 * i, 8);
+        out[i] = (float)d;
+      }
+      return 0;
+    default:
+      return errorf(err, errlen, "tensor '%s' has dtype %s; expected a floating-point type", t->name, t->dtype_name);
+  }
+}
+
+/* ---- writer ---- */
+
+void st_writer_init(StWriter *w) { memset(w, 0, sizeof *w); }
+
+void st_writer_free(StWriter *w) {
+  for (int i = 0; i < w->n; i++) free(w->entries[i].name);
+  for (int i = 0; i < w->n_meta; i++) free(w->meta[i].key), free(w->meta[i].value);
+  free(w->entries);
+  free(w->meta);
+  memset(w, 0, sizeof *w);
+}
+
+void st_writer_add_f32(StWriter *w, const char *name, int ndim, const int64_t *shape, const float *data) {
+  CHECK(ndim >= 0 && ndim <= ST_MAX_DIMS);
+  if (w->n == w->cap) {
+    w->cap = w->cap ? 2 * w->cap : 64;
+    w->entries = xrealloc(w->entries, (size_t)w->cap * sizeof *w->entries);
+  }
+  StWriterEntry *e = &w->entries[w->n++];
+  e->name = xstrdup(name);
+  e->ndim = ndim;
+  for (int i = 0; i < ndim; i++) e->shape[i] = shape[i];
+  e->data = data;
+}
+
+void st_writer_set_meta(StWriter *w, const char *key, const char *value) {
+  for (int i = 0; i < w->n_meta; i++)
+    if (strcmp(w->meta[i].key, key) == 0) {
+      free(w->meta[i].value);
+      w->meta[i].value = xstrdup(value);
+      return;
+    }
+  if (w->n_meta == w->cap_meta) {
+    w->cap_meta = w->cap_meta ? 2 * w->cap_meta : 8;
+    w->meta = xrealloc(w->meta, (size_t)w->cap_meta * sizeof *w->meta);
+  }
+  w->meta[w->n_meta].key = xstrdup(key);
+  w->meta[w->n_meta].value = xstrdup(value);
+  w->n_meta++;
+}
+
+static size_t entry_numel(const StWriterEntry *e) {
+  size_t n = 1;
+  for (int i = 0; i < e->ndim; i++) n *= (size_t)e->shape[i];
+  return n;
+}
+
+static char *build_header(const StWriter *w, size_t *len_out) {
+  cJSON *root = cJSON_CreateObject();
+  if (w->n_meta) {
+    cJSON *meta = cJSON_AddObjectToObject(root, "__metadata__");
+    for (int i = 0; i < w->n_meta; i++) cJSON_AddStringToObject(meta, w->meta[i].key, w->meta[i].value);
+  }
+  size_t offset = 0;
+  for (int i = 0; i < w->n; i++) {
+    const StWriterEntry *e = &w->entries[i];
+    cJSON *t = cJSON_AddObjectToObject(root, e->name);
+    cJSON_AddStringToObject(t, "dtype", "F32");
+    cJSON *shape = cJSON_AddArrayToObject(t, "shape");
+    for (int d = 0; d < e->ndim; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)e->shape[d]));
+    const size_t nbytes = entry_numel(e) * sizeof(float);
+    cJSON *off = cJSON_AddArrayToObject(t, "data_offsets");
+    cJSON_AddItemToArray(off, cJSON_CreateNumber((double)offset));
+    cJSON_AddItemToArray(off, cJSON_CreateNumber((double)(offset + nbytes)));
+    offset += nbytes;
+  }
+  char *json = cJSON_PrintUnformatted(root);
+  cJSON_Delete(root);
+  CHECK(json != NULL);
+  /* pad with spaces so the data section is 8-byte aligned */
+  const size_t raw = strlen(json), padded = (raw + 8 + 7) / 8 * 8 - 8;
+  char *out = xmalloc(padded + 1);
+  memcpy(out, json, raw);
+  memset(out + raw, ' ', padded - raw);
+  out[padded] = '\0';
+  free(json);
+  *len_out = padded;
+  return out;
+}
+
+int st_writer_save(const StWriter *w, const char *path, char *err, size_t errlen) {
+  size_t hlen;
+  char *header = build_header(w, &hlen);
+  char tmp[4096];
+  if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
+    free(header);
+    return errorf(err, errlen, "%s: path too long", path);
+  }
+  FILE *f = fopen(tmp, "wb");
+  if (!f) {
+    free(header);
+    return errorf(err, errlen, "%s: cannot create: %s", tmp, strerror(errno));
+  }
+  uint8_t len_le[8];
+  for (int i = 0; i < 8; i++) len_le[i] = (uint8_t)((uint64_t)hlen >> (8 * i));
+  int ok = fwrite(len_le, 1, 8, f) == 8 && fwrite(header, 1, hlen, f) == hlen;
+  for (int i = 0; i < w->n && ok; i++) {
+    const size_t n = entry_numel(&w->entries[i]);
+    ok = fwrite(w->entries[i].data, sizeof(float), n, f) == n;
+  }
+  free(header);
+  ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
+  const int saved_errno = errno;
+  ok = (fclose(f) == 0) && ok;
+  if (!ok || rename(tmp, path) != 0) {
+    const int e = ok ? errno : saved_errno;
+    unlink(tmp);
+    return errorf(err, errlen, "%s: write failed: %s", path, strerror(e));
+  }
+  return 0;
+}

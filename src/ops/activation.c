@@ -1,0 +1,58 @@
+/* activation.c - SiLU (Elfwing et al. 2018), ReLU and a numerically stable softmax.
+ * Softmax backward: dx = y * (dy - sum_j dy_j y_j). */
+#include "ops/activation.h"
+
+#include <math.h>
+
+static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+void silu_forward(float *y, const float *x, size_t n) {
+#pragma omp parallel for schedule(static) if (n > 16384)
+  for (size_t i = 0; i < n; i++) y[i] = x[i] * sigmoidf(x[i]);
+}
+
+void silu_backward(float *dx, const float *dy, const float *x, size_t n) {
+#pragma omp parallel for schedule(static) if (n > 16384)
+  for (size_t i = 0; i < n; i++) {
+    const float s = sigmoidf(x[i]);
+    dx[i] += dy[i] * s * (1.0f + x[i] * (1.0f - s));
+  }
+}
+
+void relu_forward(float *y, const float *x, size_t n) {
+#pragma omp parallel for schedule(static) if (n > 16384)
+  for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+void relu_backward(float *dx, const float *dy, const float *x, size_t n) {
+#pragma omp parallel for schedule(static) if (n > 16384)
+  for (size_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+void softmax_forward(float *y, const float *x, int rows, int cols) {
+#pragma omp parallel for schedule(static) if ((size_t)rows * cols > 16384)
+  for (int r = 0; r < rows; r++) {
+    const float *xr = x + (size_t)r * cols;
+    float *yr = y + (size_t)r * cols;
+    float mx = xr[0];
+    for (int j = 1; j < cols; j++) mx = xr[j] > mx ? xr[j] : mx;
+    float s = 0.0f;
+    for (int j = 0; j < cols; j++) {
+      yr[j] = expf(xr[j] - mx);
+      s += yr[j];
+    }
+    const float inv = 1.0f / s;
+    for (int j = 0; j < cols; j++) yr[j] *= inv;
+  }
+}
+
+void softmax_backward(float *dx, const float *dy, const float *y, int rows, int cols) {
+#pragma omp parallel for schedule(static) if ((size_t)rows * cols > 16384)
+  for (int r = 0; r < rows; r++) {
+    const float *yr = y + (size_t)r * cols, *dyr = dy + (size_t)r * cols;
+    float *dxr = dx + (size_t)r * cols;
+    float dot = 0.0f;
+    for (int j = 0; j < cols; j++) dot += dyr[j] * yr[j];
+    for (int j = 0; j < cols; j++) dxr[j] += yr[j] * (dyr[j] - dot);
+  }
+}

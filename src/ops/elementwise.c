@@ -1,0 +1,83 @@
+/* elementwise.c - simple memory-bound kernels. */
+#include "ops/elementwise.h"
+
+#include <string.h>
+
+#include "core/rng.h"
+
+#define PAR_MIN 16384
+
+void add_forward(float *y, const float *a, const float *b, size_t n) {
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+  for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+}
+
+void mul_forward(float *y, const float *a, const float *b, size_t n) {
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+  for (size_t i = 0; i < n; i++) y[i] = a[i] * b[i];
+}
+
+void mul_backward(float *da, float *db, const float *dy, const float *a, const float *b, size_t n) {
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+  for (size_t i = 0; i < n; i++) {
+    if (da) da[i] += dy[i] * b[i];
+    if (db) db[i] += dy[i] * a[i];
+  }
+}
+
+void scale_forward(float *y, const float *x, float alpha, size_t n) {
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+  for (size_t i = 0; i < n; i++) y[i] = alpha * x[i];
+}
+
+void axpy_accumulate(float *dx, const float *dy, float alpha, size_t n) {
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+  for (size_t i = 0; i < n; i++) dx[i] += alpha * dy[i];
+}
+
+void add_channel_forward(float *y, const float *x, const float *v, int BC, int HW) {
+#pragma omp parallel for schedule(static)
+  for (int p = 0; p < BC; p++)
+    for (int i = 0; i < HW; i++) y[(size_t)p * HW + i] = x[(size_t)p * HW + i] + v[p];
+}
+
+void add_channel_backward(float *dv, const float *dy, int BC, int HW) {
+#pragma omp parallel for schedule(static)
+  for (int p = 0; p < BC; p++) {
+    double s = 0.0;
+    for (int i = 0; i < HW; i++) s += dy[(size_t)p * HW + i];
+    dv[p] += (float)s;
+  }
+}
+
+void concat_channels_forward(float *y, const float *a, const float *b, int B, int Ca, int Cb, int HW) {
+  const size_t na = (size_t)Ca * HW, nb = (size_t)Cb * HW;
+  for (int i = 0; i < B; i++) {
+    memcpy(y + i * (na + nb), a + i * na, na * sizeof(float));
+    memcpy(y + i * (na + nb) + na, b + i * nb, nb * sizeof(float));
+  }
+}
+
+void concat_channels_backward(float *da, float *db, const float *dy, int B, int Ca, int Cb, int HW) {
+  const size_t na = (size_t)Ca * HW, nb = (size_t)Cb * HW;
+  for (int i = 0; i < B; i++) {
+    if (da) axpy_accumulate(da + i * na, dy + i * (na + nb), 1.0f, na);
+    if (db) axpy_accumulate(db + i * nb, dy + i * (na + nb) + na, 1.0f, nb);
+  }
+}
+
+void dropout_forward(float *y, uint8_t *mask, const float *x, size_t n, float p, uint64_t seed, uint64_t stream) {
+  const float keep_scale = 1.0f / (1.0f - p);
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+  for (size_t i = 0; i < n; i++) {
+    mask[i] = rng_uniform(seed, stream, i) >= p;
+    y[i] = mask[i] ? x[i] * keep_scale : 0.0f;
+  }
+}
+
+void dropout_backward(float *dx, const float *dy, const uint8_t *mask, size_t n, float p) {
+  const float keep_scale = 1.0f / (1.0f - p);
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+  for (size_t i = 0; i < n; i++)
+    if (mask[i]) dx[i] += dy[i] * keep_scale;
+}

@@ -1,0 +1,100 @@
+/* norm.c - GroupNorm forward/backward and inference BatchNorm.
+ *
+ * GroupNorm statistics are accumulated in double. Backward, with xhat = (x - mu) * rstd over a
+ * group of M elements: dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = dy * gamma.
+ */
+#include "ops/norm.h"
+
+#include <math.h>
+#include <stddef.h>
+
+void group_norm_forward(float *y, float *mean_out, float *rstd_out, const float *x, const float *gamma,
+                        const float *beta, int B, int C, int HW, int G, float eps) {
+  const int Cg = C / G;
+  const size_t M = (size_t)Cg * HW;
+#pragma omp parallel for schedule(static)
+  for (int bg = 0; bg < B * G; bg++) {
+    const int b = bg / G, g = bg % G;
+    const size_t base = ((size_t)b * C + (size_t)g * Cg) * HW;
+    double s = 0.0, ss = 0.0;
+    for (size_t i = 0; i < M; i++) s += x[base + i];
+    const double mu = s / (double)M;
+    for (size_t i = 0; i < M; i++) {
+      const double d = x[base + i] - mu;
+      ss += d * d;
+    }
+    const float rstd = (float)(1.0 / sqrt(ss / (double)M + eps));
+    const float fmu = (float)mu;
+    mean_out[bg] = fmu;
+    rstd_out[bg] = rstd;
+    for (int c = 0; c < Cg; c++) {
+      const int ch = g * Cg + c;
+      const float scale = rstd * gamma[ch], shift = beta[ch] - fmu * scale;
+      const float *xc = x + base + (size_t)c * HW;
+      float *yc = y + base + (size_t)c * HW;
+      for (int i = 0; i < HW; i++) yc[i] = xc[i] * scale + shift;
+    }
+  }
+}
+
+void group_norm_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                         const float *mean, const float *rstd, const float *gamma, int B, int C, int HW, int G) {
+  const int Cg = C / G;
+  const size_t M = (size_t)Cg * HW;
+  if (dgamma || dbeta) {
+#pragma omp parallel for schedule(static)
+    for (int ch = 0; ch < C; ch++) {
+      const int g = ch / Cg;
+      double sg = 0.0, sb = 0.0;
+      for (int b = 0; b < B; b++) {
+        const float mu = mean[b * G + g], rs = rstd[b * G + g];
+        const float *xc = x + ((size_t)b * C + ch) * HW;
+        const float *dyc = dy + ((size_t)b * C + ch) * HW;
+        for (int i = 0; i < HW; i++) {
+          sg += (double)dyc[i] * (xc[i] - mu) * rs;
+          sb += dyc[i];
+        }
+      }
+      if (dgamma) dgamma[ch] += (float)sg;
+      if (dbeta) dbeta[ch] += (float)sb;
+    }
+  }
+  if (!dx) return;
+#pragma omp parallel for schedule(static)
+  for (int bg = 0; bg < B * G; bg++) {
+    const int b = bg / G, g = bg % G;
+    const size_t base = ((size_t)b * C + (size_t)g * Cg) * HW;
+    const float mu = mean[bg], rs = rstd[bg];
+    double s1 = 0.0, s2 = 0.0; /* sum dxhat, sum dxhat * xhat */
+    for (int c = 0; c < Cg; c++) {
+      const float gm = gamma[g * Cg + c];
+      for (int i = 0; i < HW; i++) {
+        const size_t k = base + (size_t)c * HW + i;
+        const double dxh = (double)dy[k] * gm;
+        s1 += dxh;
+        s2 += dxh * (x[k] - mu) * rs;
+      }
+    }
+    const float m1 = (float)(s1 / (double)M), m2 = (float)(s2 / (double)M);
+    for (int c = 0; c < Cg; c++) {
+      const float gm = gamma[g * Cg + c];
+      for (int i = 0; i < HW; i++) {
+        const size_t k = base + (size_t)c * HW + i;
+        const float xhat = (x[k] - mu) * rs;
+        dx[k] += rs * (dy[k] * gm - m1 - xhat * m2);
+      }
+    }
+  }
+}
+
+void batch_norm_inference_forward(float *y, const float *x, const float *gamma, const float *beta,
+                                  const float *mean, const float *var, int B, int C, int HW, float eps) {
+#pragma omp parallel for schedule(static)
+  for (int bc = 0; bc < B * C; bc++) {
+    const int c = bc % C;
+    const float scale = gamma[c] / sqrtf(var[c] + eps), shift = beta[c] - mean[c] * scale;
+    const float *xc = x + (size_t)bc * HW;
+    float *yc = y + (size_t)bc * HW;
+    for (int i = 0; i < HW; i++) yc[i] = xc[i] * scale + shift;
+  }
+}
