@@ -22,6 +22,8 @@ Tensor *ag_batch_norm_inference(Graph *g, Tensor *x, Tensor *gamma, Tensor *beta
 Tensor *ag_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v);
 /* Forward only. t (B) -> (B, dim). */
 Tensor *ag_timestep_embedding(Graph *g, Tensor *t, int dim);
+/* table (num, dim), labels (B) each in [0, num) -> (B, dim). labels are copied. */
+Tensor *ag_embedding_lookup(Graph *g, Tensor *table, const int *labels, int B);
 
 Tensor *ag_silu(Graph *g, Tensor *x);
 Tensor *ag_relu(Graph *g, Tensor *x);

@@ -38,6 +38,7 @@ struct Graph {
   bool training;          /* dropout active */
   uint64_t dropout_seed;  /* set per step by the trainer */
   uint64_t dropout_calls; /* stream counter, reset by graph_reset */
+  double flops;           /* multiply-adds x2 of conv/linear/attention forwards since the last reset */
 };
 
 void graph_init(Graph *g, size_t arena_bytes);

@@ -31,6 +31,7 @@ Tensor *ag_conv2d(Graph *g, Tensor *x, Tensor *w, Tensor *b, int stride_h, int s
   Tensor *y = new4(g, geom.B, geom.Cout, Ho, Wo);
   float *work = arena_floats(&g->arena, conv2d_work_floats(&geom));
   conv2d_forward(y->data, x->data, w->data, b ? b->data : NULL, &geom, work);
+  g->flops += 2.0 * geom.B * geom.Cout * Ho * Wo * (double)geom.Cin * geom.kh * geom.kw;
   GraphNode *n = AG_RECORD(g, "conv2d", conv2d_bwd, y, x, w, b);
   if (n) {
     n->saved = arena_alloc(&g->arena, sizeof geom);
@@ -53,6 +54,7 @@ Tensor *ag_linear(Graph *g, Tensor *x, Tensor *w, Tensor *b) {
   const int shape[2] = {x->shape[0], w->shape[0]};
   Tensor *y = graph_tensor(g, 2, shape);
   linear_forward(y->data, x->data, w->data, b ? b->data : NULL, x->shape[0], w->shape[1], w->shape[0]);
+  g->flops += 2.0 * x->shape[0] * (double)w->shape[0] * w->shape[1];
   AG_RECORD(g, "linear", linear_bwd, y, x, w, b);
   return y;
 }
@@ -118,6 +120,7 @@ Tensor *ag_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v) {
   Tensor *y = new_like(g, q);
   float *probs = arena_floats(&g->arena, (size_t)B * N * N);
   attention_forward(y->data, probs, q->data, k->data, v->data, B, C, N);
+  g->flops += 4.0 * B * (double)C * N * N;
   GraphNode *n = AG_RECORD(g, "attention", attention_bwd, y, q, k, v);
   if (n) n->saved = probs;
   return y;
@@ -131,5 +134,26 @@ Tensor *ag_timestep_embedding(Graph *g, Tensor *t, int dim) {
   const int shape[2] = {t->shape[0], dim};
   Tensor *y = graph_tensor(g, 2, shape);
   timestep_embedding_forward(y->data, t->data, t->shape[0], dim);
+  return y;
+}
+
+/* ---- label embedding ---- */
+
+static void embedding_lookup_bwd(Graph *g, GraphNode *n) {
+  Tensor *table = n->in[0];
+  embedding_lookup_backward(graph_grad(g, table), n->out->grad, n->saved, n->out->shape[0], table->shape[1]);
+}
+
+Tensor *ag_embedding_lookup(Graph *g, Tensor *table, const int *labels, int B) {
+  CHECK(table->ndim == 2);
+  for (int b = 0; b < B; b++) CHECK(labels[b] >= 0 && labels[b] < table->shape[0]);
+  const int shape[2] = {B, table->shape[1]};
+  Tensor *y = graph_tensor(g, 2, shape);
+  embedding_lookup_forward(y->data, table->data, labels, B, table->shape[1]);
+  GraphNode *n = AG_RECORD(g, "embedding_lookup", embedding_lookup_bwd, y, table);
+  if (n) {
+    n->saved = arena_alloc(&g->arena, (size_t)B * sizeof(int));
+    memcpy(n->saved, labels, (size_t)B * sizeof(int));
+  }
   return y;
 }

@@ -20,6 +20,7 @@ void graph_reset(Graph *g) {
   arena_reset(&g->arena);
   g->last = NULL;
   g->dropout_calls = 0;
+  g->flops = 0.0;
 }
 
 Tensor *graph_wrap(Graph *g, float *data, int ndim, const int *shape, bool requires_grad) {

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "commands.h"
+
 typedef struct {
   const char *name;
   const char *summary;
@@ -25,7 +27,11 @@ static const Command COMMANDS[] = {
     {"eval", "FID, Inception Score and NLL (bits/dim)",
      "usage: diffuse eval fid|stats|nll [options]\n", NULL},
     {"info", "model summary: parameters, shapes, GFLOPs, memory",
-     "usage: diffuse info --config F | --ckpt F [--batch N]\n", NULL},
+     "usage: diffuse info --config F | --ckpt F [--config F] [--batch N]\n"
+     "  --config F   model config (JSON); needed for checkpoints without an embedded config\n"
+     "  --ckpt F     checkpoint (safetensors); its weights are loaded and validated\n"
+     "  --batch N    batch size for the training-memory estimate (default 1)\n",
+     cmd_info},
 };
 #define N_COMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])
 

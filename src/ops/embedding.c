@@ -1,8 +1,9 @@
-/* embedding.c - sinusoidal timestep embedding; see embedding.h. */
+/* embedding.c - sinusoidal timestep embedding and label embedding lookup; see embedding.h. */
 #include "ops/embedding.h"
 
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "core/error.h"
 
@@ -19,4 +20,13 @@ void timestep_embedding_forward(float *y, const float *t, int B, int dim) {
       row[half + i] = cosf(arg);
     }
   }
+}
+
+void embedding_lookup_forward(float *y, const float *table, const int *labels, int B, int dim) {
+  for (int b = 0; b < B; b++) memcpy(y + (size_t)b * dim, table + (size_t)labels[b] * dim, (size_t)dim * sizeof(float));
+}
+
+void embedding_lookup_backward(float *dtable, const float *dy, const int *labels, int B, int dim) {
+  for (int b = 0; b < B; b++)
+    for (int i = 0; i < dim; i++) dtable[(size_t)labels[b] * dim + i] += dy[(size_t)b * dim + i];
 }

@@ -1,0 +1,59 @@
+/* args.c - flag parsing; see args.h. */
+#include "args.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int parse_value(const ArgSpec *s, const char *v, const char *command) {
+  char *end = NULL;
+  errno = 0;
+  switch (s->type) {
+    case ARG_STRING: *(const char **)s->dst = v; return 0;
+    case ARG_INT: {
+      const long x = strtol(v, &end, 10);
+      if (errno || *end || end == v || x < -2147483647L || x > 2147483647L) break;
+      *(int *)s->dst = (int)x;
+      return 0;
+    }
+    case ARG_DOUBLE: {
+      const double x = strtod(v, &end);
+      if (errno || *end || end == v) break;
+      *(double *)s->dst = x;
+      return 0;
+    }
+    case ARG_FLAG: break;
+  }
+  fprintf(stderr, "diffuse %s: %s: invalid value '%s'\n", command, s->flag, v);
+  return 2;
+}
+
+int args_parse(int argc, char **argv, const ArgSpec *specs, int n_specs, const char *command) {
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *eq = strchr(a, '=');
+    const size_t len = eq ? (size_t)(eq - a) : strlen(a);
+    const ArgSpec *s = NULL;
+    for (int k = 0; k < n_specs && !s; k++)
+      if (strlen(specs[k].flag) == len && strncmp(specs[k].flag, a, len) == 0) s = &specs[k];
+    if (!s) {
+      fprintf(stderr, "diffuse %s: unknown option '%.*s' (see diffuse %s --help)\n", command, (int)len, a, command);
+      return 2;
+    }
+    if (s->type == ARG_FLAG) {
+      if (eq) {
+        fprintf(stderr, "diffuse %s: %s takes no value\n", command, s->flag);
+        return 2;
+      }
+      *(bool *)s->dst = true;
+      continue;
+    }
+    const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+    if (!v) {
+      fprintf(stderr, "diffuse %s: %s needs a value\n", command, s->flag);
+      return 2;
+    }
+    if (parse_value(s, v, command)) return 2;
+  }
+  return 0;
+}

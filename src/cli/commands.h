@@ -1,0 +1,7 @@
+/* commands.h - entry points of the subcommands (argv[0] is the command name). */
+#ifndef DIFFUSE_CLI_COMMANDS_H
+#define DIFFUSE_CLI_COMMANDS_H
+
+int cmd_info(int argc, char **argv);
+
+#endif

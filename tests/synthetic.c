@@ -1,0 +1,36 @@
+/* synthetic.c - see synthetic.h. */
+#include "synthetic.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "nn/init.h"
+
+static uint64_t splitmix64(uint64_t z) {
+  z += 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+void synthetic_fill(float *out, size_t n, const char *stream_name) {
+  const uint64_t stream = hash_name(stream_name);
+  for (size_t i = 0; i < n; i++) out[i] = (float)((double)(splitmix64(stream + i) >> 40) * (1.0 / 16777216.0) * 2.0 - 1.0);
+}
+
+void synthetic_params(ParamTable *p) {
+  for (int k = 0; k < p->count; k++) {
+    const ParamInfo *pi = &p->info[k];
+    float *w = p->data + pi->offset;
+    synthetic_fill(w, pi->numel, pi->name);
+    const size_t len = strlen(pi->name);
+    if (pi->ndim >= 2) {
+      const double scale = 1.0 / sqrt((double)pi->numel / pi->shape[0]);
+      for (size_t i = 0; i < pi->numel; i++) w[i] = (float)(w[i] * scale);
+    } else if (len >= 7 && strcmp(pi->name + len - 7, ".weight") == 0) {
+      for (size_t i = 0; i < pi->numel; i++) w[i] = (float)(1.0 + 0.1 * w[i]);
+    } else {
+      for (size_t i = 0; i < pi->numel; i++) w[i] = (float)(0.1 * w[i]);
+    }
+  }
+}

@@ -1,0 +1,18 @@
+/* synthetic.h - deterministic "synthetic" tensors shared with scripts/gen_unet_fixtures.py.
+ *
+ * unit(stream, i) = 2 * ((splitmix64(stream + i) >> 40) * 2^-24) - 1, in [-1, 1), exact in float.
+ * A parameter named N with n elements gets unit(fnv1a64(N), i) scaled by 1/sqrt(fan_in) (ndim >= 2),
+ * 1 + 0.1 * u (1-D "*.weight") or 0.1 * u (other 1-D). Every parameter is non-zero, so every
+ * gradient of a reference test is informative. */
+#ifndef DIFFUSE_TEST_SYNTHETIC_H
+#define DIFFUSE_TEST_SYNTHETIC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nn/params.h"
+
+void synthetic_fill(float *out, size_t n, const char *stream_name);
+void synthetic_params(ParamTable *p);
+
+#endif
