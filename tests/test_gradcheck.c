@@ -55,6 +55,10 @@ static Tensor *f_mul(Graph *g, Tensor **in) { return ag_mul(g, in[0], in[1]); }
 static Tensor *f_scale(Graph *g, Tensor **in) { return ag_scale(g, in[0], -1.7f); }
 static Tensor *f_add_channel(Graph *g, Tensor **in) { return ag_add_channel(g, in[0], in[1]); }
 static Tensor *f_dropout(Graph *g, Tensor **in) { return ag_dropout(g, in[0], 0.3f); }
+static Tensor *f_embedding(Graph *g, Tensor **in) {
+  static const int labels[3] = {2, 0, 2}; /* a repeated label: its row must get both gradients */
+  return ag_embedding_lookup(g, in[0], labels, 3);
+}
 static Tensor *f_mse(Graph *g, Tensor **in) { return ag_mse(g, in[0], in[1]); }
 static Tensor *f_wmse(Graph *g, Tensor **in) { return ag_weighted_mse(g, in[0], in[1], in[2]); }
 static Tensor *f_reshape(Graph *g, Tensor **in) {
@@ -104,6 +108,7 @@ static const GradCase CASES[] = {
     {"scale", f_scale, 1, {S4(2, 3, 2, 2)}, ALL, {0}},
     {"add_channel", f_add_channel, 2, {S4(2, 3, 2, 2), S2(2, 3)}, ALL, {0}},
     {"dropout p=0.3", f_dropout, 1, {S4(2, 3, 4, 4)}, ALL, {0}},
+    {"embedding_lookup", f_embedding, 1, {S2(4, 5)}, ALL, {0}},
     {"mse", f_mse, 2, {S4(2, 2, 3, 3), S4(2, 2, 3, 3)}, ALL, {0}},
     {"weighted_mse", f_wmse, 3, {S4(3, 2, 2, 2), S4(3, 2, 2, 2), S1(3)}, {true, true, false}, {0, 0, INIT_POSITIVE}},
     {"reshape", f_reshape, 1, {S4(2, 3, 2, 2)}, ALL, {0}},

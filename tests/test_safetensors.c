@@ -111,6 +111,11 @@ int main(void) {
                   " \"b\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [4, 12]}}",
                   12, "overlap");
   expect_rejected("{\"__metadata__\": {\"k\": 3}}", 0, "strings");
+  /* found by the fuzzer (tests/fuzz/corpus/regress-duplicate-metadata.safetensors) */
+  expect_rejected("{\"__metadata__\": {\"a\": \"1\"}, \"__metadata__\": {\"b\": \"2\", \"c\": \"3\"}}", 0, "twice");
+  expect_rejected("{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]},"
+                  " \"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 8]}}",
+                  8, "appears twice");
   expect_rejected("{\"a\": {\"dtype\": \"F32\", \"shape\": [1,1,1,1,1,1,1,1,1], \"data_offsets\": [0, 4]}}", 4, "dims");
   expect_rejected("{\"a\": {\"dtype\": \"F32\", \"shape\": [4294967296, 4294967296, 4294967296], \"data_offsets\": [0, 4]}}", 4, "overflow");
   {

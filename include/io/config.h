@@ -12,7 +12,7 @@
 #include <stddef.h>
 
 #define CFG_LIST_MAX 8
-#define CFG_STRING_MAX 64
+#define CFG_STRING_MAX 1024
 
 typedef enum { CFG_INT, CFG_FLOAT, CFG_BOOL, CFG_STRING, CFG_INT_LIST } CfgType;
 

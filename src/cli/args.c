@@ -23,6 +23,12 @@ static int parse_value(const ArgSpec *s, const char *v, const char *command) {
       *(double *)s->dst = x;
       return 0;
     }
+    case ARG_LIST: {
+      ArgList *l = s->dst;
+      if (l->n == ARG_LIST_MAX) break;
+      l->items[l->n++] = v;
+      return 0;
+    }
     case ARG_FLAG: break;
   }
   fprintf(stderr, "diffuse %s: %s: invalid value '%s'\n", command, s->flag, v);

@@ -4,12 +4,18 @@
 
 #include <stdbool.h>
 
-typedef enum { ARG_STRING, ARG_INT, ARG_DOUBLE, ARG_FLAG } ArgType;
+typedef enum { ARG_STRING, ARG_INT, ARG_DOUBLE, ARG_FLAG, ARG_LIST } ArgType;
+
+#define ARG_LIST_MAX 64
+typedef struct { /* ARG_LIST: every occurrence of a repeatable flag, in order */
+  const char *items[ARG_LIST_MAX];
+  int n;
+} ArgList;
 
 typedef struct {
   const char *flag; /* "--config" */
   ArgType type;
-  void *dst; /* const char **, int *, double *, bool * */
+  void *dst; /* const char **, int *, double *, bool *, ArgList * */
 } ArgSpec;
 
 /* Parse argv[1..] (argv[0] is the command name). Unknown flags, missing or malformed values print

@@ -17,8 +17,17 @@ typedef struct {
 
 static const Command COMMANDS[] = {
     {"train", "train a diffusion model on an image folder, CIFAR-10 batches or IDX files",
-     "usage: diffuse train --config F [--data DIR] [--out DIR] [--steps N] [--batch N] [--seed S]\n"
-     "                     [--resume CKPT] [--set section.key=value ...]\n",
+     "usage: diffuse train --config F [--data PATH] [--out DIR] [--steps N] [--batch N] [--seed S]\n"
+     "                     [--resume CKPT] [--set section.key=value ...] [--skip-bad] [--quiet]\n"
+     "  --config F       JSON config with sections model, diffusion, train, data (see configs/)\n"
+     "  --data PATH      image folder (png/jpg/bmp/tga, recursive), CIFAR-10 binary batches dir,\n"
+     "                   or IDX file/dir (MNIST format, .gz ok); overrides data.path\n"
+     "  --out DIR        output dir: config.json, log.jsonl, ckpt.safetensors, samples/ (default out)\n"
+     "  --steps/--batch/--seed  override train.steps / train.batch / train.seed\n"
+     "  --resume CKPT    continue a run exactly from a training checkpoint\n"
+     "  --set S.K=V      override any config key (V parsed as JSON, else a string); repeatable\n"
+     "  --skip-bad       skip unreadable images (counted) instead of stopping\n"
+     "  --quiet          plain log lines instead of a progress bar\n",
      NULL},
     {"sample", "generate images from a checkpoint with any sampler",
      "usage: diffuse sample --ckpt F [--config C] --sampler NAME --steps N --n N --out grid.png [--seed S]\n"

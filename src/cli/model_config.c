@@ -5,18 +5,7 @@
 
 #include "core/error.h"
 #include "nn/checkpoint.h"
-
-const char *const CONFIG_SECTIONS[] = {"model", NULL};
-
-int config_read_model(const cJSON *root, const char *origin, UNetConfig *cfg, char *err, size_t errlen) {
-  char inner[512];
-  unet_config_default(cfg);
-  if (cfg_check_sections(root, CONFIG_SECTIONS, inner, sizeof inner) ||
-      cfg_read_section(root, "model", UNET_CONFIG_FIELDS, UNET_CONFIG_N_FIELDS, cfg, inner, sizeof inner) ||
-      unet_config_validate(cfg, inner, sizeof inner))
-    return errorf(err, errlen, "%s: %s", origin, inner);
-  return 0;
-}
+#include "train/run_config.h"
 
 int resolve_model_config(const char *config_path, const char *ckpt_path, UNetConfig *cfg, cJSON **root_out, char *err,
                          size_t errlen) {
@@ -38,7 +27,9 @@ int resolve_model_config(const char *config_path, const char *ckpt_path, UNetCon
                     ckpt_path);
     return errorf(err, errlen, "no model: give --config FILE or --ckpt FILE");
   }
-  const int rc = config_read_model(root, origin, cfg, err, errlen);
+  RunConfig run;
+  const int rc = run_config_read(root, origin, &run, err, errlen);
+  if (rc == 0) *cfg = run.model;
   if (rc == 0 && root_out) *root_out = root;
   else cJSON_Delete(root);
   return rc;

@@ -6,12 +6,6 @@
 
 #include "nn/unet.h"
 
-/* Sections a config file may have. */
-extern const char *const CONFIG_SECTIONS[];
-
-/* Validate a whole config tree and read its model section (defaults for absent keys). */
-int config_read_model(const cJSON *root, const char *origin, UNetConfig *cfg, char *err, size_t errlen);
-
 /* The architecture: from the checkpoint's embedded config when it has one, else from the config
  * file (needed for checkpoints without metadata, e.g. diffusers weights). *root_out (may be NULL)
  * receives the config tree used. Returns 0, or -1 with err set. */

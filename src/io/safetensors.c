@@ -91,6 +91,10 @@ static int parse_entry(StTensor *t, const cJSON *e, const uint8_t *data, size_t 
   return 0;
 }
 
+static int cmp_by_name(const void *a, const void *b) {
+  return strcmp(((const StTensor *)a)->name, ((const StTensor *)b)->name);
+}
+
 static int cmp_by_offset(const void *a, const void *b) {
   const StTensor *x = a, *y = b;
   return x->data < y->data ? -1 : x->data > y->data;
@@ -124,16 +128,20 @@ int st_parse(SafeTensors *st, uint8_t *buf, size_t size, char *err, size_t errle
     if (!e->string) {
       rc = errorf(err, errlen, "header entry without a name");
     } else if (strcmp(e->string, "__metadata__") == 0) {
-      rc = parse_metadata(st, e, err, errlen);
+      rc = st->meta ? errorf(err, errlen, "__metadata__ appears twice") : parse_metadata(st, e, err, errlen);
     } else {
       StTensor *t = &st->tensors[st->n_tensors];
       rc = parse_entry(t, e, data, data_size, err, errlen);
       if (rc == 0) t->name = xstrdup(e->string), st->n_tensors++;
     }
   }
-  if (rc == 0 && st->n_tensors > 1) { /* tensors must not overlap */
+  if (rc == 0 && st->n_tensors > 1) { /* names must be unique and tensors must not overlap */
     StTensor *sorted = xmalloc((size_t)st->n_tensors * sizeof *sorted);
     memcpy(sorted, st->tensors, (size_t)st->n_tensors * sizeof *sorted);
+    qsort(sorted, (size_t)st->n_tensors, sizeof *sorted, cmp_by_name);
+    for (int i = 1; i < st->n_tensors && rc == 0; i++)
+      if (strcmp(sorted[i - 1].name, sorted[i].name) == 0)
+        rc = errorf(err, errlen, "tensor '%s' appears twice", sorted[i].name);
     qsort(sorted, (size_t)st->n_tensors, sizeof *sorted, cmp_by_offset);
     for (int i = 1; i < st->n_tensors && rc == 0; i++)
       if (sorted[i - 1].data + sorted[i - 1].nbytes > sorted[i].data)

@@ -84,3 +84,11 @@ Tensor *params_tensor(ParamTable *p, int index) {
 }
 
 void params_zero_grad(ParamTable *p) { memset(p->grad, 0, p->total * sizeof(float)); }
+
+void params_swap_ema(ParamTable *p) {
+  CHECK(p->ema);
+  float *t = p->data;
+  p->data = p->ema;
+  p->ema = t;
+  for (int i = 0; i < p->count; i++) p->tensors[i].data = p->data + p->info[i].offset;
+}

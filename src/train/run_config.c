@@ -1,0 +1,90 @@
+/* run_config.c - the sections of a run config (model, diffusion, train, data): field tables,
+ * defaults, cross-field validation and the resolved JSON written to out/config.json and into
+ * checkpoints. */
+#include "train/run_config.h"
+
+#include <string.h>
+
+#include "core/error.h"
+
+#define F(k, t, m, lo, hi, help) {k, t, offsetof(TrainConfig, m), 0, lo, hi, help}
+const CfgField TRAIN_CONFIG_FIELDS[] = {
+    F("steps", CFG_INT, steps, 1, 1e9, "optimizer steps"),
+    F("batch", CFG_INT, batch, 1, 65536, "images per optimizer step"),
+    F("micro_batch", CFG_INT, micro_batch, 0, 65536, "images per forward/backward (gradient accumulation); 0 = batch"),
+    F("lr", CFG_FLOAT, lr, 0, 1, "AdamW learning rate"),
+    F("warmup", CFG_FLOAT, warmup, 0, 1e9, "linear warmup steps"),
+    F("grad_clip", CFG_FLOAT, grad_clip, 0, 1e9, "max gradient norm (0: no clipping)"),
+    F("weight_decay", CFG_FLOAT, weight_decay, 0, 1, "AdamW weight decay"),
+    F("beta1", CFG_FLOAT, beta1, 0, 0.999999, "AdamW beta1"),
+    F("beta2", CFG_FLOAT, beta2, 0, 0.999999999, "AdamW beta2"),
+    F("adam_eps", CFG_FLOAT, adam_eps, 0, 1, "AdamW epsilon"),
+    F("ema_decay", CFG_FLOAT, ema_decay, 0, 0.999999999, "EMA decay of the weights"),
+    F("seed", CFG_INT, seed, 0, 2147483647, "seed of all randomness"),
+    F("log_every", CFG_INT, log_every, 1, 1e9, "steps between log lines"),
+    F("sample_every", CFG_INT, sample_every, 0, 1e9, "steps between sample grids (0: only at the end)"),
+    F("ckpt_every", CFG_INT, ckpt_every, 0, 1e9, "steps between checkpoints (0: only at the end)"),
+    F("sample_n", CFG_INT, sample_n, 1, 1024, "images in a sample grid"),
+    F("sample_steps", CFG_INT, sample_steps, 2, 10000, "DDIM steps for sample grids"),
+};
+#undef F
+const int TRAIN_CONFIG_N_FIELDS = (int)(sizeof TRAIN_CONFIG_FIELDS / sizeof TRAIN_CONFIG_FIELDS[0]);
+
+#define F(k, t, m, lo, hi, help) {k, t, offsetof(DataConfig, m), 0, lo, hi, help}
+const CfgField DATA_CONFIG_FIELDS[] = {
+    F("path", CFG_STRING, path, 0, 0, "image folder, CIFAR-10 batches dir or IDX file/dir"),
+    F("split", CFG_STRING, split, 0, 0, "train | test (CIFAR-10 binaries, IDX)"),
+    F("center_crop", CFG_INT, center_crop, 0, 100000, "center square crop before resizing (0: none)"),
+    F("flip", CFG_BOOL, flip, 0, 0, "random horizontal flips"),
+    F("max_images", CFG_INT, max_images, 0, 1e9, "use at most this many images (0: all)"),
+};
+#undef F
+const int DATA_CONFIG_N_FIELDS = (int)(sizeof DATA_CONFIG_FIELDS / sizeof DATA_CONFIG_FIELDS[0]);
+
+void train_config_default(TrainConfig *c) {
+  memset(c, 0, sizeof *c);
+  *c = (TrainConfig){.steps = 800000, .batch = 128, .lr = 2e-4, .warmup = 5000, .grad_clip = 1.0, .beta1 = 0.9,
+                     .beta2 = 0.999, .adam_eps = 1e-8, .ema_decay = 0.9999, .seed = 0, .log_every = 50,
+                     .sample_every = 5000, .ckpt_every = 5000, .sample_n = 64, .sample_steps = 50};
+}
+
+void data_config_default(DataConfig *c) {
+  memset(c, 0, sizeof *c);
+  strcpy(c->split, "train");
+}
+
+static const char *const SECTIONS[] = {"model", "diffusion", "train", "data", NULL};
+
+int run_config_read(const cJSON *root, const char *origin, RunConfig *rc, char *err, size_t errlen) {
+  char e[768];
+  unet_config_default(&rc->model);
+  diffusion_config_default(&rc->diffusion);
+  train_config_default(&rc->train);
+  data_config_default(&rc->data);
+  if (cfg_check_sections(root, SECTIONS, e, sizeof e) ||
+      cfg_read_section(root, "model", UNET_CONFIG_FIELDS, UNET_CONFIG_N_FIELDS, &rc->model, e, sizeof e) ||
+      cfg_read_section(root, "diffusion", DIFFUSION_CONFIG_FIELDS, DIFFUSION_CONFIG_N_FIELDS, &rc->diffusion, e, sizeof e) ||
+      cfg_read_section(root, "train", TRAIN_CONFIG_FIELDS, TRAIN_CONFIG_N_FIELDS, &rc->train, e, sizeof e) ||
+      cfg_read_section(root, "data", DATA_CONFIG_FIELDS, DATA_CONFIG_N_FIELDS, &rc->data, e, sizeof e) ||
+      unet_config_validate(&rc->model, e, sizeof e))
+    return errorf(err, errlen, "%s: %s", origin, e);
+  Diffusion d;
+  if (diffusion_init(&d, &rc->diffusion, e, sizeof e)) return errorf(err, errlen, "%s: %s", origin, e);
+  diffusion_free(&d);
+  const TrainConfig *t = &rc->train;
+  if (t->micro_batch && t->batch % t->micro_batch)
+    return errorf(err, errlen, "%s: train.micro_batch %d must divide train.batch %d", origin, t->micro_batch, t->batch);
+  if (strcmp(rc->data.split, "train") && strcmp(rc->data.split, "test"))
+    return errorf(err, errlen, "%s: data.split: '%s' is not train or test", origin, rc->data.split);
+  return 0;
+}
+
+cJSON *run_config_to_json(const RunConfig *rc) {
+  cJSON *root = cJSON_CreateObject();
+  cfg_write_section(root, "model", UNET_CONFIG_FIELDS, UNET_CONFIG_N_FIELDS, &rc->model);
+  cfg_write_section(root, "diffusion", DIFFUSION_CONFIG_FIELDS, DIFFUSION_CONFIG_N_FIELDS, &rc->diffusion);
+  cfg_write_section(root, "train", TRAIN_CONFIG_FIELDS, TRAIN_CONFIG_N_FIELDS, &rc->train);
+  cfg_write_section(root, "data", DATA_CONFIG_FIELDS, DATA_CONFIG_N_FIELDS, &rc->data);
+  return root;
+}
+
