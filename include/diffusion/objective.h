@@ -18,6 +18,10 @@ typedef enum { STREAM_TAU = 0, STREAM_NOISE = 1, STREAM_INDEX = 2, STREAM_FLIP =
 /* Stream id for sample `sample` (index within the full batch) of step `step`. */
 uint64_t train_stream(long step, int sample, TrainStreamPurpose purpose);
 
+/* The loss for given noise levels tau (B) and noise (B, C, H, W): x_tau = alpha x0 + sigma noise. */
+Tensor *diffusion_loss_at(const Diffusion *d, UNet *m, Graph *g, Tensor *x0, const double *tau, const float *noise,
+                          const int *labels);
+
 /* x0 (B, C, H, W) holds samples first_sample .. first_sample + B - 1 of the step's batch. */
 Tensor *diffusion_training_loss(const Diffusion *d, UNet *m, Graph *g, Tensor *x0, const int *labels, uint64_t seed,
                                 long step, int first_sample);
