@@ -47,7 +47,6 @@ Run with Debian's python3-torch (not a pyenv interpreter):
 """
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -272,7 +271,9 @@ class UNet(nn.Module):
         self.conv_out = nn.Conv2d(ch, cfg["in_channels"], 3, padding=1)
 
     def forward(self, x, t, labels=None):
-        temb = self.time_embedding(timestep_embedding(t, self.ch))
+        # the embedding is computed in float32, then cast (as diffusers does)
+        emb = timestep_embedding(t, self.ch).to(self.conv_in.weight.dtype)
+        temb = self.time_embedding(emb)
         if self.class_embedding is not None:
             temb = temb + self.class_embedding(labels)
 
@@ -313,9 +314,9 @@ def build_model(cfg):
 # fixtures
 # ---------------------------------------------------------------------------
 
-SMALL = {"resolution": 16, "in_channels": 3, "ch": 32, "ch_mult": [1, 2],
+SMALL = {"resolution": 16, "in_channels": 3, "ch": 16, "ch_mult": [1, 2],
          "num_res_blocks": 1, "attn_resolutions": [8], "dropout": 0.0,
-         "groups": 32, "norm_eps": 1e-6, "num_classes": 0}
+         "groups": 8, "norm_eps": 1e-6, "num_classes": 0}
 CIFAR10 = {"resolution": 32, "in_channels": 3, "ch": 128, "ch_mult": [1, 2, 2, 2],
            "num_res_blocks": 2, "attn_resolutions": [16], "dropout": 0.0,
            "groups": 32, "norm_eps": 1e-6, "num_classes": 0}
