@@ -35,7 +35,8 @@ Tensor *ag_scale(Graph *g, Tensor *x, float alpha);
 /* x (B, C, H, W) + v (B, C) broadcast over H, W. */
 Tensor *ag_add_channel(Graph *g, Tensor *x, Tensor *v);
 /* Inverted dropout with probability p; identity when !g->training or p == 0. Each call draws from
- * its own stream (g->dropout_seed, call index), so results are independent of threads. */
+ * its own stream (g->dropout_seed, call index) at element offset g->first_sample * (numel / B), so
+ * results are independent of threads and of how a batch is split into micro-batches. */
 Tensor *ag_dropout(Graph *g, Tensor *x, float p);
 /* Same data, new shape (numel must match); gradient flows through. */
 Tensor *ag_reshape(Graph *g, Tensor *x, int ndim, const int *shape);

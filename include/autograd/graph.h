@@ -38,6 +38,8 @@ struct Graph {
   bool training;          /* dropout active */
   uint64_t dropout_seed;  /* set per step by the trainer */
   uint64_t dropout_calls; /* stream counter, reset by graph_reset */
+  uint64_t first_sample;  /* index of this batch's first sample in the full batch (dropout masks are
+                             per sample, so gradient accumulation draws what one large batch would) */
   double flops;           /* multiply-adds x2 of conv/linear/attention forwards since the last reset */
 };
 

@@ -116,7 +116,8 @@ Tensor *ag_dropout(Graph *g, Tensor *x, float p) {
   if (!g->training || p == 0.0f) return x;
   Tensor *y = new_like(g, x);
   DropoutSaved s = {p, arena_alloc(&g->arena, x->numel)};
-  dropout_forward(y->data, s.mask, x->data, x->numel, p, g->dropout_seed, stream);
+  const uint64_t per_sample = x->numel / (size_t)x->shape[0];
+  dropout_forward(y->data, s.mask, x->data, x->numel, p, g->dropout_seed, stream, g->first_sample * per_sample);
   GraphNode *n = AG_RECORD(g, "dropout", dropout_bwd, y, x);
   if (n) {
     n->saved = arena_alloc(&g->arena, sizeof s);

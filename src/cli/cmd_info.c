@@ -9,7 +9,7 @@
 #include "args.h"
 #include "autograd/functions.h"
 #include "commands.h"
-#include "model_config.h"
+#include "run_config_source.h"
 #include "nn/checkpoint.h"
 
 static double MiB(double bytes) { return bytes / (1024.0 * 1024.0); }
@@ -52,11 +52,12 @@ int cmd_info(int argc, char **argv) {
     return 2;
   }
   char err[1024];
-  UNetConfig cfg;
-  if (resolve_model_config(config_path, ckpt_path, &cfg, NULL, err, sizeof err)) {
+  RunConfig run;
+  if (resolve_run_config(config_path, ckpt_path, &run, err, sizeof err)) {
     fprintf(stderr, "diffuse info: %s\n", err);
     return 1;
   }
+  const UNetConfig cfg = run.model;
   UNet m;
   unet_init(&m, &cfg);
   if (ckpt_path) {

@@ -28,11 +28,21 @@ static const Command COMMANDS[] = {
      "  --set S.K=V      override any config key (V parsed as JSON, else a string); repeatable\n"
      "  --skip-bad       skip unreadable images (counted) instead of stopping\n"
      "  --quiet          plain log lines instead of a progress bar\n",
-     NULL},
+     cmd_train},
     {"sample", "generate images from a checkpoint with any sampler",
-     "usage: diffuse sample --ckpt F [--config C] --sampler NAME --steps N --n N --out grid.png [--seed S]\n"
-     "  samplers: ancestral ddim langevin pc ode dpmpp\n",
-     NULL},
+     "usage: diffuse sample --ckpt F [--config C] [--sampler NAME] [--steps N] [--n N] --out grid.png\n"
+     "                      [--outdir DIR] [--force] [--seed S] [--batch N] [--no-ema] [--class C]\n"
+     "  --sampler NAME   ddim (default) or ancestral; langevin, pc, ode, dpmpp are not implemented yet\n"
+     "  --steps N        DDIM steps (default 50); ancestral always uses all T steps\n"
+     "  --spacing S      DDIM timesteps: uniform (t = 0, T/S, 2T/S, ...) or trailing (ends at T-1)\n"
+     "  --variance V     ancestral: fixed_small (posterior beta-tilde, default) or fixed_large (beta)\n"
+     "  --clip           ancestral: clip the predicted x0 to [-1, 1]\n"
+     "  --n N            number of images (default 64); --batch N images per forward (default 16)\n"
+     "  --out F          PNG grid; --outdir DIR one PNG per image (numbered, not overwritten without --force)\n"
+     "  --config C       architecture + diffusion for checkpoints without an embedded config\n"
+     "  --no-ema         use the online (non-EMA) weights of a training checkpoint\n"
+     "  --class C        class label for conditional models (default: cycle through the classes)\n",
+     cmd_sample},
     {"eval", "FID, Inception Score and NLL (bits/dim)",
      "usage: diffuse eval fid|stats|nll [options]\n", NULL},
     {"info", "model summary: parameters, shapes, GFLOPs, memory",

@@ -47,6 +47,7 @@ Tensor *diffusion_training_loss(const Diffusion *d, UNet *m, Graph *g, Tensor *x
     tau[b] = diffusion_sample_tau(d, rng_uniform(seed, train_stream(step, s, STREAM_TAU), 0));
     rng_fill_normal(noise + (size_t)b * M, M, seed, train_stream(step, s, STREAM_NOISE), 0);
   }
-  g->dropout_seed = seed ^ train_stream(step, first_sample, STREAM_DROPOUT);
+  g->dropout_seed = seed ^ train_stream(step, 0, STREAM_DROPOUT);
+  g->first_sample = (uint64_t)first_sample;
   return diffusion_loss_at(d, m, g, x0, tau, noise, labels);
 }

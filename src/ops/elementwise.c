@@ -66,11 +66,12 @@ void concat_channels_backward(float *da, float *db, const float *dy, int B, int 
   }
 }
 
-void dropout_forward(float *y, uint8_t *mask, const float *x, size_t n, float p, uint64_t seed, uint64_t stream) {
+void dropout_forward(float *y, uint8_t *mask, const float *x, size_t n, float p, uint64_t seed, uint64_t stream,
+                     uint64_t offset) {
   const float keep_scale = 1.0f / (1.0f - p);
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
   for (size_t i = 0; i < n; i++) {
-    mask[i] = rng_uniform(seed, stream, i) >= p;
+    mask[i] = rng_uniform(seed, stream, offset + i) >= p;
     y[i] = mask[i] ? x[i] * keep_scale : 0.0f;
   }
 }

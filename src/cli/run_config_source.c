@@ -1,5 +1,5 @@
-/* model_config.c - find and validate the model section for a command; see model_config.h. */
-#include "model_config.h"
+/* run_config_source.c - find and validate the run config for a command; see run_config_source.h. */
+#include "run_config_source.h"
 
 #include <stdio.h>
 
@@ -7,8 +7,7 @@
 #include "nn/checkpoint.h"
 #include "train/run_config.h"
 
-int resolve_model_config(const char *config_path, const char *ckpt_path, UNetConfig *cfg, cJSON **root_out, char *err,
-                         size_t errlen) {
+int resolve_run_config(const char *config_path, const char *ckpt_path, RunConfig *rc, char *err, size_t errlen) {
   cJSON *root = NULL;
   const char *origin = NULL;
   if (ckpt_path) {
@@ -27,10 +26,7 @@ int resolve_model_config(const char *config_path, const char *ckpt_path, UNetCon
                     ckpt_path);
     return errorf(err, errlen, "no model: give --config FILE or --ckpt FILE");
   }
-  RunConfig run;
-  const int rc = run_config_read(root, origin, &run, err, errlen);
-  if (rc == 0) *cfg = run.model;
-  if (rc == 0 && root_out) *root_out = root;
-  else cJSON_Delete(root);
-  return rc;
+  const int status = run_config_read(root, origin, rc, err, errlen);
+  cJSON_Delete(root);
+  return status;
 }

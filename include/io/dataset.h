@@ -1,0 +1,67 @@
+/* dataset.h - training images: decoded once into a uint8 cache, served as float minibatches.
+ *
+ * Sources:
+ *   FOLDER      a directory walked recursively (names sorted, hidden entries skipped) for
+ *               .png .jpg .jpeg .bmp .tga files (any case), decoded with stb_image, in parallel,
+ *               in a deterministic order. Labels: index of the file's top-level sub-folder of PATH
+ *               in sorted order (ImageFolder style; PATH/cat/a/x.png has class "cat"); only
+ *               sub-folders holding images count as classes.
+ *   CIFAR10_BIN the CIFAR-10 binary batches: records of 1 label byte + 3072 bytes (R, G and B
+ *               planes of 32x32); data_batch_1..5.bin (train) or test_batch.bin (test).
+ *   IDX         (Fashion-)MNIST IDX files, raw or gzip: train-images-idx3-ubyte[.gz] and
+ *               train-labels-idx1-ubyte[.gz] (t10k-* for the test split). Every size in a header is
+ *               checked against the file length; gzip must be a single member (RFC 1952).
+ *   PROCEDURAL  deterministic synthetic images (soft Gaussian blobs and rectangles of random
+ *               colours on a random background), for tests and smoke runs; label = shapes - 1.
+ *
+ * Every image is converted to `channels` (see image.h), center-cropped if asked, then fitted to
+ * resolution x resolution by image_fit (copy, symmetric black padding of at most 4 pixels a side
+ * such as 28 -> 32, or an area resize). The cache holds bytes only: 32x32 RGB is 3 KiB an image.
+ */
+#ifndef DIFFUSE_IO_DATASET_H
+#define DIFFUSE_IO_DATASET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { DATASET_AUTO, DATASET_FOLDER, DATASET_CIFAR10_BIN, DATASET_IDX, DATASET_PROCEDURAL } DatasetKind;
+
+typedef struct {
+  DatasetKind kind;     /* AUTO: a directory holding data_batch_*.bin or test_batch.bin (or whose
+                           cifar-10-batches-bin/ sub-folder does) -> CIFAR10_BIN; a directory holding
+                           *-images-idx3-ubyte[.gz] -> IDX; a regular file -> IDX (an idx3 image file);
+                           any other directory -> FOLDER. PROCEDURAL is never chosen automatically. */
+  const char *path;     /* unused by PROCEDURAL */
+  int resolution;       /* output H = W */
+  int channels;         /* 1 or 3 */
+  int center_crop;      /* 0: none; else crop a center square of this size before fitting (CelebA: 140) */
+  bool train_split;     /* CIFAR: data_batch_1..5 (true) or test_batch (false); IDX dir: train-* or t10k-* */
+  bool skip_bad;        /* folder: skip unreadable images (counted in Dataset.skipped) instead of failing */
+  bool with_labels;     /* folder: sub-folder classes; CIFAR/IDX: the label bytes; procedural: shapes - 1 */
+  int max_images;       /* 0: all; else the first max_images (in the deterministic order) */
+  uint64_t seed;        /* procedural generator */
+  int procedural_count; /* procedural: number of images */
+} DatasetOptions;
+
+typedef struct {
+  DatasetKind kind;   /* the resolved kind (never AUTO) */
+  int n, C, H, W;
+  uint8_t *pixels;    /* (n, C, H, W) */
+  int *labels;        /* (n) or NULL */
+  int num_classes;    /* 0 without labels; CIFAR: 10; IDX: max label + 1 of the labels file */
+  int skipped;        /* unreadable files skipped (skip_bad) */
+  char **class_names; /* folder with labels: sub-folder names (num_classes entries), else NULL */
+} Dataset;
+
+/* Decode everything into d. 0, or -1 with an error naming the file (d is then empty). */
+int dataset_load(Dataset *d, const DatasetOptions *opt, char *err, size_t errlen);
+void dataset_free(Dataset *d);
+const char *dataset_kind_name(DatasetKind kind); /* "auto", "folder", "cifar10-bin", "idx", "procedural" */
+
+/* Fill out (B, C, H, W) with floats p / 127.5 - 1 in [-1, 1] from images idx[0..B-1]; flip[b] != 0
+ * mirrors image b horizontally (flip may be NULL). labels_out (B) may be NULL, and must be when
+ * the dataset has no labels. */
+void dataset_get_batch(const Dataset *d, const int *idx, const uint8_t *flip, int B, float *out, int *labels_out);
+
+#endif

@@ -1,0 +1,14 @@
+/* run_config_source.h - resolve the run config of a command from --config and/or --ckpt. */
+#ifndef DIFFUSE_CLI_RUN_CONFIG_SOURCE_H
+#define DIFFUSE_CLI_RUN_CONFIG_SOURCE_H
+
+#include <cJSON.h>
+
+#include "train/run_config.h"
+
+/* The run config (architecture and diffusion): from the checkpoint's embedded config when it has
+ * one, else from the config file (needed for checkpoints without metadata, e.g. diffusers
+ * weights). Returns 0, or -1 with err set. */
+int resolve_run_config(const char *config_path, const char *ckpt_path, RunConfig *rc, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,215 @@
+/* image.c - byte mapping, channel conversion, area resize, padding and atomic PNG writing
+ * (stb_image_write, compiled into Debian's libstb); see image.h. */
+#include "io/image.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stb_image_write.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/error.h"
+
+uint8_t image_to_u8(float v) {
+  const float s = (v + 1.0f) * 127.5f;
+  if (!(s > 0.0f)) return 0; /* also NaN */
+  if (s >= 255.0f) return 255;
+  return (uint8_t)roundf(s);
+}
+
+void image_copy_planar(uint8_t *out, int C, const uint8_t *src, int src_c, ptrdiff_t cs, ptrdiff_t ys, ptrdiff_t xs,
+                       int h, int w) {
+  CHECK((C == 1 || C == 3) && (src_c == 1 || src_c == 3) && h > 0 && w > 0);
+  const size_t plane = (size_t)h * w;
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++) {
+      const uint8_t *p = src + y * ys + x * xs;
+      const size_t o = (size_t)y * w + x;
+      if (src_c == C) {
+        for (int c = 0; c < C; c++) out[c * plane + o] = p[c * cs];
+      } else if (C == 1) { /* BT.601 luma, exact integer rounding: weights sum to 1000 */
+        out[o] = (uint8_t)((299u * p[0] + 587u * p[cs] + 114u * p[2 * cs] + 500u) / 1000u);
+      } else {
+        out[o] = out[plane + o] = out[2 * plane + o] = p[0];
+      }
+    }
+}
+
+/* Box-filter taps along one axis: output o covers input [o * in / out, (o + 1) * in / out); input
+ * pixel i gets the length of its overlap with that interval, normalized by the interval length. */
+typedef struct {
+  int *first, *count; /* (out) */
+  float *w;           /* (out, max_taps) */
+  int max_taps;
+} AreaTaps;
+
+static void area_taps_init(AreaTaps *t, int in, int out) {
+  t->max_taps = in / out + 2;
+  t->first = xmalloc((size_t)out * sizeof *t->first);
+  t->count = xmalloc((size_t)out * sizeof *t->count);
+  t->w = xcalloc((size_t)out * t->max_taps, sizeof *t->w);
+  const double scale = (double)in / out;
+  for (int o = 0; o < out; o++) {
+    const double a = o * scale, b = o + 1 == out ? in : (o + 1) * scale;
+    int i0 = (int)floor(a), i1 = (int)ceil(b); /* [i0, i1) */
+    if (i1 > in) i1 = in;
+    int n = 0;
+    t->first[o] = i0;
+    for (int i = i0; i < i1; i++) {
+      const double cover = fmin(b, i + 1.0) - fmax(a, (double)i);
+      CHECK(n < t->max_taps);
+      t->w[(size_t)o * t->max_taps + n++] = (float)(cover > 0 ? cover / (b - a) : 0.0);
+    }
+    t->count[o] = n;
+  }
+}
+
+static void area_taps_free(AreaTaps *t) {
+  free(t->first);
+  free(t->count);
+  free(t->w);
+}
+
+void image_resize_area(uint8_t *out, const uint8_t *in, int C, int ih, int iw, int oh, int ow) {
+  CHECK(C > 0 && ih > 0 && iw > 0 && oh > 0 && ow > 0);
+  AreaTaps tx, ty;
+  area_taps_init(&tx, iw, ow);
+  area_taps_init(&ty, ih, oh);
+  float *tmp = xmalloc((size_t)ih * ow * sizeof *tmp); /* one channel, resized along x */
+  for (int c = 0; c < C; c++) {
+    const uint8_t *src = in + (size_t)c * ih * iw;
+    for (int y = 0; y < ih; y++)
+      for (int x = 0; x < ow; x++) {
+        const float *w = tx.w + (size_t)x * tx.max_taps;
+        const uint8_t *row = src + (size_t)y * iw + tx.first[x];
+        float s = 0.0f;
+        for (int k = 0; k < tx.count[x]; k++) s += w[k] * row[k];
+        tmp[(size_t)y * ow + x] = s;
+      }
+    uint8_t *dst = out + (size_t)c * oh * ow;
+    for (int y = 0; y < oh; y++) {
+      const float *w = ty.w + (size_t)y * ty.max_taps;
+      for (int x = 0; x < ow; x++) {
+        float s = 0.0f;
+        for (int k = 0; k < ty.count[y]; k++) s += w[k] * tmp[(size_t)(ty.first[y] + k) * ow + x];
+        dst[(size_t)y * ow + x] = s <= 0.0f ? 0 : s >= 255.0f ? 255 : (uint8_t)roundf(s);
+      }
+    }
+  }
+  free(tmp);
+  area_taps_free(&tx);
+  area_taps_free(&ty);
+}
+
+void image_pad(uint8_t *out, const uint8_t *in, int C, int ih, int iw, int oh, int ow) {
+  CHECK(ih > 0 && iw > 0 && ih <= oh && iw <= ow);
+  const int top = (oh - ih) / 2, left = (ow - iw) / 2;
+  memset(out, 0, (size_t)C * oh * ow);
+  for (int c = 0; c < C; c++)
+    for (int y = 0; y < ih; y++)
+      memcpy(out + ((size_t)c * oh + top + y) * ow + left, in + ((size_t)c * ih + y) * iw, (size_t)iw);
+}
+
+int image_fit_pads(int h, int w, int R) {
+  return h <= R && w <= R && (h < R || w < R) && R - h <= IMAGE_PAD_MAX && R - w <= IMAGE_PAD_MAX;
+}
+
+void image_fit(uint8_t *out, const uint8_t *in, int C, int h, int w, int R) {
+  if (h == R && w == R) memcpy(out, in, (size_t)C * R * R);
+  else if (image_fit_pads(h, w, R)) image_pad(out, in, C, h, w, R, R);
+  else image_resize_area(out, in, C, h, w, R, R);
+}
+
+/* ---- PNG writing ---- */
+
+/* Write tile x (C, H, W) into the interleaved 8-bit canvas (rows of `stride` bytes) at (y0, x0). */
+static void put_tile(uint8_t *canvas, size_t stride, int y0, int x0, const float *x, int C, int H, int W) {
+  const size_t plane = (size_t)H * W;
+  for (int y = 0; y < H; y++) {
+    uint8_t *row = canvas + (size_t)(y0 + y) * stride + (size_t)x0 * C;
+    for (int xx = 0; xx < W; xx++)
+      for (int c = 0; c < C; c++) row[(size_t)xx * C + c] = image_to_u8(x[c * plane + (size_t)y * W + xx]);
+  }
+}
+
+typedef struct {
+  uint8_t *data;
+  size_t size, cap;
+} ByteBuf;
+
+static void bytebuf_append(void *ctx, void *data, int size) {
+  ByteBuf *b = ctx;
+  if (b->size + (size_t)size > b->cap) {
+    b->cap = (b->size + (size_t)size) * 2;
+    b->data = xrealloc(b->data, b->cap);
+  }
+  memcpy(b->data + b->size, data, (size_t)size);
+  b->size += (size_t)size;
+}
+
+/* Encode an interleaved canvas (H, W, C) as PNG and write it atomically. */
+static int write_canvas(const char *path, const uint8_t *canvas, int C, int H, int W, char *err, size_t errlen) {
+  ByteBuf png = {0};
+  if (!stbi_write_png_to_func(bytebuf_append, &png, W, H, C, canvas, W * C)) {
+    free(png.data);
+    return errorf(err, errlen, "%s: PNG encoding failed (%dx%d, %d channels)", path, W, H, C);
+  }
+  char tmp[4096];
+  if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
+    free(png.data);
+    return errorf(err, errlen, "%s: path too long", path);
+  }
+  FILE *f = fopen(tmp, "wb");
+  if (!f) {
+    const int e = errno;
+    free(png.data);
+    return errorf(err, errlen, "%s: cannot create %s: %s", path, tmp, strerror(e));
+  }
+  int ok = fwrite(png.data, 1, png.size, f) == png.size && fflush(f) == 0 && fsync(fileno(f)) == 0;
+  const int saved_errno = errno;
+  ok = (fclose(f) == 0) && ok;
+  free(png.data);
+  if (!ok || rename(tmp, path) != 0) {
+    const int e = ok ? errno : saved_errno;
+    unlink(tmp);
+    return errorf(err, errlen, "%s: write failed: %s", path, strerror(e));
+  }
+  return 0;
+}
+
+static int check_shape(const char *path, int N, int C, int H, int W, char *err, size_t errlen) {
+  if (C != 1 && C != 3) return errorf(err, errlen, "%s: cannot write %d-channel images as PNG (1 or 3)", path, C);
+  if (N < 1 || H < 1 || W < 1) return errorf(err, errlen, "%s: empty image (%d images of %dx%d)", path, N, H, W);
+  return 0;
+}
+
+int image_write_png(const char *path, const float *x, int C, int H, int W, char *err, size_t errlen) {
+  if (check_shape(path, 1, C, H, W, err, errlen)) return -1;
+  if ((double)H * W * C > 1e9) return errorf(err, errlen, "%s: image too large (%dx%d)", path, W, H);
+  uint8_t *canvas = xmalloc((size_t)H * W * C);
+  put_tile(canvas, (size_t)W * C, 0, 0, x, C, H, W);
+  const int rc = write_canvas(path, canvas, C, H, W, err, errlen);
+  free(canvas);
+  return rc;
+}
+
+int image_write_grid_png(const char *path, const float *x, int N, int C, int H, int W, char *err, size_t errlen) {
+  enum { PAD = 2 };
+  if (check_shape(path, N, C, H, W, err, errlen)) return -1;
+  int cols = (int)ceil(sqrt((double)N));
+  while (cols > 1 && (cols - 1) * (cols - 1) >= N) cols--; /* guard sqrt rounding */
+  while ((double)cols * cols < N) cols++;
+  const int rows = (N + cols - 1) / cols;
+  const double gw = (double)cols * (W + PAD) + PAD, gh = (double)rows * (H + PAD) + PAD;
+  if (gw * gh * C > 1e9 || gw * C > 1e9) return errorf(err, errlen, "%s: grid too large (%.0fx%.0f)", path, gw, gh);
+  const int GW = (int)gw, GH = (int)gh;
+  uint8_t *canvas = xcalloc((size_t)GH * GW * C, 1); /* padding is black */
+  for (int i = 0; i < N; i++)
+    put_tile(canvas, (size_t)GW * C, PAD + (i / cols) * (H + PAD), PAD + (i % cols) * (W + PAD),
+             x + (size_t)i * C * H * W, C, H, W);
+  const int rc = write_canvas(path, canvas, C, GH, GW, err, errlen);
+  free(canvas);
+  return rc;
+}
