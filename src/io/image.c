@@ -2,15 +2,14 @@
  * (stb_image_write, compiled into Debian's libstb); see image.h. */
 #include "io/image.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stb_image_write.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
 
 uint8_t image_to_u8(float v) {
   const float s = (v + 1.0f) * 127.5f;
@@ -156,27 +155,9 @@ static int write_canvas(const char *path, const uint8_t *canvas, int C, int H, i
     free(png.data);
     return errorf(err, errlen, "%s: PNG encoding failed (%dx%d, %d channels)", path, W, H, C);
   }
-  char tmp[4096];
-  if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
-    free(png.data);
-    return errorf(err, errlen, "%s: path too long", path);
-  }
-  FILE *f = fopen(tmp, "wb");
-  if (!f) {
-    const int e = errno;
-    free(png.data);
-    return errorf(err, errlen, "%s: cannot create %s: %s", path, tmp, strerror(e));
-  }
-  int ok = fwrite(png.data, 1, png.size, f) == png.size && fflush(f) == 0 && fsync(fileno(f)) == 0;
-  const int saved_errno = errno;
-  ok = (fclose(f) == 0) && ok;
+  const int rc = atomic_file_write(path, png.data, png.size, err, errlen);
   free(png.data);
-  if (!ok || rename(tmp, path) != 0) {
-    const int e = ok ? errno : saved_errno;
-    unlink(tmp);
-    return errorf(err, errlen, "%s: write failed: %s", path, strerror(e));
-  }
-  return 0;
+  return rc;
 }
 
 static int check_shape(const char *path, int N, int C, int H, int W, char *err, size_t errlen) {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
 
 static const struct {
   const char *name;
@@ -312,31 +313,18 @@ static char *build_header(const StWriter *w, size_t *len_out) {
 int st_writer_save(const StWriter *w, const char *path, char *err, size_t errlen) {
   size_t hlen;
   char *header = build_header(w, &hlen);
-  char tmp[4096];
-  if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
+  AtomicFile af;
+  if (atomic_file_open(&af, path, err, errlen)) {
     free(header);
-    return errorf(err, errlen, "%s: path too long", path);
-  }
-  FILE *f = fopen(tmp, "wb");
-  if (!f) {
-    free(header);
-    return errorf(err, errlen, "%s: cannot create: %s", tmp, strerror(errno));
+    return -1;
   }
   uint8_t len_le[8];
   for (int i = 0; i < 8; i++) len_le[i] = (uint8_t)((uint64_t)hlen >> (8 * i));
-  int ok = fwrite(len_le, 1, 8, f) == 8 && fwrite(header, 1, hlen, f) == hlen;
+  int ok = fwrite(len_le, 1, 8, af.f) == 8 && fwrite(header, 1, hlen, af.f) == hlen;
   for (int i = 0; i < w->n && ok; i++) {
     const size_t n = entry_numel(&w->entries[i]);
-    ok = fwrite(w->entries[i].data, sizeof(float), n, f) == n;
+    ok = fwrite(w->entries[i].data, sizeof(float), n, af.f) == n;
   }
   free(header);
-  ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
-  const int saved_errno = errno;
-  ok = (fclose(f) == 0) && ok;
-  if (!ok || rename(tmp, path) != 0) {
-    const int e = ok ? errno : saved_errno;
-    unlink(tmp);
-    return errorf(err, errlen, "%s: write failed: %s", path, strerror(e));
-  }
-  return 0;
+  return atomic_file_commit(&af, ok, err, errlen);
 }

@@ -24,6 +24,7 @@
 #include "core/rng.h"
 #include "diffusion/denoiser.h"
 #include "diffusion/objective.h"
+#include "io/atomic_file.h"
 #include "io/dataset.h"
 #include "io/image.h"
 #include "nn/checkpoint.h"
@@ -51,20 +52,6 @@ static int make_dir(const char *path, char *err, size_t errlen) {
       *p = '/';
     }
   if (mkdir(buf, 0755) && errno != EEXIST) return errorf(err, errlen, "%s: cannot create: %s", buf, strerror(errno));
-  return 0;
-}
-
-static int write_text_atomic(const char *path, const char *text, char *err, size_t errlen) {
-  char tmp[4200];
-  if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
-    return errorf(err, errlen, "%s: path too long", path);
-  FILE *f = fopen(tmp, "w");
-  if (!f) return errorf(err, errlen, "%s: cannot create: %s", tmp, strerror(errno));
-  const int ok = fputs(text, f) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
-  if (fclose(f) != 0 || !ok || rename(tmp, path) != 0) {
-    unlink(tmp);
-    return errorf(err, errlen, "%s: write failed", path);
-  }
   return 0;
 }
 
@@ -193,7 +180,7 @@ static int trainer_setup(Trainer *tr, long *start_step, char *err, size_t errlen
   tr->config_json = run_config_to_json(rc);
   char *text = cJSON_Print(tr->config_json), cfg_path[1100];
   snprintf(cfg_path, sizeof cfg_path, "%s/config.json", tr->opt->out_dir);
-  const int wrc = write_text_atomic(cfg_path, text, err, errlen);
+  const int wrc = atomic_file_write(cfg_path, text, strlen(text), err, errlen);
   free(text);
   if (wrc) return -1;
 
