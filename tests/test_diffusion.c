@@ -8,6 +8,7 @@
 #include "core/rng.h"
 #include "diffusion/denoiser.h"
 #include "diffusion/diffusion.h"
+#include "samplers/ancestral.h"
 #include "samplers/ddim.h"
 #include "test_util.h"
 
@@ -118,6 +119,22 @@ int main(void) {
            sqrt(v));
     EXPECT(den.nfe == 100, "%s DDIM used %ld evaluations", procs[k], den.nfe);
     diffusion_free(&dd);
+  }
+  /* DDPM ancestral sampling, both variances, on the same exact denoiser */
+  for (int v = 0; v < 2; v++) {
+    GaussCtx ctx = {&d, 0.3f, 0.5f};
+    Denoiser den = {gauss_eps, 0, &ctx};
+    rng_fill_normal(x, N, 4, (uint64_t)v, 0);
+    ancestral_sample(&d, &den, x, N, 1, v ? VARIANCE_FIXED_LARGE : VARIANCE_FIXED_SMALL, false, 9, 0, work);
+    double m = 0, var = 0;
+    for (int i = 0; i < N; i++) m += x[i];
+    m /= N;
+    for (int i = 0; i < N; i++) var += (x[i] - m) * (x[i] - m);
+    var /= N - 1;
+    /* fixed_large adds beta_1 = 1e-4 of extra variance at the last step: std 0.5001, within tolerance */
+    EXPECT(fabs(m - 0.3) < 0.02 && fabs(sqrt(var) - 0.5) < 0.02, "ancestral (%s): mean %.4f std %.4f",
+           v ? "fixed_large" : "fixed_small", m, sqrt(var));
+    EXPECT(den.nfe == 1000, "ancestral used %ld evaluations", den.nfe);
   }
   free(x), free(work);
   diffusion_free(&d);

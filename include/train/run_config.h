@@ -13,6 +13,7 @@
 typedef struct {
   int steps, batch, micro_batch; /* micro_batch 0 or = batch: no accumulation */
   double lr, warmup, grad_clip, weight_decay, beta1, beta2, adam_eps, ema_decay;
+  bool ema_warmup; /* decay min(ema_decay, (1 + step) / (10 + step)): early EMA tracks the weights */
   int seed;
   int log_every, sample_every, ckpt_every, sample_n, sample_steps;
 } TrainConfig;

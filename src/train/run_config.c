@@ -20,6 +20,7 @@ const CfgField TRAIN_CONFIG_FIELDS[] = {
     F("beta2", CFG_FLOAT, beta2, 0, 0.999999999, "AdamW beta2"),
     F("adam_eps", CFG_FLOAT, adam_eps, 0, 1, "AdamW epsilon"),
     F("ema_decay", CFG_FLOAT, ema_decay, 0, 0.999999999, "EMA decay of the weights"),
+    F("ema_warmup", CFG_BOOL, ema_warmup, 0, 0, "ramp the EMA decay up as (1+step)/(10+step)"),
     F("seed", CFG_INT, seed, 0, 2147483647, "seed of all randomness"),
     F("log_every", CFG_INT, log_every, 1, 1e9, "steps between log lines"),
     F("sample_every", CFG_INT, sample_every, 0, 1e9, "steps between sample grids (0: only at the end)"),
@@ -44,7 +45,7 @@ const int DATA_CONFIG_N_FIELDS = (int)(sizeof DATA_CONFIG_FIELDS / sizeof DATA_C
 void train_config_default(TrainConfig *c) {
   memset(c, 0, sizeof *c);
   *c = (TrainConfig){.steps = 800000, .batch = 128, .lr = 2e-4, .warmup = 5000, .grad_clip = 1.0, .beta1 = 0.9,
-                     .beta2 = 0.999, .adam_eps = 1e-8, .ema_decay = 0.9999, .seed = 0, .log_every = 50,
+                     .beta2 = 0.999, .adam_eps = 1e-8, .ema_decay = 0.9999, .ema_warmup = true, .seed = 0, .log_every = 50,
                      .sample_every = 5000, .ckpt_every = 5000, .sample_n = 64, .sample_steps = 50};
 }
 

@@ -163,7 +163,8 @@ static double train_step(Trainer *tr, long step, double *grad_norm_out) {
             step + 1, tr->ckpt_path);
     return NAN;
   }
-  ema_update(p->ema, p->data, p->total, t->ema_decay);
+  const double ema_decay = t->ema_warmup ? fmin(t->ema_decay, (1.0 + step) / (10.0 + step)) : t->ema_decay;
+  ema_update(p->ema, p->data, p->total, ema_decay);
   *grad_norm_out = norm;
   return loss;
 }
