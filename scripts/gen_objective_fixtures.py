@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Reference training losses of every diffusion objective for tests/test_objective.c.
+
+For the small synthetic U-Net of gen_unet_fixtures.py (same weights, bit-exact in C), a fixed
+batch x0 and noise (synthetic tensors "objective.x0" / "objective.noise"), and per case a pair of
+noise levels tau, computes in PyTorch exactly what the objective defines:
+
+  alpha, sigma = marginal(tau)            (float64 reference formulas, then float32)
+  x_tau        = alpha * x0 + sigma * noise
+  label        = the network's time input: t (ddpm), 999 i/(L-1) (ncsn), 999 t (SDEs)
+  loss         = mean((net(x_tau, label) - target)^2),  target = noise | x0 | alpha noise - sigma x0
+
+Writes tests/fixtures/objective.safetensors: x0, noise, and per case <case>.tau and <case>.loss;
+__metadata__[<case>] is the diffusion config section (JSON) the C test builds the process from.
+
+Run: /usr/bin/python3 scripts/gen_objective_fixtures.py [--out-dir DIR]
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gen_op_fixtures import DEFAULT_OUT_DIR, Writer  # noqa: E402
+from gen_unet_fixtures import SMALL, build_model, synthetic_tensor  # noqa: E402
+
+CASES = {
+    "ddpm_linear_eps": ({"type": "ddpm", "beta_schedule": "linear", "prediction": "eps"}, [3.0, 517.0]),
+    "ddpm_linear_x0": ({"type": "ddpm", "beta_schedule": "linear", "prediction": "x0"}, [40.0, 999.0]),
+    "ddpm_cosine_v": ({"type": "ddpm", "beta_schedule": "cosine", "prediction": "v"}, [0.0, 700.0]),
+    "ncsn_eps": ({"type": "ncsn", "sigma_min": 0.01, "sigma_max": 50.0, "num_scales": 232}, [5.0, 200.0]),
+    "vpsde_eps": ({"type": "vpsde", "beta_min": 0.1, "beta_max": 20.0}, [0.01, 0.6]),
+    "subvpsde_eps": ({"type": "subvpsde", "beta_min": 0.1, "beta_max": 20.0}, [0.2, 0.95]),
+    "vesde_eps": ({"type": "vesde", "sigma_min": 0.01, "sigma_max": 50.0}, [0.05, 0.9]),
+}
+
+
+def ddpm_alphas_cumprod(schedule, T=1000):
+    if schedule == "linear":
+        betas = torch.linspace(1e-4, 0.02, T, dtype=torch.float64)
+    else:  # Nichol & Dhariwal 2021, s = 0.008, max_beta = 0.999
+        f = lambda t: math.cos((t / T + 0.008) / 1.008 * math.pi / 2) ** 2  # noqa: E731
+        betas = torch.tensor([min(1 - f(i + 1) / f(i), 0.999) for i in range(T)], dtype=torch.float64)
+    return torch.cumprod(1 - betas, 0)
+
+
+def marginal(cfg, tau):
+    """(alpha, sigma, label) in float64 for one native time tau."""
+    kind = cfg["type"]
+    if kind == "ddpm":
+        ab = ddpm_alphas_cumprod(cfg["beta_schedule"])[int(tau)].item()
+        return math.sqrt(ab), math.sqrt(1 - ab), tau
+    if kind == "ncsn":
+        L = cfg["num_scales"]
+        s = cfg["sigma_min"] * (cfg["sigma_max"] / cfg["sigma_min"]) ** (tau / (L - 1))
+        return 1.0, s, 999.0 * tau / (L - 1)
+    if kind == "vesde":
+        return 1.0, cfg["sigma_min"] * (cfg["sigma_max"] / cfg["sigma_min"]) ** tau, 999.0 * tau
+    lm = -0.25 * tau ** 2 * (cfg["beta_max"] - cfg["beta_min"]) - 0.5 * tau * cfg["beta_min"]
+    alpha = math.exp(lm)
+    sigma = math.sqrt(1 - math.exp(2 * lm)) if kind == "vpsde" else 1 - math.exp(2 * lm)
+    return alpha, sigma, 999.0 * tau
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out-dir", default=DEFAULT_OUT_DIR)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    model = build_model(SMALL)
+    shape = (2, SMALL["in_channels"], SMALL["resolution"], SMALL["resolution"])
+    x0 = synthetic_tensor("objective.x0", shape)
+    noise = synthetic_tensor("objective.noise", shape)
+    w = Writer()
+    w.add("x0", x0)
+    w.add("noise", noise)
+    w.meta("model", SMALL)
+    with torch.no_grad():
+        for name, (cfg, taus) in CASES.items():
+            pred = cfg.get("prediction", "eps")
+            coef = [marginal(cfg, t) for t in taus]
+            a = torch.tensor([c[0] for c in coef], dtype=torch.float32).view(-1, 1, 1, 1)
+            s = torch.tensor([c[1] for c in coef], dtype=torch.float32).view(-1, 1, 1, 1)
+            labels = torch.tensor([c[2] for c in coef], dtype=torch.float32)
+            xt = a * x0 + s * noise
+            target = {"eps": noise, "x0": x0, "v": a * noise - s * x0}[pred]
+            loss = torch.mean((model(xt, labels) - target) ** 2)
+            w.add(f"{name}.tau", torch.tensor(taus, dtype=torch.float64))
+            w.add(f"{name}.loss", loss)
+            w.meta(name, cfg)
+    os.makedirs(args.out_dir, exist_ok=True)
+    w.write(os.path.join(args.out_dir, "objective.safetensors"))
+
+
+if __name__ == "__main__":
+    main()
