@@ -1,5 +1,6 @@
 #!/bin/sh
-# test_cli.sh - exit codes and messages of the command line (0 ok, 2 usage / not implemented).
+# test_cli.sh - exit codes and messages of the command line (0 ok, 1 error, 2 usage / not implemented),
+# and diffuse sample end to end on a tiny model trained here.
 # usage: test_cli.sh path/to/diffuse
 bin="$1"
 fail=0
@@ -17,5 +18,44 @@ expect 2 "unknown option '--bogus'" --bogus
 for cmd in train sample eval info; do
   expect 0 "usage: diffuse $cmd" "$cmd" --help
 done
+
+# diffuse sample end to end: a tiny model trained for a few steps on generated shapes
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+cat > "$tmp/tiny.json" <<'JSON'
+{"model": {"resolution": 8, "in_channels": 3, "ch": 8, "ch_mult": [1, 2], "num_res_blocks": 1,
+           "attn_resolutions": [4], "dropout": 0.0, "groups": 4},
+ "diffusion": {"type": "ddpm", "T": 100},
+ "train": {"steps": 4, "batch": 4, "log_every": 2, "sample_every": 0, "sample_n": 4, "sample_steps": 5},
+ "data": {"path": "procedural:32"}}
+JSON
+expect 0 "" train --config "$tmp/tiny.json" --out "$tmp/run" --quiet
+ck="$tmp/run/ckpt.safetensors"
+expect 0 "sampler ddim: 5 images, NFE 10" sample --ckpt "$ck" --steps 10 --n 5 --batch 2 --out "$tmp/g.png" --save-tensor "$tmp/a.st"
+[ -s "$tmp/g.png" ] || { echo "FAIL: no grid written"; fail=1; }
+expect 0 "NFE 100" sample --ckpt "$ck" --sampler ancestral --n 3 --out "$tmp/g.png"
+expect 0 "NFE 8" sample --ckpt "$ck" --sampler ddim --eta 1 --spacing quadratic --steps 8 --n 3 --out "$tmp/g.png"
+expect 0 "NFE 20" sample --ckpt "$ck" --sampler pc --steps 10 --predictor euler_maruyama --n 3 --out "$tmp/g.png"
+expect 0 "NFE 19" sample --ckpt "$ck" --sampler ode --method heun --steps 10 --n 3 --out "$tmp/g.png"
+expect 0 "sampler ode" sample --ckpt "$ck" --sampler ode --n 3 --out "$tmp/g.png"
+expect 0 "NFE 8" sample --ckpt "$ck" --sampler dpmpp --steps 8 --n 3 --out "$tmp/g.png"
+# --init-noise reproduces a run exactly, whatever the batch; --outdir never overwrites without --force
+expect 0 "" sample --ckpt "$ck" --steps 10 --n 5 --batch 2 --seed 3 --save-tensor "$tmp/noise.st" --sampler ddim --eta 1
+expect 0 "5 images" sample --ckpt "$ck" --steps 10 --init-noise "$tmp/noise.st" --batch 5 --save-tensor "$tmp/b.st"
+expect 0 "5 images" sample --ckpt "$ck" --steps 10 --init-noise "$tmp/noise.st" --batch 2 --save-tensor "$tmp/c.st"
+cmp -s "$tmp/b.st" "$tmp/c.st" || { echo "FAIL: --init-noise samples depend on --batch"; fail=1; }
+expect 0 "" sample --ckpt "$ck" --steps 10 --n 5 --batch 1 --out "$tmp/g1.png" --save-tensor "$tmp/a1.st"
+cmp -s "$tmp/a.st" "$tmp/a1.st" || { echo "FAIL: DDIM samples depend on --batch"; fail=1; }
+expect 0 "" sample --ckpt "$ck" --steps 5 --n 3 --outdir "$tmp/pngs"
+[ -s "$tmp/pngs/000002.png" ] || { echo "FAIL: --outdir wrote no numbered PNGs"; fail=1; }
+expect 1 "000000.png exists (use --force" sample --ckpt "$ck" --steps 5 --n 3 --outdir "$tmp/pngs"
+expect 0 "" sample --ckpt "$ck" --steps 5 --n 3 --outdir "$tmp/pngs" --force
+# meaningless or malformed requests
+expect 1 "variance-exploding" sample --ckpt "$ck" --sampler langevin --out "$tmp/g.png"
+expect 2 "unknown sampler 'euler'" sample --ckpt "$ck" --sampler euler --out "$tmp/g.png"
+expect 2 "--method must be" sample --ckpt "$ck" --sampler ode --method rk4 --out "$tmp/g.png"
+expect 1 "exceeds the model's 100 noise levels" sample --ckpt "$ck" --steps 500 --out "$tmp/g.png"
+expect 1 "holds 5 samples but --n is 4" sample --ckpt "$ck" --init-noise "$tmp/noise.st" --n 4 --out "$tmp/g.png"
+expect 1 "no tensor named" sample --ckpt "$ck" --init-noise "$ck" --out "$tmp/g.png"
+
 [ $fail = 0 ] && echo "cli: all checks passed"
 exit $fail

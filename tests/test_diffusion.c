@@ -1,6 +1,6 @@
 /* test_diffusion.c - noise processes against reference formulas (fixture from
  * scripts/gen_diffusion_fixtures.py: DDPM linear/cosine, NCSN sigmas, VP/sub-VP/VE marginals), plus
- * the invariants the samplers rely on, and the DDIM sampler on an analytic denoiser. */
+ * the continuous-time view (fractional tau, SDE coefficients) the samplers rely on. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,8 +8,6 @@
 #include "core/rng.h"
 #include "diffusion/denoiser.h"
 #include "diffusion/diffusion.h"
-#include "samplers/ancestral.h"
-#include "samplers/ddim.h"
 #include "test_util.h"
 
 #define SCHEDULE_TOL 2e-6 /* float32 storage of float64 references */
@@ -42,19 +40,48 @@ static void check_curve(const char *what, const Diffusion *d, const SafeTensors 
   free(got);
 }
 
-/* Gaussian data N(mu, s^2) per coordinate: eps_hat(x, tau) is exact (x = alpha x0 + sigma eps). */
-typedef struct {
-  const Diffusion *d;
-  float mu, s;
-} GaussCtx;
-
-static void gauss_eps(Denoiser *self, float *eps, const float *x, int B, double tau) {
-  const GaussCtx *g = self->ctx;
-  double a, sg;
-  diffusion_marginal(g->d, tau, &a, &sg);
-  const double var = a * a * g->s * g->s + sg * sg; /* x ~ N(a mu, var); E[eps|x] = sg (x - a mu) / var */
-  for (int i = 0; i < B; i++) eps[i] = (float)(sg * (x[i] - a * g->mu) / var);
-  self->nfe++;
+/* The continuous view samplers use: fractional tau interpolates between the tables, and the SDE
+ * coefficients are the derivatives of the marginals (central differences in double). */
+static void check_continuous_view(void) {
+  const char *procs[6][2] = {{"ddpm", "linear"}, {"ddpm", "cosine"}, {"ncsn", "linear"},
+                             {"vpsde", "linear"}, {"subvpsde", "linear"}, {"vesde", "linear"}};
+  for (int k = 0; k < 6; k++) {
+    Diffusion d;
+    init(&d, procs[k][0], procs[k][1]);
+    const double lo = diffusion_tau_min(&d), hi = diffusion_tau_max(&d);
+    for (int i = 1; i < 10; i++) {
+      /* discrete: mid-segment points, where the interpolation is smooth */
+      const double tau = d.discrete ? floor(lo + (hi - lo) * i / 10.0) + 0.5 : lo + (hi - lo) * i / 10.0;
+      const double h = d.discrete ? 0.25 : 1e-5;
+      double a0, s0, a1, s1, a, s, dla, dls, f, g2;
+      diffusion_marginal(&d, tau - h, &a0, &s0);
+      diffusion_marginal(&d, tau + h, &a1, &s1);
+      diffusion_marginal(&d, tau, &a, &s);
+      diffusion_log_derivatives(&d, tau, &dla, &dls);
+      diffusion_sde(&d, tau, &f, &g2);
+      const double fd_la = (log(a1) - log(a0)) / (2 * h), fd_ls = (log(s1) - log(s0)) / (2 * h);
+      const double tol = 1e-5 * (1.0 + fabs(fd_ls)) + (d.discrete ? 1e-3 * fabs(fd_ls) : 0.0);
+      EXPECT(fabs(dla - fd_la) <= 1e-5 * (1.0 + fabs(fd_la)) && fabs(dls - fd_ls) <= tol,
+             "%s %s tau %g: dlog alpha %.8g (fd %.8g), dlog sigma %.8g (fd %.8g)", procs[k][0], procs[k][1], tau, dla,
+             fd_la, dls, fd_ls);
+      EXPECT(fabs(g2 - 2 * s * s * (dls - dla)) <= 1e-12 * (1 + fabs(g2)) && g2 > 0, "%s g^2 %.6g", procs[k][0], g2);
+      if (d.kind == DIFFUSION_VPSDE) {
+        const double beta = d.cfg.beta_min + tau * (d.cfg.beta_max - d.cfg.beta_min);
+        EXPECT(fabs(f + 0.5 * beta) < 1e-12 && fabs(g2 - beta) < 1e-9 * beta, "VP SDE: f %.8g g2 %.8g beta %.8g", f, g2, beta);
+      }
+    }
+    if (d.discrete) { /* integer tau: the tables exactly; fractional tau between its neighbours */
+      double a, s, a5, s5, a6, s6;
+      diffusion_marginal(&d, 5.0, &a5, &s5);
+      diffusion_marginal(&d, 6.0, &a6, &s6);
+      diffusion_marginal(&d, 5.5, &a, &s);
+      EXPECT((d.kind == DIFFUSION_DDPM ? a5 * a5 == d.alphas_cumprod[5] || fabs(a5 * a5 - d.alphas_cumprod[5]) < 1e-15
+                                       : s5 == d.sigmas[5]) &&
+                 s > fmin(s5, s6) && s < fmax(s5, s6),
+             "%s: tau 5.5 sigma %.8g not between %.8g and %.8g", procs[k][0], s, s5, s6);
+    }
+    diffusion_free(&d);
+  }
 }
 
 int main(void) {
@@ -94,50 +121,8 @@ int main(void) {
   EXPECT(diffusion_sample_tau(&d, 0.0) == 0 && diffusion_sample_tau(&d, 0.99999) == 999, "ddpm tau range");
   EXPECT(diffusion_label(&d, 517) == 517, "ddpm label is the timestep");
 
-  /* DDIM (eta = 0) on exact Gaussian denoiser: samples have the data mean and variance */
-  const int N = 20000;
-  float *x = malloc(N * sizeof(float)), *work = malloc(N * sizeof(float));
-  const char *procs[5] = {"ddpm", "ddpm", "vpsde", "vesde", "ncsn"};
-  for (int k = 0; k < 5; k++) {
-    const DdimSpacing spacing = k == 0 ? DDIM_UNIFORM : DDIM_TRAILING;
-    Diffusion dd;
-    init(&dd, procs[k], "linear");
-    GaussCtx ctx = {&dd, 0.3f, 0.5f};
-    Denoiser den = {gauss_eps, 0, &ctx};
-    rng_fill_normal(x, N, 3, (uint64_t)k, 0);
-    const float prior = (float)diffusion_prior_std(&dd);
-    for (int i = 0; i < N; i++) x[i] *= prior;
-    ddim_sample(&dd, &den, x, N, 1, 100, spacing, work);
-    double m = 0, v = 0;
-    for (int i = 0; i < N; i++) m += x[i];
-    m /= N;
-    for (int i = 0; i < N; i++) v += (x[i] - m) * (x[i] - m);
-    v /= N - 1;
-    /* statistical error: mean 0.5/sqrt(N) = 0.0035, variance 0.25 sqrt(2/N) = 0.0025; plus the
-     * discretisation error of 100 DDIM steps */
-    EXPECT(fabs(m - 0.3) < 0.02 && fabs(sqrt(v) - 0.5) < 0.02, "%s DDIM: mean %.4f (0.3) std %.4f (0.5)", procs[k], m,
-           sqrt(v));
-    EXPECT(den.nfe == 100, "%s DDIM used %ld evaluations", procs[k], den.nfe);
-    diffusion_free(&dd);
-  }
-  /* DDPM ancestral sampling, both variances, on the same exact denoiser */
-  for (int v = 0; v < 2; v++) {
-    GaussCtx ctx = {&d, 0.3f, 0.5f};
-    Denoiser den = {gauss_eps, 0, &ctx};
-    rng_fill_normal(x, N, 4, (uint64_t)v, 0);
-    ancestral_sample(&d, &den, x, N, 1, v ? VARIANCE_FIXED_LARGE : VARIANCE_FIXED_SMALL, false, 9, 0, work);
-    double m = 0, var = 0;
-    for (int i = 0; i < N; i++) m += x[i];
-    m /= N;
-    for (int i = 0; i < N; i++) var += (x[i] - m) * (x[i] - m);
-    var /= N - 1;
-    /* fixed_large adds beta_1 = 1e-4 of extra variance at the last step: std 0.5001, within tolerance */
-    EXPECT(fabs(m - 0.3) < 0.02 && fabs(sqrt(var) - 0.5) < 0.02, "ancestral (%s): mean %.4f std %.4f",
-           v ? "fixed_large" : "fixed_small", m, sqrt(var));
-    EXPECT(den.nfe == 1000, "ancestral used %ld evaluations", den.nfe);
-  }
-  free(x), free(work);
   diffusion_free(&d);
+  check_continuous_view();
   st_free(&st);
   return test_report("diffusion");
 }

@@ -52,8 +52,15 @@ typedef struct {
 int diffusion_init(Diffusion *d, const DiffusionConfig *cfg, char *err, size_t errlen);
 void diffusion_free(Diffusion *d);
 
-/* Marginal coefficients at native time tau. */
+/* Marginal coefficients at native time tau. Discrete processes also accept fractional tau (log alpha
+ * of DDPM, log sigma of NCSN interpolated linearly between levels), which gives every process a
+ * continuous-time view for the SDE/ODE samplers; at integer tau the tables are returned exactly. */
 void diffusion_marginal(const Diffusion *d, double tau, double *alpha, double *sigma);
+/* d log alpha / d tau and d log sigma / d tau (discrete: of the segment just below tau). */
+void diffusion_log_derivatives(const Diffusion *d, double tau, double *dlog_alpha, double *dlog_sigma);
+/* The forward SDE dx = f x dtau + g dW with these marginals: f = dlog alpha/dtau and
+ * g^2 = d sigma^2/dtau - 2 f sigma^2 (VP: f = -beta/2, g^2 = beta; VE: f = 0, g^2 = d sigma^2/dt). */
+void diffusion_sde(const Diffusion *d, double tau, double *f, double *g2);
 /* The network's time input for tau, on [0, 999]. */
 double diffusion_label(const Diffusion *d, double tau);
 /* Training draw of tau from u in [0, 1): uniform index (discrete) or t_eps + (1 - t_eps) u. */

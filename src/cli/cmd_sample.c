@@ -1,10 +1,12 @@
-/* cmd_sample.c - `diffuse sample`: generate images from a checkpoint.
+/* cmd_sample.c - `diffuse sample`: generate images from a checkpoint with any sampler.
  *
- * The prior noise of sample k is drawn from stream k of --seed, and samplers draw per-sample
- * noise the same way, so sample k is the same whatever --batch is. Writes a PNG grid (--out)
- * and/or one PNG per sample (--outdir, numbered, never overwriting without --force).
+ * The prior noise of sample k is drawn from stream k of --seed (or read from --init-noise), and
+ * samplers draw per-sample noise the same way, so sample k is the same whatever --batch is.
+ * Writes a PNG grid (--out), one PNG per sample (--outdir, numbered, never overwriting without
+ * --force) and/or the raw float samples (--save-tensor, tensor "x" of shape [N, C, H, W]).
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,15 +20,13 @@
 #include "core/rng.h"
 #include "diffusion/denoiser.h"
 #include "io/image.h"
+#include "io/safetensors.h"
 #include "nn/checkpoint.h"
 #include "run_config_source.h"
-#include "samplers/ancestral.h"
-#include "samplers/ddim.h"
+#include "samplers/sampler.h"
 
 #define NOISE_STREAM_BASE 0x5A3D000000000000ull
 #define SAMPLER_STREAM_BASE 0x5A3E000000000000ull
-
-static const char *const SAMPLERS_LATER[] = {"langevin", "pc", "ode", "dpmpp", NULL};
 
 static double now_seconds(void) {
   struct timespec ts;
@@ -34,51 +34,171 @@ static double now_seconds(void) {
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-int cmd_sample(int argc, char **argv) {
-  const char *ckpt = NULL, *config = NULL, *sampler = "ddim", *out = NULL, *outdir = NULL, *spacing_s = "uniform";
-  const char *variance_s = "fixed_small";
-  int steps = 50, n = 64, batch = 16, seed = 0, class_label = -1;
-  bool no_ema = false, force = false, clip = false;
-  const ArgSpec specs[] = {
-      {"--ckpt", ARG_STRING, &ckpt},       {"--config", ARG_STRING, &config},    {"--sampler", ARG_STRING, &sampler},
-      {"--steps", ARG_INT, &steps},        {"--n", ARG_INT, &n},                 {"--batch", ARG_INT, &batch},
-      {"--seed", ARG_INT, &seed},          {"--out", ARG_STRING, &out},          {"--outdir", ARG_STRING, &outdir},
-      {"--spacing", ARG_STRING, &spacing_s}, {"--variance", ARG_STRING, &variance_s}, {"--clip", ARG_FLAG, &clip},
-      {"--no-ema", ARG_FLAG, &no_ema},     {"--force", ARG_FLAG, &force},        {"--class", ARG_INT, &class_label},
-  };
-  if (args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "sample")) return 2;
-  if (!ckpt || (!out && !outdir)) {
-    fprintf(stderr, "diffuse sample: --ckpt and --out (or --outdir) are required (see diffuse sample --help)\n");
+/* A denoiser that forwards to another and reports progress on a terminal. */
+typedef struct {
+  Denoiser *inner;
+  bool tty;
+  int done, n;
+  double t0;
+} Progress;
+
+static void progress_predict(Denoiser *self, float *eps, const float *x, int B, double tau) {
+  Progress *p = self->ctx;
+  p->inner->predict_eps(p->inner, eps, x, B, tau);
+  self->nfe++;
+  if (p->tty)
+    fprintf(stderr, "\rdiffuse sample: %d/%d images, batch NFE %ld, %.0fs   ", p->done, p->n, self->nfe,
+            now_seconds() - p->t0);
+}
+
+/* Parse a name from a list; -1 when absent. */
+static int pick(const char *value, const char *const *names, int n) {
+  for (int i = 0; i < n; i++)
+    if (!strcmp(value, names[i])) return i;
+  return -1;
+}
+
+typedef struct {
+  const char *sampler, *spacing, *variance, *predictor, *method;
+  int steps, corrector_steps;
+  double eta, snr, step_size, rtol, atol;
+  bool clip;
+} SamplerFlags;
+
+/* Flags -> options; a usage error (2) names the flag. Unset numeric flags (NAN / -1) keep the defaults. */
+static int sampler_options_from_flags(const SamplerFlags *f, SamplerOptions *o) {
+  const int kind = sampler_kind_from_name(f->sampler);
+  if (kind < 0) {
+    fprintf(stderr, "diffuse sample: unknown sampler '%s' (ancestral, ddim, langevin, pc, ode, dpmpp)\n", f->sampler);
     return 2;
   }
-  if (n < 1 || batch < 1 || steps < 1 || seed < 0) {
-    fprintf(stderr, "diffuse sample: --n, --batch and --steps must be >= 1, --seed >= 0\n");
-    return 2;
+  sampler_options_default(o, (SamplerKind)kind, f->steps);
+  static const char *const spacings[] = {"uniform", "quadratic", "trailing", "logsnr"};
+  static const char *const variances[] = {"fixed_small", "fixed_large"};
+  static const char *const predictors[] = {"reverse_diffusion", "euler_maruyama"};
+  static const char *const methods[] = {"euler", "heun", "rk45"};
+  int v;
+  if (f->spacing) {
+    if ((v = pick(f->spacing, spacings, 4)) < 0) goto bad_spacing;
+    o->spacing = (Spacing)v;
   }
-  const bool is_ddim = !strcmp(sampler, "ddim"), is_ancestral = !strcmp(sampler, "ancestral");
-  if (!is_ddim && !is_ancestral) {
-    for (int i = 0; SAMPLERS_LATER[i]; i++)
-      if (!strcmp(sampler, SAMPLERS_LATER[i])) {
-        fprintf(stderr, "diffuse sample: sampler '%s' is not implemented yet (available: ddim, ancestral)\n", sampler);
-        return 2;
-      }
-    fprintf(stderr, "diffuse sample: unknown sampler '%s' (available: ddim, ancestral)\n", sampler);
-    return 2;
-  }
-  DdimSpacing spacing;
-  if (!strcmp(spacing_s, "uniform")) spacing = DDIM_UNIFORM;
-  else if (!strcmp(spacing_s, "trailing")) spacing = DDIM_TRAILING;
-  else {
-    fprintf(stderr, "diffuse sample: --spacing must be uniform or trailing\n");
-    return 2;
-  }
-  AncestralVariance variance;
-  if (!strcmp(variance_s, "fixed_small")) variance = VARIANCE_FIXED_SMALL;
-  else if (!strcmp(variance_s, "fixed_large")) variance = VARIANCE_FIXED_LARGE;
-  else {
+  if ((v = pick(f->variance, variances, 2)) < 0) {
     fprintf(stderr, "diffuse sample: --variance must be fixed_small or fixed_large\n");
     return 2;
   }
+  o->variance = (AncestralVariance)v;
+  if ((v = pick(f->predictor, predictors, 2)) < 0) {
+    fprintf(stderr, "diffuse sample: --predictor must be reverse_diffusion or euler_maruyama\n");
+    return 2;
+  }
+  o->predictor = (Predictor)v;
+  if ((v = pick(f->method, methods, 3)) < 0) {
+    fprintf(stderr, "diffuse sample: --method must be euler, heun or rk45\n");
+    return 2;
+  }
+  o->method = (OdeMethod)v;
+  o->clip_x0 = f->clip;
+  o->eta = f->eta;
+  if (f->corrector_steps >= 0) o->corrector_steps = f->corrector_steps;
+  if (f->snr == f->snr) o->snr = f->snr;
+  if (f->step_size == f->step_size) o->step_size = f->step_size;
+  if (f->rtol == f->rtol) o->rtol = f->rtol;
+  if (f->atol == f->atol) o->atol = f->atol;
+  return 0;
+bad_spacing:
+  fprintf(stderr, "diffuse sample: --spacing must be uniform, quadratic, trailing or logsnr\n");
+  return 2;
+}
+
+/* --init-noise: tensor "x" of shape [N, C, H, W] matching the model; N becomes --n (or must equal it). */
+static float *load_init_noise(const char *path, const UNetConfig *mc, int *n, char *err, size_t errlen) {
+  SafeTensors st;
+  if (st_load(&st, path, err, errlen)) return NULL;
+  const StTensor *t = st_find(&st, "x");
+  float *x = NULL;
+  if (!t) {
+    errorf(err, errlen, "%s: no tensor named \"x\" (expected the initial noise, shape [N, C, H, W])", path);
+  } else if (t->ndim != 4 || t->shape[1] != mc->in_channels || t->shape[2] != mc->resolution ||
+             t->shape[3] != mc->resolution || t->shape[0] < 1 || t->shape[0] > 1000000) {
+    errorf(err, errlen, "%s: tensor x must have shape [N, %d, %d, %d] for this model", path, mc->in_channels,
+           mc->resolution, mc->resolution);
+  } else if (*n > 0 && *n != t->shape[0]) {
+    errorf(err, errlen, "%s holds %lld samples but --n is %d", path, (long long)t->shape[0], *n);
+  } else {
+    *n = (int)t->shape[0];
+    x = xmalloc(t->numel * sizeof(float));
+    if (st_tensor_to_f32(t, x, err, errlen)) free(x), x = NULL;
+  }
+  st_free(&st);
+  return x;
+}
+
+/* --outdir: create it and refuse, before any sampling, to overwrite numbered PNGs without --force. */
+static int prepare_outdir(const char *outdir, int n, bool force, char *err, size_t errlen) {
+  if (mkdir(outdir, 0755) && errno != EEXIST) return errorf(err, errlen, "%s: cannot create: %s", outdir, strerror(errno));
+  for (int k = 0; k < n && !force; k++) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%06d.png", outdir, k);
+    if (access(path, F_OK) == 0) return errorf(err, errlen, "%s exists (use --force to overwrite)", path);
+  }
+  return 0;
+}
+
+static int save_outputs(const char *out, const char *outdir, const char *save_tensor, const float *all, int n,
+                        const UNetConfig *mc, char *err, size_t errlen) {
+  const size_t per = (size_t)mc->in_channels * mc->resolution * mc->resolution;
+  for (int k = 0; outdir && k < n; k++) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%06d.png", outdir, k);
+    if (image_write_png(path, all + (size_t)k * per, mc->in_channels, mc->resolution, mc->resolution, err, errlen))
+      return -1;
+  }
+  if (out && image_write_grid_png(out, all, n, mc->in_channels, mc->resolution, mc->resolution, err, errlen)) return -1;
+  if (save_tensor) {
+    StWriter w;
+    st_writer_init(&w);
+    const int64_t shape[4] = {n, mc->in_channels, mc->resolution, mc->resolution};
+    st_writer_add_f32(&w, "x", 4, shape, all);
+    const int rc = st_writer_save(&w, save_tensor, err, errlen);
+    st_writer_free(&w);
+    if (rc) return -1;
+  }
+  return 0;
+}
+
+int cmd_sample(int argc, char **argv) {
+  const char *ckpt = NULL, *config = NULL, *out = NULL, *outdir = NULL, *init_noise = NULL, *save_tensor = NULL;
+  SamplerFlags f = {"ddim", NULL, "fixed_small", "reverse_diffusion", "rk45", 50, -1, 0.0, NAN, NAN, NAN, NAN, false};
+  int n = -1, batch = 16, seed = 0, class_label = -1;
+  bool no_ema = false, force = false;
+  const ArgSpec specs[] = {
+      {"--ckpt", ARG_STRING, &ckpt},           {"--config", ARG_STRING, &config},
+      {"--sampler", ARG_STRING, &f.sampler},   {"--steps", ARG_INT, &f.steps},
+      {"--n", ARG_INT, &n},                    {"--batch", ARG_INT, &batch},
+      {"--seed", ARG_INT, &seed},              {"--out", ARG_STRING, &out},
+      {"--outdir", ARG_STRING, &outdir},       {"--force", ARG_FLAG, &force},
+      {"--spacing", ARG_STRING, &f.spacing},   {"--eta", ARG_DOUBLE, &f.eta},
+      {"--variance", ARG_STRING, &f.variance}, {"--clip", ARG_FLAG, &f.clip},
+      {"--step-size", ARG_DOUBLE, &f.step_size}, {"--corrector-steps", ARG_INT, &f.corrector_steps},
+      {"--snr", ARG_DOUBLE, &f.snr},           {"--predictor", ARG_STRING, &f.predictor},
+      {"--method", ARG_STRING, &f.method},     {"--rtol", ARG_DOUBLE, &f.rtol},
+      {"--atol", ARG_DOUBLE, &f.atol},         {"--no-ema", ARG_FLAG, &no_ema},
+      {"--class", ARG_INT, &class_label},      {"--init-noise", ARG_STRING, &init_noise},
+      {"--save-tensor", ARG_STRING, &save_tensor},
+  };
+  if (args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "sample")) return 2;
+  if (!ckpt || (!out && !outdir && !save_tensor)) {
+    fprintf(stderr, "diffuse sample: --ckpt and one of --out, --outdir, --save-tensor are required "
+                    "(see diffuse sample --help)\n");
+    return 2;
+  }
+  if ((n != -1 && n < 1) || batch < 1 || seed < 0) {
+    fprintf(stderr, "diffuse sample: --n and --batch must be >= 1, --seed >= 0\n");
+    return 2;
+  }
+  SamplerOptions so;
+  int rc = sampler_options_from_flags(&f, &so);
+  if (rc) return rc;
 
   char err[1024];
   RunConfig run;
@@ -86,26 +206,35 @@ int cmd_sample(int argc, char **argv) {
     fprintf(stderr, "diffuse sample: %s\n", err);
     return 1;
   }
-  Diffusion diffusion;
-  if (diffusion_init(&diffusion, &run.diffusion, err, sizeof err)) {
-    fprintf(stderr, "diffuse sample: %s\n", err);
-    return 1;
-  }
-  if (is_ancestral && diffusion.kind != DIFFUSION_DDPM) {
-    fprintf(stderr, "diffuse sample: the ancestral sampler needs a discrete DDPM model (this one is %s); use ddim\n",
-            run.diffusion.type);
-    diffusion_free(&diffusion);
-    return 1;
-  }
-  if (is_ddim && diffusion.discrete && steps > diffusion.n_levels) {
-    fprintf(stderr, "diffuse sample: --steps %d exceeds the model's %d noise levels\n", steps, diffusion.n_levels);
-    diffusion_free(&diffusion);
-    return 1;
-  }
-  if (is_ddim && !diffusion.discrete && steps < 2) steps = 2;
   const UNetConfig *mc = &run.model;
   if (class_label >= 0 && class_label >= mc->num_classes) {
     fprintf(stderr, "diffuse sample: --class %d but the model has %d classes\n", class_label, mc->num_classes);
+    return 1;
+  }
+  Diffusion diffusion;
+  const bool spacing_given = f.spacing != NULL;
+  if (diffusion_init(&diffusion, &run.diffusion, err, sizeof err)) {
+    fprintf(stderr, "diffuse sample: %s\n", err);
+    diffusion_free(&diffusion);
+    return 1;
+  }
+  /* DDIM's "uniform" grid starts below tau_max, which biases VE models (prior std sigma_max) */
+  if (!spacing_given && so.kind == SAMPLER_DDIM && diffusion_prior_std(&diffusion) != 1.0) so.spacing = SPACING_TRAILING;
+  if (sampler_check(&so, &diffusion, err, sizeof err)) {
+    fprintf(stderr, "diffuse sample: %s\n", err);
+    diffusion_free(&diffusion);
+    return 1;
+  }
+  float *all = NULL;
+  if (init_noise && !(all = load_init_noise(init_noise, mc, &n, err, sizeof err))) {
+    fprintf(stderr, "diffuse sample: --init-noise %s\n", err);
+    diffusion_free(&diffusion);
+    return 1;
+  }
+  if (n < 0) n = 64;
+  if (outdir && prepare_outdir(outdir, n, force, err, sizeof err)) {
+    fprintf(stderr, "diffuse sample: %s\n", err);
+    free(all);
     diffusion_free(&diffusion);
     return 1;
   }
@@ -114,61 +243,52 @@ int cmd_sample(int argc, char **argv) {
   const CheckpointLoadOptions lo = {.use_ema = !no_ema};
   if (checkpoint_load(ckpt, &model, &lo, NULL, err, sizeof err)) {
     fprintf(stderr, "diffuse sample: %s\n", err);
-    unet_free(&model);
-    diffusion_free(&diffusion);
-    return 1;
-  }
-  if (outdir && mkdir(outdir, 0755) && errno != EEXIST) {
-    fprintf(stderr, "diffuse sample: %s: cannot create: %s\n", outdir, strerror(errno));
+    free(all);
     unet_free(&model);
     diffusion_free(&diffusion);
     return 1;
   }
 
   const size_t per = (size_t)mc->in_channels * mc->resolution * mc->resolution;
-  float *all = xmalloc((size_t)n * per * sizeof(float)), *work = xmalloc((size_t)batch * per * sizeof(float));
+  if (!all) {
+    all = xmalloc((size_t)n * per * sizeof(float));
+    const float prior = (float)diffusion_prior_std(&diffusion);
+    for (int k = 0; k < n; k++) {
+      float *xk = all + (size_t)k * per;
+      rng_fill_normal(xk, per, (uint64_t)seed, NOISE_STREAM_BASE + (uint64_t)k, 0);
+      for (size_t i = 0; i < per; i++) xk[i] *= prior;
+    }
+  }
+  if (batch > n) batch = n;
+  float *work = xmalloc(sampler_work_floats(&so, (size_t)batch * per) * sizeof(float));
   int *labels = mc->num_classes > 0 ? xmalloc((size_t)batch * sizeof(int)) : NULL;
   Graph g;
   graph_init(&g, 16u << 20);
   UNetDenoiser ctx = {&diffusion, &model, &g, labels};
   Denoiser den = unet_denoiser(&ctx);
-  const float prior = (float)diffusion_prior_std(&diffusion);
-  const double t0 = now_seconds();
-  int rc = 0;
-  for (int first = 0; first < n && rc == 0; first += batch) {
+  Progress prog = {&den, isatty(STDERR_FILENO), 0, n, now_seconds()};
+  Denoiser shown = {progress_predict, 0, &prog};
+  long nfe_per_batch = 0;
+  for (int first = 0; first < n; first += batch) {
     const int B = n - first < batch ? n - first : batch;
-    float *x = all + (size_t)first * per;
-    for (int b = 0; b < B; b++) {
-      rng_fill_normal(x + (size_t)b * per, per, (uint64_t)seed, NOISE_STREAM_BASE + (uint64_t)(first + b), 0);
-      if (labels) labels[b] = class_label >= 0 ? class_label : (first + b) % mc->num_classes;
-    }
-    for (size_t i = 0; i < (size_t)B * per; i++) x[i] *= prior;
-    if (is_ddim) ddim_sample(&diffusion, &den, x, B, per, steps, spacing, work);
-    else ancestral_sample(&diffusion, &den, x, B, per, variance, clip, (uint64_t)seed, SAMPLER_STREAM_BASE + (uint64_t)first, work);
-    fprintf(stderr, "\rdiffuse sample: %d/%d images", first + B, n);
-    for (int b = 0; b < B && outdir; b++) {
-      char path[4200];
-      snprintf(path, sizeof path, "%s/%06d.png", outdir, first + b);
-      if (!force && access(path, F_OK) == 0) {
-        fprintf(stderr, "\ndiffuse sample: %s exists (use --force to overwrite)\n", path);
-        rc = 1;
-        break;
-      }
-      if (image_write_png(path, x + (size_t)b * per, mc->in_channels, mc->resolution, mc->resolution, err, sizeof err)) {
-        fprintf(stderr, "\ndiffuse sample: %s\n", err);
-        rc = 1;
-      }
-    }
+    for (int b = 0; b < B && labels; b++) labels[b] = class_label >= 0 ? class_label : (first + b) % mc->num_classes;
+    NoiseSource noise = noise_source_rng((uint64_t)seed, SAMPLER_STREAM_BASE + (uint64_t)first);
+    shown.nfe = 0;
+    nfe_per_batch = sampler_run(&so, &diffusion, &shown, &noise, all + (size_t)first * per, B, per, work);
+    prog.done = first + B;
+    if (!prog.tty) fprintf(stderr, "diffuse sample: %d/%d images, NFE %ld\n", prog.done, n, nfe_per_batch);
   }
-  const double secs = now_seconds() - t0;
-  fprintf(stderr, "\n");
-  if (rc == 0 && out && image_write_grid_png(out, all, n, mc->in_channels, mc->resolution, mc->resolution, err, sizeof err)) {
+  const double secs = now_seconds() - prog.t0;
+  if (prog.tty) fprintf(stderr, "\n");
+  rc = 0;
+  if (save_outputs(out, outdir, save_tensor, all, n, mc, err, sizeof err)) {
     fprintf(stderr, "diffuse sample: %s\n", err);
     rc = 1;
+  } else {
+    printf("sampler %s: %d images, NFE %ld%s, %.1fs (%.2f images/s)%s%s\n", f.sampler, n, nfe_per_batch,
+           so.kind == SAMPLER_ODE && so.method == ODE_RK45 ? " (last batch)" : " per image", secs, n / secs,
+           out ? ", grid " : "", out ? out : "");
   }
-  if (rc == 0)
-    printf("sampler %s: %d images, %ld network evaluations per image, %.1fs (%.2f images/s)%s%s\n", sampler, n,
-           den.nfe / ((n + batch - 1) / batch), secs, n / secs, out ? ", grid " : "", out ? out : "");
   free(all), free(work), free(labels);
   graph_free(&g);
   unet_free(&model);

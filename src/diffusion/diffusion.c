@@ -119,22 +119,39 @@ static double vp_log_alpha(const Diffusion *d, double t) {
   return -0.25 * t * t * (d->cfg.beta_max - d->cfg.beta_min) - 0.5 * t * d->cfg.beta_min;
 }
 
+/* Discrete processes at fractional tau (the continuous view samplers use): DDPM interpolates
+ * log alpha linearly between integer timesteps (as DPM-Solver does for discrete models), NCSN's
+ * geometric ladder is log sigma linear in tau. At integer tau both are the tables exactly. */
+static int discrete_segment(const Diffusion *d, double tau) {
+  int n = (int)ceil(tau) - 1; /* tau in (n, n+1]: the segment below tau, where a sampler steps */
+  if (n < 0) n = 0;
+  if (n > d->n_levels - 2) n = d->n_levels - 2;
+  return n;
+}
+
+static double ddpm_log_alpha(const Diffusion *d, int t) { return 0.5 * log(d->alphas_cumprod[t]); }
+
 void diffusion_marginal(const Diffusion *d, double tau, double *alpha, double *sigma) {
+  CHECK(tau >= diffusion_tau_min(d) - 1e-9 && tau <= diffusion_tau_max(d) + 1e-9);
   switch (d->kind) {
     case DIFFUSION_DDPM: {
-      const int t = (int)lround(tau);
-      CHECK(t >= 0 && t < d->n_levels);
-      *alpha = sqrt(d->alphas_cumprod[t]);
-      *sigma = sqrt(1.0 - d->alphas_cumprod[t]);
+      if (tau == floor(tau)) {
+        const int t = (int)tau;
+        *alpha = sqrt(d->alphas_cumprod[t]);
+        *sigma = sqrt(1.0 - d->alphas_cumprod[t]);
+        return;
+      }
+      const int n = discrete_segment(d, tau);
+      const double w = tau - n, la = (1.0 - w) * ddpm_log_alpha(d, n) + w * ddpm_log_alpha(d, n + 1);
+      *alpha = exp(la);
+      *sigma = sqrt(-expm1(2.0 * la));
       return;
     }
-    case DIFFUSION_NCSN: {
-      const int i = (int)lround(tau);
-      CHECK(i >= 0 && i < d->n_levels);
+    case DIFFUSION_NCSN:
       *alpha = 1.0;
-      *sigma = d->sigmas[i];
+      *sigma = tau == floor(tau) ? d->sigmas[(int)tau]
+                                 : d->cfg.sigma_min * pow(d->cfg.sigma_max / d->cfg.sigma_min, tau / (d->n_levels - 1));
       return;
-    }
     case DIFFUSION_VPSDE: {
       const double la = vp_log_alpha(d, tau);
       *alpha = exp(la);
@@ -153,6 +170,44 @@ void diffusion_marginal(const Diffusion *d, double tau, double *alpha, double *s
       return;
   }
   CHECK(0 && "unknown diffusion kind");
+}
+
+void diffusion_log_derivatives(const Diffusion *d, double tau, double *dlog_alpha, double *dlog_sigma) {
+  double alpha, sigma;
+  diffusion_marginal(d, tau, &alpha, &sigma);
+  const double a2 = alpha * alpha;
+  switch (d->kind) {
+    case DIFFUSION_DDPM: { /* sigma^2 = 1 - alpha^2 */
+      const int n = discrete_segment(d, tau);
+      *dlog_alpha = ddpm_log_alpha(d, n + 1) - ddpm_log_alpha(d, n);
+      *dlog_sigma = -a2 * *dlog_alpha / (sigma * sigma);
+      return;
+    }
+    case DIFFUSION_NCSN:
+      *dlog_alpha = 0.0;
+      *dlog_sigma = log(d->cfg.sigma_max / d->cfg.sigma_min) / (d->n_levels - 1);
+      return;
+    case DIFFUSION_VPSDE: /* d log alpha = -beta(t)/2 */
+      *dlog_alpha = -0.5 * (d->cfg.beta_min + tau * (d->cfg.beta_max - d->cfg.beta_min));
+      *dlog_sigma = -a2 * *dlog_alpha / (sigma * sigma);
+      return;
+    case DIFFUSION_SUBVPSDE: /* sigma = 1 - alpha^2 */
+      *dlog_alpha = -0.5 * (d->cfg.beta_min + tau * (d->cfg.beta_max - d->cfg.beta_min));
+      *dlog_sigma = -2.0 * a2 * *dlog_alpha / sigma;
+      return;
+    case DIFFUSION_VESDE:
+      *dlog_alpha = 0.0;
+      *dlog_sigma = log(d->cfg.sigma_max / d->cfg.sigma_min);
+      return;
+  }
+  CHECK(0 && "unknown diffusion kind");
+}
+
+void diffusion_sde(const Diffusion *d, double tau, double *f, double *g2) {
+  double alpha, sigma, dls;
+  diffusion_marginal(d, tau, &alpha, &sigma);
+  diffusion_log_derivatives(d, tau, f, &dls);
+  *g2 = 2.0 * sigma * sigma * (dls - *f);
 }
 
 double diffusion_label(const Diffusion *d, double tau) {

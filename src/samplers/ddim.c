@@ -1,30 +1,30 @@
-/* ddim.c - deterministic DDIM; see ddim.h. */
-#include "samplers/ddim.h"
-
+/* ddim.c - DDIM (Song, Meng & Ermon 2021, eq. 12) for any process x = alpha x0 + sigma eps:
+ *   x0_hat = (x - sigma eps_hat) / alpha,
+ *   x' = alpha' x0_hat + sqrt(sigma'^2 - c^2) eps_hat + c z,
+ *   c = eta * sigma' / sigma * sqrt(sigma^2 - (alpha / alpha')^2 sigma'^2)
+ * (for VP processes c = eta sqrt((1 - abar') / (1 - abar)) sqrt(1 - abar / abar'), the paper's
+ * sigma_t(eta)). eta = 0 is deterministic (for VE processes the Euler step of the
+ * probability-flow ODE in sigma); the last step goes to alpha' = 1, sigma' = 0. */
 #include <math.h>
-#include <stddef.h>
 
-#include "core/error.h"
+#include "algorithms.h"
 
-static double tau_at(const Diffusion *d, int i, int steps, DdimSpacing spacing) {
-  if (d->discrete)
-    return spacing == DDIM_UNIFORM ? (double)((long)i * d->n_levels / steps)
-                                   : round((double)(i + 1) * d->n_levels / steps) - 1.0;
-  const double t_min = diffusion_tau_min(d);
-  return t_min + (1.0 - t_min) * (double)i / (steps - 1);
-}
-
-void ddim_sample(const Diffusion *d, Denoiser *den, float *x, int B, size_t per_sample, int steps, DdimSpacing spacing,
-                 float *work) {
-  CHECK(steps >= 1 && (d->discrete ? steps <= d->n_levels : steps >= 2));
-  const size_t n = (size_t)B * per_sample;
-  for (int i = steps - 1; i >= 0; i--) {
-    const double tau = tau_at(d, i, steps, spacing);
+void sample_ddim(SamplerRun *r, const double *taus) {
+  const int steps = r->o->steps;
+  float *eps = r->work, *z = r->work + r->n, *x = r->x;
+  for (int i = 0; i < steps; i++) {
     double a, s, a_next = 1.0, s_next = 0.0;
-    diffusion_marginal(d, tau, &a, &s);
-    if (i > 0) diffusion_marginal(d, tau_at(d, i - 1, steps, spacing), &a_next, &s_next);
-    den->predict_eps(den, work, x, B, tau);
-    const float ca = (float)(a_next / a), cs = (float)(s_next - a_next * s / a);
-    for (size_t k = 0; k < n; k++) x[k] = ca * x[k] + cs * work[k];
+    diffusion_marginal(r->d, taus[i], &a, &s);
+    if (i + 1 < steps) diffusion_marginal(r->d, taus[i + 1], &a_next, &s_next);
+    const double ratio = a / a_next, tail = s * s - ratio * ratio * s_next * s_next;
+    const double c = r->o->eta * s_next / s * sqrt(tail > 0.0 ? tail : 0.0);
+    r->den->predict_eps(r->den, eps, x, r->B, taus[i]);
+    const float cx = (float)(a_next / a), ce = (float)(sqrt(s_next * s_next - c * c) - a_next * s / a), cz = (float)c;
+    if (cz > 0.0f) {
+      sampler_noise(r, z);
+      for (size_t k = 0; k < r->n; k++) x[k] = cx * x[k] + ce * eps[k] + cz * z[k];
+    } else {
+      for (size_t k = 0; k < r->n; k++) x[k] = cx * x[k] + ce * eps[k];
+    }
   }
 }

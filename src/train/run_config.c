@@ -33,7 +33,7 @@ const int TRAIN_CONFIG_N_FIELDS = (int)(sizeof TRAIN_CONFIG_FIELDS / sizeof TRAI
 
 #define F(k, t, m, lo, hi, help) {k, t, offsetof(DataConfig, m), 0, lo, hi, help}
 const CfgField DATA_CONFIG_FIELDS[] = {
-    F("path", CFG_STRING, path, 0, 0, "image folder, CIFAR-10 batches dir or IDX file/dir"),
+    F("path", CFG_STRING, path, 0, 0, "image folder, CIFAR-10 batches dir, IDX file/dir, or procedural:COUNT (generated shapes)"),
     F("split", CFG_STRING, split, 0, 0, "train | test (CIFAR-10 binaries, IDX)"),
     F("center_crop", CFG_INT, center_crop, 0, 100000, "center square crop before resizing (0: none)"),
     F("flip", CFG_BOOL, flip, 0, 0, "random horizontal flips"),

@@ -28,7 +28,7 @@
 #include "io/dataset.h"
 #include "io/image.h"
 #include "nn/checkpoint.h"
-#include "samplers/ddim.h"
+#include "samplers/sampler.h"
 #include "train/optim.h"
 
 /* ---- helpers ---- */
@@ -71,6 +71,7 @@ typedef struct {
   Graph graph;
   cJSON *config_json;
   char ckpt_path[1100], log_path[1100];
+  SamplerOptions grid_sampler; /* DDIM, trailing spacing: the first step at tau_max */
   float *grid_noise, *grid_work;
   int *batch_idx, *batch_labels;
   uint8_t *batch_flip;
@@ -91,7 +92,8 @@ static void save_sample_grid(Trainer *tr, long step) {
   params_swap_ema(&tr->model.params);
   UNetDenoiser ctx = {&tr->diffusion, &tr->model, &tr->graph, labels};
   Denoiser den = unet_denoiser(&ctx);
-  ddim_sample(&tr->diffusion, &den, x, N, per, rc->train.sample_steps, DDIM_TRAILING, tr->grid_work);
+  NoiseSource unused = noise_source_rng(0, 0); /* DDIM with eta = 0 draws no noise */
+  sampler_run(&tr->grid_sampler, &tr->diffusion, &den, &unused, x, N, per, tr->grid_work);
   params_swap_ema(&tr->model.params);
   char path[1200], err[512];
   snprintf(path, sizeof path, "%s/samples/step_%07ld.png", tr->opt->out_dir, step);
@@ -186,16 +188,30 @@ static int trainer_setup(Trainer *tr, long *start_step, char *err, size_t errlen
   if (wrc) return -1;
 
   if (!rc->data.path[0]) return errorf(err, errlen, "no training data: give --data PATH or data.path in the config");
-  const DatasetOptions dopt = {.kind = DATASET_AUTO, .path = rc->data.path, .resolution = m->resolution,
-                               .channels = m->in_channels, .center_crop = rc->data.center_crop,
-                               .train_split = strcmp(rc->data.split, "train") == 0, .skip_bad = tr->opt->skip_bad,
-                               .with_labels = m->num_classes > 0, .max_images = rc->data.max_images};
+  DatasetOptions dopt = {.kind = DATASET_AUTO, .path = rc->data.path, .resolution = m->resolution,
+                         .channels = m->in_channels, .center_crop = rc->data.center_crop,
+                         .train_split = strcmp(rc->data.split, "train") == 0, .skip_bad = tr->opt->skip_bad,
+                         .with_labels = m->num_classes > 0, .max_images = rc->data.max_images,
+                         .seed = (uint64_t)rc->train.seed};
+  if (!strncmp(rc->data.path, "procedural:", 11)) { /* generated shapes, for smoke tests: procedural:COUNT */
+    char *end;
+    const long count = strtol(rc->data.path + 11, &end, 10);
+    if (*end || count < 1 || count > 10000000)
+      return errorf(err, errlen, "data.path '%s': write procedural:COUNT with COUNT a number of images", rc->data.path);
+    dopt.kind = DATASET_PROCEDURAL;
+    dopt.procedural_count = (int)count;
+  }
   if (dataset_load(&tr->data, &dopt, err, errlen)) return -1;
   if (tr->data.skipped) fprintf(stderr, "diffuse train: skipped %d unreadable image(s)\n", tr->data.skipped);
   if (m->num_classes > 0 && tr->data.num_classes > m->num_classes)
     return errorf(err, errlen, "%s has %d classes but model.num_classes is %d", rc->data.path, tr->data.num_classes,
                   m->num_classes);
   if (diffusion_init(&tr->diffusion, &rc->diffusion, err, errlen)) return -1;
+  sampler_options_default(&tr->grid_sampler, SAMPLER_DDIM, rc->train.sample_steps);
+  tr->grid_sampler.spacing = SPACING_TRAILING;
+  char why[256];
+  if (sampler_check(&tr->grid_sampler, &tr->diffusion, why, sizeof why))
+    return errorf(err, errlen, "train.sample_steps: %s", why);
 
   unet_init(&tr->model, m);
   params_alloc_optimizer(&tr->model.params);
@@ -220,7 +236,7 @@ static int trainer_setup(Trainer *tr, long *start_step, char *err, size_t errlen
   tr->batch_flip = xmalloc((size_t)micro);
   const size_t per = (size_t)m->in_channels * m->resolution * m->resolution, N = (size_t)rc->train.sample_n;
   tr->grid_noise = xmalloc(N * per * sizeof(float));
-  tr->grid_work = xmalloc(N * per * sizeof(float));
+  tr->grid_work = xmalloc(sampler_work_floats(&tr->grid_sampler, N * per) * sizeof(float));
   rng_fill_normal(tr->grid_noise, N * per, (uint64_t)rc->train.seed, 0xF1C5ED0000000000ull, 0);
   const float prior = (float)diffusion_prior_std(&tr->diffusion);
   for (size_t i = 0; i < N * per; i++) tr->grid_noise[i] *= prior;

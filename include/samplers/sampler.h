@@ -1,0 +1,87 @@
+/* sampler.h - every sampler behind one entry point.
+ *
+ * A sampler turns prior noise x (B, C, H, W), drawn by the caller as N(0, prior_std^2), into
+ * samples, talking to the model only through a Denoiser (eps_hat at (x, tau)), so tests plug in
+ * exact scores of Gaussians and mixtures. Times are the process's native tau (diffusion.h); the
+ * SDE/ODE samplers use the continuous view every process has (fractional tau for DDPM and NCSN).
+ * Every sampler ends with the "denoise" step x0_hat = (x - sigma eps_hat) / alpha from its last
+ * time (Song et al. 2021's noise removal; DDIM's last step to alpha_bar = 1). Per-step noise comes
+ * from a NoiseSource: by default counter-based draws keyed by the sample index, so sample k is the
+ * same whatever the batch size (except rk45, whose step sizes are chosen per batch, and the pc
+ * corrector, whose step size uses batch-mean norms as the reference implementation does).
+ */
+#ifndef SAMPLERS_SAMPLER_H
+#define SAMPLERS_SAMPLER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "diffusion/denoiser.h"
+
+typedef enum { SAMPLER_ANCESTRAL, SAMPLER_DDIM, SAMPLER_LANGEVIN, SAMPLER_PC, SAMPLER_ODE, SAMPLER_DPMPP } SamplerKind;
+
+typedef enum {
+  SPACING_UNIFORM,   /* discrete: tau_i = i * levels / steps (ermongroup/ddim) */
+  SPACING_QUADRATIC, /* discrete: tau_i = floor((i * sqrt(0.8 levels) / (steps - 1))^2) (ermongroup/ddim) */
+  SPACING_TRAILING,  /* discrete: tau_i = round((i + 1) * levels / steps) - 1, the first step at tau_max */
+  SPACING_LOGSNR,    /* any process: uniform in lambda = log(alpha / sigma) from tau_max to tau_min
+                        (DPM-Solver's "logSNR" grid; fractional tau for discrete models) */
+} Spacing;           /* continuous processes: uniform/trailing are t uniform on [t_eps, 1], quadratic
+                        in (i / (steps - 1))^2 */
+
+typedef enum { VARIANCE_FIXED_SMALL, VARIANCE_FIXED_LARGE } AncestralVariance;
+typedef enum { PREDICTOR_REVERSE_DIFFUSION, PREDICTOR_EULER_MARUYAMA } Predictor;
+typedef enum { ODE_EULER, ODE_HEUN, ODE_RK45 } OdeMethod;
+
+typedef struct {
+  SamplerKind kind;
+  int steps;                   /* time-grid points (ancestral: all levels; rk45: unused) */
+  Spacing spacing;
+  double eta;                  /* ddim: 0 deterministic .. 1 DDPM-like */
+  AncestralVariance variance;  /* ancestral */
+  bool clip_x0;                /* ancestral: clip x0_hat to [-1, 1] */
+  double step_size;            /* langevin: eps, step eps * sigma_i^2 / sigma_last^2 */
+  int corrector_steps;         /* langevin, pc: K Langevin steps per level */
+  double snr;                  /* pc: corrector target signal-to-noise ratio */
+  Predictor predictor;         /* pc */
+  OdeMethod method;            /* ode */
+  double rtol, atol;           /* ode rk45 */
+} SamplerOptions;
+
+/* Defaults per kind: ddim uniform spacing (use trailing for VE models), eta 0; dpmpp logsnr; the others trailing; langevin eps 6.2e-6, K 5
+ * (NCSNv2 CIFAR-10); pc reverse_diffusion, snr 0.16, K 1 (Song et al. 2021); ode rk45 with
+ * rtol = atol = 1e-5 (Song et al. 2021). */
+void sampler_options_default(SamplerOptions *o, SamplerKind kind, int steps);
+/* Name -> enum for the CLI; -1 for an unknown name. */
+int sampler_kind_from_name(const char *name);
+
+/* Per-step noise z (B, per_sample) for the draw-th noise draw of a sampler run. */
+typedef struct NoiseSource NoiseSource;
+struct NoiseSource {
+  void (*fill)(NoiseSource *self, float *z, int B, size_t per_sample, long draw);
+  uint64_t seed, stream_base; /* the default source: sample b uses stream stream_base + b */
+  void *ctx;
+};
+NoiseSource noise_source_rng(uint64_t seed, uint64_t stream_base);
+
+/* Is this sampler meaningful for this process, are the options in range? 0, or -1 + message. */
+int sampler_check(const SamplerOptions *o, const Diffusion *d, char *err, size_t errlen);
+/* Floats of work memory sampler_run needs for B * per_sample = n values. */
+size_t sampler_work_floats(const SamplerOptions *o, size_t n);
+/* x: in, prior noise; out, samples. Options must have passed sampler_check. Returns the number of
+ * network evaluations (each on the whole batch). */
+long sampler_run(const SamplerOptions *o, const Diffusion *d, Denoiser *den, NoiseSource *noise, float *x, int B,
+                 size_t per_sample, float *work);
+
+/* Integrate the probability-flow ODE from tau0 to tau1 (either direction) with o->method (euler and
+ * heun on o->steps uniform points), without the denoising step: encode with tau0 < tau1, decode back.
+ * work: sampler_work_floats floats. Returns the network evaluations. */
+long sampler_ode_solve(const SamplerOptions *o, const Diffusion *d, Denoiser *den, float *x, int B, size_t per_sample,
+                       double tau0, double tau1, float *work);
+
+/* The descending native times tau_0 > ... > tau_{steps-1} of a sampler's grid; 0 or -1 + message
+ * (e.g. quadratic spacing with too many steps repeats a timestep). */
+int sampler_time_grid(const Diffusion *d, int steps, Spacing spacing, double *taus, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,119 @@
+/* sampler.c - options, validation and dispatch for all samplers; see sampler.h. */
+#include "samplers/sampler.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "algorithms.h"
+#include "core/error.h"
+#include "core/rng.h"
+
+static const char *const KIND_NAMES[] = {"ancestral", "ddim", "langevin", "pc", "ode", "dpmpp"};
+
+int sampler_kind_from_name(const char *name) {
+  for (int k = 0; k < (int)(sizeof KIND_NAMES / sizeof KIND_NAMES[0]); k++)
+    if (!strcmp(name, KIND_NAMES[k])) return k;
+  return -1;
+}
+
+void sampler_options_default(SamplerOptions *o, SamplerKind kind, int steps) {
+  memset(o, 0, sizeof *o);
+  o->kind = kind;
+  o->steps = steps;
+  o->spacing = kind == SAMPLER_DDIM ? SPACING_UNIFORM : kind == SAMPLER_DPMPP ? SPACING_LOGSNR : SPACING_TRAILING;
+  o->variance = VARIANCE_FIXED_SMALL;
+  o->step_size = 6.2e-6;
+  o->corrector_steps = kind == SAMPLER_LANGEVIN ? 5 : 1;
+  o->snr = 0.16;
+  o->predictor = PREDICTOR_REVERSE_DIFFUSION;
+  o->method = ODE_RK45;
+  o->rtol = o->atol = 1e-5;
+}
+
+static void rng_fill(NoiseSource *self, float *z, int B, size_t per_sample, long draw) {
+  const uint64_t offset = (uint64_t)draw * per_sample;
+#pragma omp parallel for schedule(static) if ((size_t)B * per_sample > 4096)
+  for (int b = 0; b < B; b++)
+    for (size_t j = 0; j < per_sample; j++)
+      z[(size_t)b * per_sample + j] = rng_normal(self->seed, self->stream_base + (uint64_t)b, offset + j);
+}
+
+NoiseSource noise_source_rng(uint64_t seed, uint64_t stream_base) {
+  NoiseSource s = {rng_fill, seed, stream_base, NULL};
+  return s;
+}
+
+void sampler_noise(SamplerRun *r, float *z) { r->noise->fill(r->noise, z, r->B, r->per_sample, r->noise_draws++); }
+
+void sampler_denoise(SamplerRun *r, double tau, float *eps) {
+  double a, s;
+  diffusion_marginal(r->d, tau, &a, &s);
+  r->den->predict_eps(r->den, eps, r->x, r->B, tau);
+  const float ca = (float)(1.0 / a), cs = (float)(s / a);
+  for (size_t j = 0; j < r->n; j++) r->x[j] = ca * r->x[j] - cs * eps[j];
+}
+
+int sampler_check(const SamplerOptions *o, const Diffusion *d, char *err, size_t errlen) {
+  const char *name = KIND_NAMES[o->kind], *type = d->cfg.type;
+  switch (o->kind) {
+    case SAMPLER_ANCESTRAL:
+      if (d->kind != DIFFUSION_DDPM)
+        return errorf(err, errlen, "the ancestral sampler needs a discrete DDPM model (this one is %s); use pc or ode", type);
+      return 0; /* visits all T levels; --steps does not apply */
+    case SAMPLER_DDIM:
+      if (!(o->eta >= 0.0 && o->eta <= 1.0)) return errorf(err, errlen, "--eta must be in [0, 1]");
+      break;
+    case SAMPLER_LANGEVIN:
+      if (d->kind != DIFFUSION_NCSN && d->kind != DIFFUSION_VESDE)
+        return errorf(err, errlen,
+                      "annealed Langevin dynamics needs a variance-exploding model (ncsn or vesde; this one is %s); "
+                      "use pc, whose corrector is Langevin with a step size set per level",
+                      type);
+      if (!(o->step_size > 0.0)) return errorf(err, errlen, "--step-size must be > 0");
+      if (o->corrector_steps < 1) return errorf(err, errlen, "--corrector-steps must be >= 1 for langevin");
+      break;
+    case SAMPLER_PC:
+      if (!(o->snr > 0.0)) return errorf(err, errlen, "--snr must be > 0");
+      if (o->corrector_steps < 0) return errorf(err, errlen, "--corrector-steps must be >= 0");
+      break;
+    case SAMPLER_ODE:
+      if (o->method == ODE_RK45) {
+        if (!(o->rtol > 0.0 && o->atol > 0.0)) return errorf(err, errlen, "--rtol and --atol must be > 0");
+        return 0;
+      }
+      if (o->steps < 2) return errorf(err, errlen, "--steps must be >= 2 for the %s ODE solver", name);
+      break;
+    case SAMPLER_DPMPP: break;
+  }
+  double *taus = xmalloc((size_t)(o->steps > 0 ? o->steps : 1) * sizeof(double));
+  const int rc = sampler_time_grid(d, o->steps, o->spacing, taus, err, errlen);
+  free(taus);
+  return rc;
+}
+
+size_t sampler_work_floats(const SamplerOptions *o, size_t n) {
+  if (o->kind == SAMPLER_ODE) return (o->method == ODE_RK45 ? 8 : 3) * n;
+  return 2 * n;
+}
+
+long sampler_run(const SamplerOptions *o, const Diffusion *d, Denoiser *den, NoiseSource *noise, float *x, int B,
+                 size_t per_sample, float *work) {
+  char err[256];
+  CHECK(sampler_check(o, d, err, sizeof err) == 0);
+  SamplerRun r = {o, d, den, noise, x, B, per_sample, (size_t)B * per_sample, work, 0};
+  const long nfe0 = den->nfe;
+  const bool uses_grid = o->kind != SAMPLER_ANCESTRAL && !(o->kind == SAMPLER_ODE && o->method == ODE_RK45);
+  double *taus = uses_grid ? xmalloc((size_t)o->steps * sizeof(double)) : NULL;
+  if (uses_grid) CHECK(sampler_time_grid(d, o->steps, o->spacing, taus, err, sizeof err) == 0);
+  switch (o->kind) {
+    case SAMPLER_ANCESTRAL: sample_ancestral(&r); break;
+    case SAMPLER_DDIM: sample_ddim(&r, taus); break;
+    case SAMPLER_LANGEVIN: sample_langevin(&r, taus); break;
+    case SAMPLER_PC: sample_pc(&r, taus); break;
+    case SAMPLER_ODE: sample_ode(&r, taus); break;
+    case SAMPLER_DPMPP: sample_dpmpp(&r, taus); break;
+  }
+  free(taus);
+  return den->nfe - nfe0;
+}
