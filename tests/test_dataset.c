@@ -170,7 +170,7 @@ static void test_idx(void) {
   int lo[2];
   const int idx[2] = {5, 5};
   const uint8_t flip[2] = {0, 1};
-  dataset_get_batch(&d, idx, flip, 2, out, lo);
+  EXPECT(dataset_get_batch(&d, idx, flip, 2, out, lo, err, sizeof err) == 0, "%s", err);
   EXPECT(out[0] == -1.0f && out[31] == -1.0f && out[32 * 31] == -1.0f && out[32 * 1 + 1] == -1.0f,
          "padded border is not -1");
   EXPECT(out[(2 + 4) * 32 + 2 + 9] == u8f(idx_px(5, 4, 9)), "copied pixel: got %g want %g", out[(2 + 4) * 32 + 11],
@@ -315,7 +315,7 @@ static void test_cifar(void) {
   float out[3 * 1024];
   int lab;
   const int one = 1;
-  dataset_get_batch(&d, &one, NULL, 1, out, &lab);
+  EXPECT(dataset_get_batch(&d, &one, NULL, 1, out, &lab, err, sizeof err) == 0, "%s", err);
   for (int c = 0; c < 3; c++)
     EXPECT(out[c * 1024 + 5 * 32 + 7] == u8f((100 + 10 * (c + 1) + 5 * 32 + 7) % 256), "CIFAR plane %d", c);
   EXPECT(lab == 9, "CIFAR batch label %d", lab);
@@ -379,6 +379,36 @@ static void write_png_solid(const char *path, int w, int h, uint8_t r, uint8_t g
   free(px);
 }
 
+/* A folder over the cache limit is streamed: the same pixels and labels per batch as the cache
+ * (`cached` holds cat/b, cat/sub/a, dog/c, dog/e; the stream also lists the corrupt dog/d.png). */
+static void check_streaming(const Dataset *cached, DatasetOptions o) {
+  char err[1024];
+  Dataset s;
+  o.cache_limit_bytes = 1;
+  o.skip_bad = false;
+  EXPECT(dataset_load(&s, &o, err, sizeof err) == 0, "streamed folder: %s", err);
+  EXPECT(s.n == 5 && s.pixels == NULL && s.paths != NULL, "streamed: n %d (the corrupt file is found lazily)", s.n);
+  const size_t img = 3 * 8 * 8;
+  float a[4 * 3 * 8 * 8], b[4 * 3 * 8 * 8];
+  int la[4], lb[4];
+  const int idx_cached[4] = {0, 1, 2, 3}, idx_stream[4] = {0, 1, 2, 4};
+  const uint8_t flip[4] = {0, 1, 0, 1};
+  EXPECT(dataset_get_batch((Dataset *)cached, idx_cached, flip, 4, a, la, err, sizeof err) == 0, "%s", err);
+  EXPECT(dataset_get_batch(&s, idx_stream, flip, 4, b, lb, err, sizeof err) == 0, "streamed batch: %s", err);
+  EXPECT(memcmp(a, b, sizeof a) == 0 && memcmp(la, lb, sizeof la) == 0, "streamed batch differs from the cache");
+  const int bad = 3; /* dog/d.png */
+  EXPECT(dataset_get_batch(&s, &bad, NULL, 1, b, lb, err, sizeof err) != 0 && strstr(err, "d.png") &&
+             strstr(err, "--skip-bad"),
+         "streamed corrupt image: '%s'", err);
+  dataset_free(&s);
+  o.skip_bad = true;
+  EXPECT(dataset_load(&s, &o, err, sizeof err) == 0, "%s", err);
+  EXPECT(dataset_get_batch(&s, &bad, NULL, 1, b, lb, err, sizeof err) == 0 && s.skipped == 1 && lb[0] == 1 &&
+             memcmp(b, a + 3 * img, img * sizeof(float)) == 0,
+         "streamed skip_bad: the next image (dog/e.png) should replace dog/d.png (skipped %d)", s.skipped);
+  dataset_free(&s);
+}
+
 static void test_folder(void) {
   char err[1024];
   Dataset d;
@@ -427,6 +457,7 @@ static void test_folder(void) {
   dataset_free(&d);
   o.max_images = 0;
   EXPECT(dataset_load(&d, &o, err, sizeof err) == 0 && d.n == 4 && d.skipped == 1, "skip_bad 2: n %d", d.n);
+  check_streaming(&d, o);
   dataset_free(&d);
 
   /* labels need class sub-folders */
@@ -513,7 +544,7 @@ static void test_procedural(void) {
   EXPECT(distinct, "images 0 and 1 are equal");
   float out[3 * 256];
   const int i0 = 0;
-  dataset_get_batch(&a, &i0, NULL, 1, out, NULL);
+  EXPECT(dataset_get_batch(&a, &i0, NULL, 1, out, NULL, err, sizeof err) == 0, "%s", err);
   EXPECT(out[0] == u8f(a.pixels[0]) && out[255] == u8f(a.pixels[255]), "get_batch mapping");
   dataset_free(&a), dataset_free(&b), dataset_free(&c);
 }

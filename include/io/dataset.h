@@ -17,6 +17,9 @@
  * Every image is converted to `channels` (see image.h), center-cropped if asked, then fitted to
  * resolution x resolution by image_fit (copy, symmetric black padding of at most 4 pixels a side
  * such as 28 -> 32, or an area resize). The cache holds bytes only: 32x32 RGB is 3 KiB an image.
+ * A FOLDER whose cache would exceed cache_limit_bytes is streamed instead: only the file list is
+ * kept and each minibatch is decoded from the files (in parallel), giving the same pixels as the
+ * cache would; unreadable files are then found when first drawn.
  */
 #ifndef DIFFUSE_IO_DATASET_H
 #define DIFFUSE_IO_DATASET_H
@@ -42,6 +45,7 @@ typedef struct {
   int max_images;       /* 0: all; else the first max_images (in the deterministic order) */
   uint64_t seed;        /* procedural generator */
   int procedural_count; /* procedural: number of images */
+  size_t cache_limit_bytes; /* folder: stream instead of caching above this many bytes (0: always cache) */
 } DatasetOptions;
 
 typedef struct {
@@ -52,6 +56,13 @@ typedef struct {
   int num_classes;    /* 0 without labels; CIFAR: 10; IDX: max label + 1 of the labels file */
   int skipped;        /* unreadable files skipped (skip_bad) */
   char **class_names; /* folder with labels: sub-folder names (num_classes entries), else NULL */
+  /* streamed folder: pixels is NULL, images are decoded from paths per batch */
+  char **paths;          /* (n) or NULL */
+  DatasetOptions decode; /* how to decode streamed files (path strings not owned) */
+  uint8_t *stream_buf;   /* bytes of stream_cap images, grown on the first batch only */
+  void *stream_status;   /* per-image decode status (stream_cap) */
+  int *stream_idx;       /* the images actually served (stream_cap) */
+  int stream_cap;
 } Dataset;
 
 /* Decode everything into d. 0, or -1 with an error naming the file (d is then empty). */
@@ -61,7 +72,9 @@ const char *dataset_kind_name(DatasetKind kind); /* "auto", "folder", "cifar10-b
 
 /* Fill out (B, C, H, W) with floats p / 127.5 - 1 in [-1, 1] from images idx[0..B-1]; flip[b] != 0
  * mirrors image b horizontally (flip may be NULL). labels_out (B) may be NULL, and must be when
- * the dataset has no labels. */
-void dataset_get_batch(const Dataset *d, const int *idx, const uint8_t *flip, int B, float *out, int *labels_out);
+ * the dataset has no labels. Streamed folders: an unreadable file is an error naming it, or with
+ * skip_bad the next readable image takes its place (counted in skipped). 0, or -1 + message. */
+int dataset_get_batch(Dataset *d, const int *idx, const uint8_t *flip, int B, float *out, int *labels_out, char *err,
+                      size_t errlen);
 
 #endif

@@ -24,6 +24,7 @@ typedef struct {
   int center_crop;
   bool flip;
   int max_images;
+  int cache_mb; /* stream folders larger than this when decoded (0: always cache) */
 } DataConfig;
 
 extern const CfgField TRAIN_CONFIG_FIELDS[], DATA_CONFIG_FIELDS[];

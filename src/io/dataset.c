@@ -51,6 +51,12 @@ void dataset_free(Dataset *d) {
   free(d->class_names);
   free(d->pixels);
   free(d->labels);
+  if (d->paths)
+    for (int i = 0; i < d->n; i++) free(d->paths[i]);
+  free(d->paths);
+  free(d->stream_buf);
+  free(d->stream_status);
+  free(d->stream_idx);
   memset(d, 0, sizeof *d);
 }
 
@@ -595,9 +601,20 @@ static int load_folder(Dataset *d, const DatasetOptions *opt, const char *path, 
         }
     }
   }
-  if (rc == 0) {
-    const int target = opt->max_images && opt->max_images < files.n ? opt->max_images : files.n;
-    const size_t img = (size_t)opt->channels * opt->resolution * opt->resolution;
+  const int target = opt->max_images && opt->max_images < files.n ? opt->max_images : files.n;
+  const size_t img = (size_t)opt->channels * opt->resolution * opt->resolution;
+  if (rc == 0 && opt->cache_limit_bytes && (size_t)target * img > opt->cache_limit_bytes) {
+    d->paths = xmalloc((size_t)target * sizeof *d->paths);
+    if (opt->with_labels) d->labels = xmalloc((size_t)target * sizeof *d->labels);
+    for (int i = 0; i < target; i++) {
+      d->paths[i] = files.v[i].path;
+      files.v[i].path = NULL; /* now owned by d */
+      if (d->labels) d->labels[i] = class_of_dir[files.v[i].cls];
+    }
+    d->n = target;
+    d->decode = *opt;
+    d->decode.path = NULL;
+  } else if (rc == 0) {
     d->pixels = xmalloc((size_t)target * img);
     if (opt->with_labels) d->labels = xmalloc((size_t)target * sizeof *d->labels);
     DecodeStatus *status = xmalloc(DECODE_CHUNK * sizeof *status);
@@ -757,25 +774,67 @@ int dataset_load(Dataset *d, const DatasetOptions *opt, char *err, size_t errlen
   return 0;
 }
 
-void dataset_get_batch(const Dataset *d, const int *idx, const uint8_t *flip, int B, float *out, int *labels_out) {
+static void image_to_floats(float *dst, const uint8_t *src, int C, int H, int W, bool mirror) {
+  for (int r = 0; r < C * H; r++) {
+    const uint8_t *sr = src + (size_t)r * W;
+    float *o = dst + (size_t)r * W;
+    if (mirror)
+      for (int x = 0; x < W; x++) o[x] = sr[W - 1 - x] / 127.5f - 1.0f;
+    else
+      for (int x = 0; x < W; x++) o[x] = sr[x] / 127.5f - 1.0f;
+  }
+}
+
+/* Streamed folder: decode the batch's files into stream_buf; with skip_bad a failed file is
+ * replaced by the next readable one (idx + 1, idx + 2, ... wrapping), which is also what idx
+ * then stands for in the labels. */
+static int decode_stream_batch(Dataset *d, const int *batch_idx, int B, char *err, size_t errlen) {
+  const size_t img = (size_t)d->C * d->H * d->W;
+  if (B > d->stream_cap) { /* the first batch (or a larger one): nothing is allocated per step after */
+    d->stream_buf = xrealloc(d->stream_buf, (size_t)B * img);
+    d->stream_status = xrealloc(d->stream_status, (size_t)B * sizeof(DecodeStatus));
+    d->stream_idx = xrealloc(d->stream_idx, (size_t)B * sizeof(int));
+    d->stream_cap = B;
+  }
+  DecodeStatus *status = d->stream_status;
+  int *idx = d->stream_idx;
+  memcpy(idx, batch_idx, (size_t)B * sizeof *idx);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int b = 0; b < B; b++) decode_file(d->stream_buf + (size_t)b * img, d->paths[idx[b]], &d->decode, &status[b]);
+  int rc = 0;
+  for (int b = 0; b < B && rc == 0; b++) {
+    for (int tries = 1; status[b].reason && rc == 0; tries++) {
+      const char *path = d->paths[idx[b]];
+      if (status[b].reason == CROP_TOO_SMALL) rc = crop_error(path, status[b].h, status[b].w, d->decode.center_crop, err, errlen);
+      else if (!d->decode.skip_bad) rc = errorf(err, errlen, "%s: cannot decode image (%s); %s", path, status[b].reason, SKIP_BAD_HINT);
+      else if (tries >= d->n) rc = errorf(err, errlen, "none of the %d images could be decoded (all skipped)", d->n);
+      else {
+        d->skipped++;
+        idx[b] = (idx[b] + 1) % d->n;
+        decode_file(d->stream_buf + (size_t)b * img, d->paths[idx[b]], &d->decode, &status[b]);
+      }
+    }
+  }
+  return rc;
+}
+
+int dataset_get_batch(Dataset *d, const int *idx, const uint8_t *flip, int B, float *out, int *labels_out, char *err,
+                      size_t errlen) {
   CHECK(labels_out == NULL || d->labels != NULL);
   const int C = d->C, H = d->H, W = d->W;
   const size_t img = (size_t)C * H * W;
+  for (int b = 0; b < B; b++) CHECK(idx[b] >= 0 && idx[b] < d->n);
+  const int *used = idx;
+  if (d->paths) { /* streamed: skip_bad may substitute images */
+    if (decode_stream_batch(d, idx, B, err, errlen)) return -1;
+    used = d->stream_idx;
+  }
 #pragma omp parallel for schedule(static) if ((size_t)B * img > 65536)
   for (int b = 0; b < B; b++) {
-    CHECK(idx[b] >= 0 && idx[b] < d->n);
-    const uint8_t *src = d->pixels + (size_t)idx[b] * img;
-    float *dst = out + (size_t)b * img;
-    const int mirror = flip && flip[b];
-    for (int r = 0; r < C * H; r++) {
-      const uint8_t *s = src + (size_t)r * W;
-      float *o = dst + (size_t)r * W;
-      if (mirror)
-        for (int x = 0; x < W; x++) o[x] = s[W - 1 - x] / 127.5f - 1.0f;
-      else
-        for (int x = 0; x < W; x++) o[x] = s[x] / 127.5f - 1.0f;
-    }
+    const uint8_t *src = d->paths ? d->stream_buf + (size_t)b * img : d->pixels + (size_t)used[b] * img;
+    image_to_floats(out + (size_t)b * img, src, C, H, W, flip && flip[b]);
   }
   if (labels_out)
-    for (int b = 0; b < B; b++) labels_out[b] = d->labels[idx[b]];
+    for (int b = 0; b < B; b++) labels_out[b] = d->labels[used[b]];
+  return 0;
 }

@@ -116,7 +116,8 @@ static const char *first_nonfinite(const ParamTable *p, const float *buf) {
   return NULL;
 }
 
-/* One optimizer step; returns the loss, or NAN after printing the non-finite culprit. */
+/* One optimizer step; returns the loss, or NAN after printing why it stopped (a non-finite value,
+ * an unreadable streamed image). */
 static double train_step(Trainer *tr, long step, double *grad_norm_out) {
   const RunConfig *rc = tr->rc;
   const TrainConfig *t = &rc->train;
@@ -139,8 +140,12 @@ static double train_step(Trainer *tr, long step, double *grad_norm_out) {
     }
     const int shape[4] = {micro, m->in_channels, m->resolution, m->resolution};
     Tensor *x0 = graph_tensor(g, 4, shape);
-    dataset_get_batch(&tr->data, tr->batch_idx, tr->batch_flip, micro, x0->data,
-                      m->num_classes > 0 ? tr->batch_labels : NULL);
+    char err[1024];
+    if (dataset_get_batch(&tr->data, tr->batch_idx, tr->batch_flip, micro, x0->data,
+                          m->num_classes > 0 ? tr->batch_labels : NULL, err, sizeof err)) {
+      fprintf(stderr, "diffuse train: %s; stopping at step %ld (last checkpoint: %s)\n", err, step + 1, tr->ckpt_path);
+      return NAN;
+    }
     Tensor *loss = diffusion_training_loss(&tr->diffusion, &tr->model, g, x0,
                                            m->num_classes > 0 ? tr->batch_labels : NULL, seed, step, k * micro);
     loss_sum += loss->data[0];
@@ -192,7 +197,8 @@ static int trainer_setup(Trainer *tr, long *start_step, char *err, size_t errlen
                          .channels = m->in_channels, .center_crop = rc->data.center_crop,
                          .train_split = strcmp(rc->data.split, "train") == 0, .skip_bad = tr->opt->skip_bad,
                          .with_labels = m->num_classes > 0, .max_images = rc->data.max_images,
-                         .seed = (uint64_t)rc->train.seed};
+                         .seed = (uint64_t)rc->train.seed,
+                         .cache_limit_bytes = (size_t)rc->data.cache_mb << 20};
   if (!strncmp(rc->data.path, "procedural:", 11)) { /* generated shapes, for smoke tests: procedural:COUNT */
     char *end;
     const long count = strtol(rc->data.path + 11, &end, 10);
