@@ -6,7 +6,6 @@
  * --force) and/or the raw float samples (--save-tensor, tensor "x" of shape [N, C, H, W]).
  */
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +22,7 @@
 #include "io/safetensors.h"
 #include "nn/checkpoint.h"
 #include "run_config_source.h"
+#include "sampler_flags.h"
 #include "samplers/sampler.h"
 
 #define NOISE_STREAM_BASE 0x5A3D000000000000ull
@@ -49,65 +49,6 @@ static void progress_predict(Denoiser *self, float *eps, const float *x, int B, 
   if (p->tty)
     fprintf(stderr, "\rdiffuse sample: %d/%d images, batch NFE %ld, %.0fs   ", p->done, p->n, self->nfe,
             now_seconds() - p->t0);
-}
-
-/* Parse a name from a list; -1 when absent. */
-static int pick(const char *value, const char *const *names, int n) {
-  for (int i = 0; i < n; i++)
-    if (!strcmp(value, names[i])) return i;
-  return -1;
-}
-
-typedef struct {
-  const char *sampler, *spacing, *variance, *predictor, *method;
-  int steps, corrector_steps;
-  double eta, snr, step_size, rtol, atol;
-  bool clip;
-} SamplerFlags;
-
-/* Flags -> options; a usage error (2) names the flag. Unset numeric flags (NAN / -1) keep the defaults. */
-static int sampler_options_from_flags(const SamplerFlags *f, SamplerOptions *o) {
-  const int kind = sampler_kind_from_name(f->sampler);
-  if (kind < 0) {
-    fprintf(stderr, "diffuse sample: unknown sampler '%s' (ancestral, ddim, langevin, pc, ode, dpmpp)\n", f->sampler);
-    return 2;
-  }
-  sampler_options_default(o, (SamplerKind)kind, f->steps);
-  static const char *const spacings[] = {"uniform", "quadratic", "trailing", "logsnr"};
-  static const char *const variances[] = {"fixed_small", "fixed_large"};
-  static const char *const predictors[] = {"reverse_diffusion", "euler_maruyama"};
-  static const char *const methods[] = {"euler", "heun", "rk45"};
-  int v;
-  if (f->spacing) {
-    if ((v = pick(f->spacing, spacings, 4)) < 0) goto bad_spacing;
-    o->spacing = (Spacing)v;
-  }
-  if ((v = pick(f->variance, variances, 2)) < 0) {
-    fprintf(stderr, "diffuse sample: --variance must be fixed_small or fixed_large\n");
-    return 2;
-  }
-  o->variance = (AncestralVariance)v;
-  if ((v = pick(f->predictor, predictors, 2)) < 0) {
-    fprintf(stderr, "diffuse sample: --predictor must be reverse_diffusion or euler_maruyama\n");
-    return 2;
-  }
-  o->predictor = (Predictor)v;
-  if ((v = pick(f->method, methods, 3)) < 0) {
-    fprintf(stderr, "diffuse sample: --method must be euler, heun or rk45\n");
-    return 2;
-  }
-  o->method = (OdeMethod)v;
-  o->clip_x0 = f->clip;
-  o->eta = f->eta;
-  if (f->corrector_steps >= 0) o->corrector_steps = f->corrector_steps;
-  if (f->snr == f->snr) o->snr = f->snr;
-  if (f->step_size == f->step_size) o->step_size = f->step_size;
-  if (f->rtol == f->rtol) o->rtol = f->rtol;
-  if (f->atol == f->atol) o->atol = f->atol;
-  return 0;
-bad_spacing:
-  fprintf(stderr, "diffuse sample: --spacing must be uniform, quadratic, trailing or logsnr\n");
-  return 2;
 }
 
 /* --init-noise: tensor "x" of shape [N, C, H, W] matching the model; N becomes --n (or must equal it). */
@@ -168,25 +109,19 @@ static int save_outputs(const char *out, const char *outdir, const char *save_te
 
 int cmd_sample(int argc, char **argv) {
   const char *ckpt = NULL, *config = NULL, *out = NULL, *outdir = NULL, *init_noise = NULL, *save_tensor = NULL;
-  SamplerFlags f = {"ddim", NULL, "fixed_small", "reverse_diffusion", "rk45", 50, -1, 0.0, NAN, NAN, NAN, NAN, false};
+  SamplerFlags f;
+  sampler_flags_default(&f);
   int n = -1, batch = 16, seed = 0, class_label = -1;
   bool no_ema = false, force = false;
-  const ArgSpec specs[] = {
-      {"--ckpt", ARG_STRING, &ckpt},           {"--config", ARG_STRING, &config},
-      {"--sampler", ARG_STRING, &f.sampler},   {"--steps", ARG_INT, &f.steps},
-      {"--n", ARG_INT, &n},                    {"--batch", ARG_INT, &batch},
-      {"--seed", ARG_INT, &seed},              {"--out", ARG_STRING, &out},
-      {"--outdir", ARG_STRING, &outdir},       {"--force", ARG_FLAG, &force},
-      {"--spacing", ARG_STRING, &f.spacing},   {"--eta", ARG_DOUBLE, &f.eta},
-      {"--variance", ARG_STRING, &f.variance}, {"--clip", ARG_FLAG, &f.clip},
-      {"--step-size", ARG_DOUBLE, &f.step_size}, {"--corrector-steps", ARG_INT, &f.corrector_steps},
-      {"--snr", ARG_DOUBLE, &f.snr},           {"--predictor", ARG_STRING, &f.predictor},
-      {"--method", ARG_STRING, &f.method},     {"--rtol", ARG_DOUBLE, &f.rtol},
-      {"--atol", ARG_DOUBLE, &f.atol},         {"--no-ema", ARG_FLAG, &no_ema},
-      {"--class", ARG_INT, &class_label},      {"--init-noise", ARG_STRING, &init_noise},
+  ArgSpec specs[32] = {
+      {"--ckpt", ARG_STRING, &ckpt},       {"--config", ARG_STRING, &config},   {"--n", ARG_INT, &n},
+      {"--batch", ARG_INT, &batch},        {"--seed", ARG_INT, &seed},          {"--out", ARG_STRING, &out},
+      {"--outdir", ARG_STRING, &outdir},   {"--force", ARG_FLAG, &force},       {"--no-ema", ARG_FLAG, &no_ema},
+      {"--class", ARG_INT, &class_label},  {"--init-noise", ARG_STRING, &init_noise},
       {"--save-tensor", ARG_STRING, &save_tensor},
   };
-  if (args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "sample")) return 2;
+  const int n_specs = 12 + sampler_flag_specs(&f, specs + 12);
+  if (args_parse(argc, argv, specs, n_specs, "sample")) return 2;
   if (!ckpt || (!out && !outdir && !save_tensor)) {
     fprintf(stderr, "diffuse sample: --ckpt and one of --out, --outdir, --save-tensor are required "
                     "(see diffuse sample --help)\n");
@@ -212,15 +147,7 @@ int cmd_sample(int argc, char **argv) {
     return 1;
   }
   Diffusion diffusion;
-  const bool spacing_given = f.spacing != NULL;
-  if (diffusion_init(&diffusion, &run.diffusion, err, sizeof err)) {
-    fprintf(stderr, "diffuse sample: %s\n", err);
-    diffusion_free(&diffusion);
-    return 1;
-  }
-  /* DDIM's "uniform" grid starts below tau_max, which biases VE models (prior std sigma_max) */
-  if (!spacing_given && so.kind == SAMPLER_DDIM && diffusion_prior_std(&diffusion) != 1.0) so.spacing = SPACING_TRAILING;
-  if (sampler_check(&so, &diffusion, err, sizeof err)) {
+  if (diffusion_init(&diffusion, &run.diffusion, err, sizeof err) || sampler_options_for_model(&f, &so, &diffusion, err, sizeof err)) {
     fprintf(stderr, "diffuse sample: %s\n", err);
     diffusion_free(&diffusion);
     return 1;

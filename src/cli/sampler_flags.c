@@ -1,0 +1,82 @@
+/* sampler_flags.c - the sampler flags shared by `diffuse sample` and `diffuse eval fid`. */
+#include "sampler_flags.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+void sampler_flags_default(SamplerFlags *f) {
+  *f = (SamplerFlags){"ddim", NULL, "fixed_small", "reverse_diffusion", "rk45", 50, -1, 0.0, NAN, NAN, NAN, NAN, false};
+}
+
+int sampler_flag_specs(SamplerFlags *f, ArgSpec *out) {
+  const ArgSpec specs[] = {
+      {"--sampler", ARG_STRING, &f->sampler},     {"--steps", ARG_INT, &f->steps},
+      {"--spacing", ARG_STRING, &f->spacing},     {"--eta", ARG_DOUBLE, &f->eta},
+      {"--variance", ARG_STRING, &f->variance},   {"--clip", ARG_FLAG, &f->clip},
+      {"--step-size", ARG_DOUBLE, &f->step_size}, {"--corrector-steps", ARG_INT, &f->corrector_steps},
+      {"--snr", ARG_DOUBLE, &f->snr},             {"--predictor", ARG_STRING, &f->predictor},
+      {"--method", ARG_STRING, &f->method},       {"--rtol", ARG_DOUBLE, &f->rtol},
+      {"--atol", ARG_DOUBLE, &f->atol},
+  };
+  const int n = (int)(sizeof specs / sizeof specs[0]);
+  memcpy(out, specs, sizeof specs);
+  return n;
+}
+
+/* Parse a name from a list; -1 when absent. */
+static int pick(const char *value, const char *const *names, int n) {
+  for (int i = 0; i < n; i++)
+    if (!strcmp(value, names[i])) return i;
+  return -1;
+}
+
+int sampler_options_from_flags(const SamplerFlags *f, SamplerOptions *o) {
+  const int kind = sampler_kind_from_name(f->sampler);
+  if (kind < 0) {
+    fprintf(stderr, "diffuse: unknown sampler '%s' (ancestral, ddim, langevin, pc, ode, dpmpp)\n", f->sampler);
+    return 2;
+  }
+  sampler_options_default(o, (SamplerKind)kind, f->steps);
+  static const char *const spacings[] = {"uniform", "quadratic", "trailing", "logsnr"};
+  static const char *const variances[] = {"fixed_small", "fixed_large"};
+  static const char *const predictors[] = {"reverse_diffusion", "euler_maruyama"};
+  static const char *const methods[] = {"euler", "heun", "rk45"};
+  int v;
+  if (f->spacing) {
+    if ((v = pick(f->spacing, spacings, 4)) < 0) goto bad_spacing;
+    o->spacing = (Spacing)v;
+  }
+  if ((v = pick(f->variance, variances, 2)) < 0) {
+    fprintf(stderr, "diffuse: --variance must be fixed_small or fixed_large\n");
+    return 2;
+  }
+  o->variance = (AncestralVariance)v;
+  if ((v = pick(f->predictor, predictors, 2)) < 0) {
+    fprintf(stderr, "diffuse: --predictor must be reverse_diffusion or euler_maruyama\n");
+    return 2;
+  }
+  o->predictor = (Predictor)v;
+  if ((v = pick(f->method, methods, 3)) < 0) {
+    fprintf(stderr, "diffuse: --method must be euler, heun or rk45\n");
+    return 2;
+  }
+  o->method = (OdeMethod)v;
+  o->clip_x0 = f->clip;
+  o->eta = f->eta;
+  if (f->corrector_steps >= 0) o->corrector_steps = f->corrector_steps;
+  if (f->snr == f->snr) o->snr = f->snr;
+  if (f->step_size == f->step_size) o->step_size = f->step_size;
+  if (f->rtol == f->rtol) o->rtol = f->rtol;
+  if (f->atol == f->atol) o->atol = f->atol;
+  return 0;
+bad_spacing:
+  fprintf(stderr, "diffuse: --spacing must be uniform, quadratic, trailing or logsnr\n");
+  return 2;
+}
+
+int sampler_options_for_model(const SamplerFlags *f, SamplerOptions *o, const Diffusion *d, char *err, size_t errlen) {
+  /* DDIM's "uniform" grid starts below tau_max, which biases VE models (prior std sigma_max) */
+  if (!f->spacing && o->kind == SAMPLER_DDIM && diffusion_prior_std(d) != 1.0) o->spacing = SPACING_TRAILING;
+  return sampler_check(o, d, err, errlen);
+}

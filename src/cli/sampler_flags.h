@@ -1,0 +1,28 @@
+/* sampler_flags.h - the sampler flags shared by `diffuse sample` and `diffuse eval fid`. */
+#ifndef DIFFUSE_CLI_SAMPLER_FLAGS_H
+#define DIFFUSE_CLI_SAMPLER_FLAGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "args.h"
+#include "samplers/sampler.h"
+
+#define SAMPLER_FLAG_COUNT 13
+
+typedef struct {
+  const char *sampler, *spacing, *variance, *predictor, *method;
+  int steps, corrector_steps;
+  double eta, snr, step_size, rtol, atol; /* NAN / -1: not given, the sampler's default */
+  bool clip;
+} SamplerFlags;
+
+void sampler_flags_default(SamplerFlags *f);
+/* Write the SAMPLER_FLAG_COUNT flag specs bound to f into out; returns their number. */
+int sampler_flag_specs(SamplerFlags *f, ArgSpec *out);
+/* Flags -> options; a usage error (returns 2) names the flag. */
+int sampler_options_from_flags(const SamplerFlags *f, SamplerOptions *o);
+/* Model-dependent defaults (DDIM on VE models: trailing spacing) and sampler_check. 0 or -1 + message. */
+int sampler_options_for_model(const SamplerFlags *f, SamplerOptions *o, const Diffusion *d, char *err, size_t errlen);
+
+#endif
