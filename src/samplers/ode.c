@@ -2,16 +2,15 @@
  *   dx/dtau = f x - (g^2 / 2) score = f x + (g^2 / (2 sigma)) eps_hat(x, tau),
  * integrated from the first grid time down to the last, then the denoising step.
  *   euler: fixed steps over the grid; heun: the trapezoidal corrector on top (2 evaluations a step);
- *   rk45: adaptive Dormand-Prince 5(4) (Dormand & Prince 1980, the coefficients of scipy's RK45)
- *         from tau_max to tau_min with the error norm RMS(err / (atol + rtol max(|x|, |x_new|))) over
- *         the whole batch, step factor 0.9 err^(-1/5) clamped to [0.2, 10]; the grid is not used.
+ *   rk45: adaptive Dormand-Prince 5(4) (rk45.h) from tau_max to tau_min, the error norm over the
+ *         whole batch; the grid is not used.
  * sampler_ode_solve runs in either direction, so x_T = encode(x_0) and decode(encode(x)) = x. */
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "algorithms.h"
 #include "core/error.h"
+#include "samplers/rk45.h"
 
 static void velocity(SamplerRun *r, float *v, const float *x, double tau) {
   double alpha, sigma, f, g2;
@@ -38,56 +37,10 @@ static void fixed_steps(SamplerRun *r, const double *taus, int m, bool heun) {
   }
 }
 
-/* Dormand-Prince 5(4) tableau. */
-static const double DP_C[7] = {0, 1.0 / 5, 3.0 / 10, 4.0 / 5, 8.0 / 9, 1, 1};
-static const double DP_A[7][6] = {
-    {0},
-    {1.0 / 5},
-    {3.0 / 40, 9.0 / 40},
-    {44.0 / 45, -56.0 / 15, 32.0 / 9},
-    {19372.0 / 6561, -25360.0 / 2187, 64448.0 / 6561, -212.0 / 729},
-    {9017.0 / 3168, -355.0 / 33, 46732.0 / 5247, 49.0 / 176, -5103.0 / 18656},
-    {35.0 / 384, 0, 500.0 / 1113, 125.0 / 192, -2187.0 / 6784, 11.0 / 84},
-};
-/* fifth-order weights are DP_A[6]; E = b5 - b4 gives the error estimate */
-static const double DP_E[7] = {71.0 / 57600, 0, -71.0 / 16695, 71.0 / 1920, -17253.0 / 339200, 22.0 / 525, -1.0 / 40};
+static void velocity_field(void *ctx, float *v, const float *x, double tau) { velocity(ctx, v, x, tau); }
 
-/* Adaptive RK45 from tau0 to tau1 (either direction). work: 8n floats. */
 static void rk45(SamplerRun *r, double tau0, double tau1) {
-  const size_t n = r->n;
-  float *k[7], *xs = r->work + 7 * n, *x = r->x;
-  for (int s = 0; s < 7; s++) k[s] = r->work + (size_t)s * n;
-  const double span = tau1 - tau0, dir = span > 0 ? 1.0 : -1.0;
-  double tau = tau0, h = 0.01 * span;
-  velocity(r, k[0], x, tau);
-  while (dir * (tau1 - tau) > 1e-12 * fabs(span)) {
-    if (dir * (tau + h - tau1) > 0) h = tau1 - tau;
-    for (int s = 1; s < 7; s++) {
-      for (size_t j = 0; j < n; j++) {
-        double acc = 0;
-        for (int q = 0; q < s; q++) acc += DP_A[s][q] * k[q][j];
-        xs[j] = x[j] + (float)(h * acc);
-      }
-      velocity(r, k[s], xs, tau + DP_C[s] * h);
-    }
-    /* xs holds the fifth-order solution (stage 7 is evaluated at it: FSAL) */
-    double err2 = 0;
-    for (size_t j = 0; j < n; j++) {
-      double e = 0;
-      for (int s = 0; s < 7; s++) e += DP_E[s] * k[s][j];
-      const double scale = r->o->atol + r->o->rtol * fmax(fabs(x[j]), fabs(xs[j]));
-      err2 += (h * e / scale) * (h * e / scale);
-    }
-    const double err = sqrt(err2 / (double)n);
-    const double factor = err == 0.0 ? 10.0 : fmin(10.0, fmax(0.2, 0.9 * pow(err, -0.2)));
-    if (err <= 1.0) {
-      tau += h;
-      memcpy(x, xs, n * sizeof(float));
-      memcpy(k[0], k[6], n * sizeof(float));
-    }
-    h *= err <= 1.0 ? factor : fmin(1.0, factor);
-    CHECK(fabs(h) > 1e-12 * fabs(span)); /* cannot happen for a finite velocity field */
-  }
+  rk45_integrate(velocity_field, r, r->x, r->n, tau0, tau1, r->o->rtol, r->o->atol, r->work);
 }
 
 long sampler_ode_solve(const SamplerOptions *o, const Diffusion *d, Denoiser *den, float *x, int B, size_t per_sample,

@@ -8,6 +8,7 @@
 #include "algorithms.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "samplers/rk45.h"
 
 static const char *const KIND_NAMES[] = {"ancestral", "ddim", "langevin", "pc", "ode", "dpmpp"};
 
@@ -93,7 +94,7 @@ int sampler_check(const SamplerOptions *o, const Diffusion *d, char *err, size_t
 }
 
 size_t sampler_work_floats(const SamplerOptions *o, size_t n) {
-  if (o->kind == SAMPLER_ODE) return (o->method == ODE_RK45 ? 8 : 3) * n;
+  if (o->kind == SAMPLER_ODE) return o->method == ODE_RK45 ? rk45_work_floats(n) : 3 * n;
   return 2 * n;
 }
 

@@ -1,0 +1,18 @@
+/* rk45.h - adaptive Dormand-Prince 5(4) integration of dy/dt = f(y, t) (Dormand & Prince 1980, the
+ * tableau of scipy's RK45), used by the probability-flow ODE sampler and the ODE likelihood.
+ * Error norm RMS(err / (atol + rtol max(|y|, |y_new|))) over the whole state, step factor
+ * 0.9 err^(-1/5) clamped to [0.2, 10], first step 1% of the interval; either direction. */
+#ifndef SAMPLERS_RK45_H
+#define SAMPLERS_RK45_H
+
+#include <stddef.h>
+
+typedef void (*OdeField)(void *ctx, float *dy, const float *y, double t);
+
+/* Floats of work memory rk45_integrate needs for an n-float state. */
+size_t rk45_work_floats(size_t n);
+/* Integrate y (n) from t0 to t1 in place. Returns the number of evaluations of f. */
+long rk45_integrate(OdeField f, void *ctx, float *y, size_t n, double t0, double t1, double rtol, double atol,
+                    float *work);
+
+#endif
