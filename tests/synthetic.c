@@ -27,6 +27,8 @@ void synthetic_params(ParamTable *p) {
     if (pi->ndim >= 2) {
       const double scale = 1.0 / sqrt((double)pi->numel / pi->shape[0]);
       for (size_t i = 0; i < pi->numel; i++) w[i] = (float)(w[i] * scale);
+    } else if (len >= 12 && strcmp(pi->name + len - 12, ".running_var") == 0) {
+      for (size_t i = 0; i < pi->numel; i++) w[i] = (float)((1.0 + 0.5 * fabs((double)w[i])) * 0.125);
     } else if (len >= 7 && strcmp(pi->name + len - 7, ".weight") == 0) {
       for (size_t i = 0; i < pi->numel; i++) w[i] = (float)(1.0 + 0.1 * w[i]);
     } else {

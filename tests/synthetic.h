@@ -2,8 +2,10 @@
  *
  * unit(stream, i) = 2 * ((splitmix64(stream + i) >> 40) * 2^-24) - 1, in [-1, 1), exact in float.
  * A parameter named N with n elements gets unit(fnv1a64(N), i) scaled by 1/sqrt(fan_in) (ndim >= 2),
- * 1 + 0.1 * u (1-D "*.weight") or 0.1 * u (other 1-D). Every parameter is non-zero, so every
- * gradient of a reference test is informative. */
+ * (1 + 0.5 * |u|) / 8 (BatchNorm "*.running_var": positive; the 1/8 keeps the signal alive through
+ * Inception's 94 conv+BN+ReLU layers, see scripts/gen_inception_fixtures.py), 1 + 0.1 * u (1-D
+ * "*.weight") or 0.1 * u (other 1-D). Every parameter is non-zero, so every gradient of a reference
+ * test is informative. */
 #ifndef DIFFUSE_TEST_SYNTHETIC_H
 #define DIFFUSE_TEST_SYNTHETIC_H
 
