@@ -49,6 +49,19 @@ expect 0 "" sample --ckpt "$ck" --steps 5 --n 3 --outdir "$tmp/pngs"
 [ -s "$tmp/pngs/000002.png" ] || { echo "FAIL: --outdir wrote no numbered PNGs"; fail=1; }
 expect 1 "000000.png exists (use --force" sample --ckpt "$ck" --steps 5 --n 3 --outdir "$tmp/pngs"
 expect 0 "" sample --ckpt "$ck" --steps 5 --n 3 --outdir "$tmp/pngs" --force
+# diffuse eval: NLL of the tiny model on its own samples; FID needs the user's Inception weights
+expect 0 "bits/dim (variational bound, stratified terms, 3 test images" eval nll --ckpt "$ck" --data "$tmp/pngs" --terms 5
+expect 0 "bits/dim (probability-flow ODE" eval nll --ckpt "$ck" --data "$tmp/pngs" --method ode --rtol 1e-3 --atol 1e-3
+unset DIFFUSE_INCEPTION
+expect 1 "no Inception weights: give --inception" eval stats --images "$tmp/pngs" --out "$tmp/s.npz"
+expect 1 "convert_inception.py" eval stats --images "$tmp/pngs" --out "$tmp/s.npz" --inception "$tmp/none.safetensors"
+expect 1 "s.npz: cannot open" eval fid --ref "$tmp/s.npz" --images "$tmp/pngs" --inception "$tmp/none.safetensors"
+fixtures="$(dirname "$0")/fixtures"
+expect 1 "mu must have shape (2048,)" eval fid --ref "$fixtures/fid_stats_a.npz" --images "$tmp/pngs" --inception "$tmp/none.safetensors"
+expect 2 "exactly one image source" eval fid --ref "$tmp/s.npz" --inception "$tmp/none.safetensors"
+expect 2 "unknown evaluation 'kid'" eval kid
+[ -e "$tmp/s.npz" ] && { echo "FAIL: a failed eval stats wrote its output"; fail=1; }
+
 # meaningless or malformed requests
 expect 1 "variance-exploding" sample --ckpt "$ck" --sampler langevin --out "$tmp/g.png"
 expect 2 "unknown sampler 'euler'" sample --ckpt "$ck" --sampler euler --out "$tmp/g.png"

@@ -105,7 +105,7 @@ static float *run_case(const Case *c, Diffusion *d, Mixture *m, int B, long *nfe
   rng_fill_normal(x, n, 11, 1, 0);
   const float prior = (float)diffusion_prior_std(d);
   for (size_t i = 0; i < n; i++) x[i] *= prior;
-  Denoiser den = {mixture_eps, 0, m};
+  Denoiser den = {mixture_eps, 0, m, NULL};
   NoiseSource noise = noise_source_rng(12, 0);
   *nfe = sampler_run(&o, d, &den, &noise, x, B, (size_t)m->D, work);
   free(work);
@@ -185,7 +185,7 @@ static void check_ode_invertible(const char *process, const char *schedule, OdeM
     for (int j = 0; j < 2; j++) x[2 * b + j] = (float)(m.mu[k][j] + 0.25 * rng_normal(5, 1, 2 * b + j));
   }
   memcpy(x0, x, n * sizeof(float));
-  Denoiser den = {mixture_eps, 0, &m};
+  Denoiser den = {mixture_eps, 0, &m, NULL};
   const double lo = diffusion_tau_min(&d), hi = diffusion_tau_max(&d);
   sampler_ode_solve(&o, &d, &den, x, B, 2, lo, hi, work);
   double var = 0;
@@ -219,7 +219,7 @@ static void check_batch_independent(void) {
   float x4[8], x2[8], work[32];
   rng_fill_normal(x4, 8, 3, 0, 0);
   memcpy(x2, x4, sizeof x4);
-  Denoiser den = {mixture_eps, 0, &m};
+  Denoiser den = {mixture_eps, 0, &m, NULL};
   NoiseSource all = noise_source_rng(7, 100), first = noise_source_rng(7, 100), second = noise_source_rng(7, 102);
   sampler_run(&o, &d, &den, &all, x4, 4, 2, work);
   sampler_run(&o, &d, &den, &first, x2, 2, 2, work);
@@ -324,7 +324,7 @@ static void check_trajectories(void) {
   Denoiser den = unet_denoiser(&ctx);
   const size_t per = 3 * 16 * 16;
   Recorder rec = {&den, per, malloc(MAX_CALLS * per * sizeof(float)), {0}, 0};
-  Denoiser recorded = {recording_eps, 0, &rec};
+  Denoiser recorded = {recording_eps, 0, &rec, NULL};
   float *x = malloc(per * sizeof(float)), *work = malloc(2 * per * sizeof(float));
   const StTensor *xt = st_find(&st, "x_T"), *zt = st_find(&st, "ancestral.z");
   EXPECT(xt && xt->numel == per && zt && zt->numel == 50 * per, "fixture lacks x_T or ancestral.z");

@@ -17,6 +17,10 @@ struct Denoiser {
   void (*predict_eps)(Denoiser *self, float *eps_out, const float *x, int B, double tau);
   long nfe; /* network evaluations so far (per batch call) */
   void *ctx;
+  /* Optional (NULL when the model cannot): eps_out = eps_hat(x, tau) and the vector-Jacobian
+   * product vjp_out = (d eps_hat / d x)^T v, both (B, C, H, W); counts one evaluation. */
+  void (*predict_eps_vjp)(Denoiser *self, float *eps_out, float *vjp_out, const float *x, const float *v, int B,
+                          double tau);
 };
 
 typedef struct {
@@ -26,7 +30,8 @@ typedef struct {
   const int *labels;   /* (B) or NULL */
 } UNetDenoiser;
 
-/* A denoiser backed by a U-Net; converts x0 / v predictions to eps. */
+/* A denoiser backed by a U-Net; converts x0 / v predictions to eps. Provides the VJP (a backward
+ * pass through the network w.r.t. its input; parameter gradients are overwritten). */
 Denoiser unet_denoiser(UNetDenoiser *ctx);
 
 #endif

@@ -194,7 +194,7 @@ int cmd_sample(int argc, char **argv) {
   UNetDenoiser ctx = {&diffusion, &model, &g, labels};
   Denoiser den = unet_denoiser(&ctx);
   Progress prog = {&den, isatty(STDERR_FILENO), 0, n, now_seconds()};
-  Denoiser shown = {progress_predict, 0, &prog};
+  Denoiser shown = {progress_predict, 0, &prog, NULL};
   long nfe_per_batch = 0;
   for (int first = 0; first < n; first += batch) {
     const int B = n - first < batch ? n - first : batch;

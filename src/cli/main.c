@@ -54,7 +54,23 @@ static const Command COMMANDS[] = {
      "  --class C        class label for conditional models (default: cycle through the classes)\n",
      cmd_sample},
     {"eval", "FID, Inception Score and NLL (bits/dim)",
-     "usage: diffuse eval fid|stats|nll [options]\n", NULL},
+     "usage: diffuse eval stats (--images DIR | --data PATH [--split train|test]) --out stats.npz [options]\n"
+     "       diffuse eval fid --ref stats.npz (--images DIR | --data PATH | --ckpt F [sampler flags] --n N) [options]\n"
+     "       diffuse eval nll --ckpt F --data PATH [--split test|train] [--n N] [--method vlb|ode] [options]\n"
+     "  --inception F    Inception-v3 FID weights as safetensors (or set DIFFUSE_INCEPTION); convert pytorch-fid's\n"
+     "                   pt_inception-2015-12-05-6726825d.pth with scripts/convert_inception.py\n"
+     "  --images DIR     a folder of images (recursive); --data: CIFAR-10 binaries / IDX / folder\n"
+     "  --resolution R   images are fitted to R x R first (default 32: use your samples' size)\n"
+     "  --n N            at most N dataset images; with --ckpt the number to generate (50000 for papers)\n"
+     "  --ref F          reference statistics (.npz with mu, sigma; pytorch-fid's files work)\n"
+     "  --batch N        images per Inception / sampler batch (default 50); --seed S as diffuse sample\n"
+     "  --splits K       Inception Score splits (default 10)\n"
+     "  --allow-few-images  compute even with fewer than 2048 images (not comparable to published FIDs)\n"
+     "  sampler flags    --sampler --steps --eta --spacing ... as in diffuse sample (with --ckpt)\n"
+     "nll: --method vlb (DDPM bound, Ho et al.; --terms K stratified KL terms, default all; --variance\n"
+     "     fixed_small|fixed_large) or ode (probability-flow ODE + Hutchinson, uniform dequantisation;\n"
+     "     --rtol, --atol 1e-5); --n images of the split (default 1000), --batch 16, --seed S\n",
+     cmd_eval},
     {"info", "model summary: parameters, shapes, GFLOPs, memory",
      "usage: diffuse info --config F | --ckpt F [--config F] [--batch N]\n"
      "  --config F   model config (JSON); needed for checkpoints without an embedded config\n"

@@ -7,6 +7,16 @@
 
 #include "core/error.h"
 
+/* eps = cx x + cn net with (cx, cn) per prediction type: eps (0, 1), x0 (1/s, -a/s), v (s, a). */
+static void eps_coefficients(Prediction p, float a, float s, float *cx, float *cn) {
+  *cx = 0.0f, *cn = 1.0f;
+  switch (p) {
+    case PRED_EPS: *cx = 0.0f, *cn = 1.0f; return;
+    case PRED_X0: *cx = 1.0f / s, *cn = -a / s; return;
+    case PRED_V: *cx = s, *cn = a; return;
+  }
+}
+
 static void unet_predict_eps(Denoiser *self, float *eps_out, const float *x, int B, double tau) {
   UNetDenoiser *u = self->ctx;
   const UNetConfig *c = &u->model->cfg;
@@ -22,22 +32,48 @@ static void unet_predict_eps(Denoiser *self, float *eps_out, const float *x, int
   Tensor *net = unet_forward(u->model, g, xt, t, u->labels);
   double alpha, sigma;
   diffusion_marginal(u->diffusion, tau, &alpha, &sigma);
-  const float a = (float)alpha, s = (float)sigma;
-  switch (u->diffusion->prediction) {
-    case PRED_EPS: memcpy(eps_out, net->data, net->numel * sizeof(float)); break;
-    case PRED_X0:
-      for (size_t i = 0; i < net->numel; i++) eps_out[i] = (x[i] - a * net->data[i]) / s;
-      break;
-    case PRED_V:
-      for (size_t i = 0; i < net->numel; i++) eps_out[i] = s * x[i] + a * net->data[i];
-      break;
+  float cx, cn;
+  eps_coefficients(u->diffusion->prediction, (float)alpha, (float)sigma, &cx, &cn);
+  for (size_t i = 0; i < net->numel; i++) eps_out[i] = cx * x[i] + cn * net->data[i];
+  g->grad_enabled = was;
+  g->training = was_training;
+  self->nfe++;
+}
+
+static void unet_predict_eps_vjp(Denoiser *self, float *eps_out, float *vjp_out, const float *x, const float *v, int B,
+                                 double tau) {
+  UNetDenoiser *u = self->ctx;
+  const UNetConfig *c = &u->model->cfg;
+  Graph *g = u->graph;
+  graph_reset(g);
+  const bool was = g->grad_enabled, was_training = g->training;
+  g->grad_enabled = true;
+  g->training = false;
+  const int shape[4] = {B, c->in_channels, c->resolution, c->resolution};
+  Tensor *xt = graph_tensor(g, 4, shape);
+  memcpy(xt->data, x, xt->numel * sizeof(float));
+  xt->requires_grad = true;
+  Tensor *t = graph_tensor(g, 1, &B);
+  for (int b = 0; b < B; b++) t->data[b] = (float)diffusion_label(u->diffusion, tau);
+  Tensor *net = unet_forward(u->model, g, xt, t, u->labels);
+  double alpha, sigma;
+  diffusion_marginal(u->diffusion, tau, &alpha, &sigma);
+  float cx, cn;
+  eps_coefficients(u->diffusion->prediction, (float)alpha, (float)sigma, &cx, &cn);
+  float *upstream = arena_floats(&g->arena, net->numel);
+  for (size_t i = 0; i < net->numel; i++) {
+    eps_out[i] = cx * x[i] + cn * net->data[i];
+    upstream[i] = cn * v[i];
   }
+  params_zero_grad(&u->model->params);
+  graph_backward_from(g, net, upstream);
+  for (size_t i = 0; i < net->numel; i++) vjp_out[i] = cx * v[i] + xt->grad[i];
   g->grad_enabled = was;
   g->training = was_training;
   self->nfe++;
 }
 
 Denoiser unet_denoiser(UNetDenoiser *ctx) {
-  Denoiser d = {unet_predict_eps, 0, ctx};
+  Denoiser d = {unet_predict_eps, 0, ctx, unet_predict_eps_vjp};
   return d;
 }

@@ -1,0 +1,417 @@
+/* cmd_eval.c - `diffuse eval stats|fid|nll`: Inception features, pytorch-fid statistics, FID and IS;
+ * bits/dim from the variational bound or the probability-flow ODE (eval/nll.h).
+ *
+ * Images come from a folder / CIFAR-10 binaries / IDX files (through the dataset loader, fitted
+ * to --resolution) or are generated from a checkpoint with any sampler and fed to Inception as
+ * they are made (quantised to uint8 exactly as a PNG would be), so FID on 50k samples needs no
+ * PNGs on disk. Statistics stream: mean and covariance accumulate in double, the logits for the
+ * Inception Score (without the fc bias, as the original implementation) are kept per image.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "args.h"
+#include "commands.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "eval/fid.h"
+#include "eval/nll.h"
+#include "io/dataset.h"
+#include "io/image.h"
+#include "io/npz.h"
+#include "nn/checkpoint.h"
+#include "nn/inception.h"
+#include "ops/gemm.h"
+#include "run_config_source.h"
+#include "sampler_flags.h"
+
+#define FEATURE_DIM 2048
+#define IS_CLASSES 1008
+#define NOISE_STREAM_BASE 0x5A3D000000000000ull /* as diffuse sample: the same seed gives the same images */
+#define SAMPLER_STREAM_BASE 0x5A3E000000000000ull
+
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Inception features of a stream of uint8 image batches. */
+typedef struct {
+  Inception net;
+  Graph graph;
+  FeatureStats stats;
+  float *pool3, *logits; /* (batch, 2048); (capacity, 1008) logits without bias */
+  long n, capacity;
+  bool tty;
+  double t0;
+} Extractor;
+
+static int extractor_init(Extractor *e, const char *weights, int batch, long capacity, char *err, size_t errlen) {
+  if (inception_load(&e->net, weights, err, errlen)) return -1;
+  graph_init(&e->graph, 64u << 20);
+  feature_stats_init(&e->stats, FEATURE_DIM);
+  e->pool3 = xmalloc((size_t)batch * FEATURE_DIM * sizeof(float));
+  e->capacity = capacity;
+  e->logits = xmalloc((size_t)capacity * IS_CLASSES * sizeof(float));
+  e->tty = isatty(STDERR_FILENO);
+  e->t0 = now_seconds();
+  return 0;
+}
+
+static void extractor_free(Extractor *e) {
+  if (!e->pool3) return; /* never initialised */
+  inception_free(&e->net);
+  graph_free(&e->graph);
+  feature_stats_free(&e->stats);
+  free(e->pool3), free(e->logits);
+}
+
+static void extractor_add(Extractor *e, const uint8_t *images, int B, int H, int W, long total) {
+  CHECK(e->n + B <= e->capacity);
+  inception_forward(&e->net, &e->graph, images, B, H, W, e->pool3, NULL);
+  feature_stats_add(&e->stats, e->pool3, B);
+  gemm(false, true, B, IS_CLASSES, FEATURE_DIM, 1.0f, e->pool3, FEATURE_DIM, inception_fc_weight(&e->net), FEATURE_DIM,
+       0.0f, e->logits + (size_t)e->n * IS_CLASSES, IS_CLASSES);
+  e->n += B;
+  if (e->tty) fprintf(stderr, "\rdiffuse eval: %ld/%ld images, %.0fs   ", e->n, total, now_seconds() - e->t0);
+}
+
+/* Features of every image of a loaded dataset (folder, CIFAR-10 binaries, IDX). */
+static int extract_dataset(Extractor *e, Dataset *d, int batch, char *err, size_t errlen) {
+  const size_t img = (size_t)d->C * d->H * d->W;
+  uint8_t *buf = xmalloc((size_t)batch * img);
+  int *idx = xmalloc((size_t)batch * sizeof(int));
+  float *f = xmalloc((size_t)batch * img * sizeof(float));
+  int rc = 0;
+  for (long first = 0; first < d->n && rc == 0; first += batch) {
+    const int B = d->n - first < batch ? (int)(d->n - first) : batch;
+    for (int b = 0; b < B; b++) idx[b] = (int)(first + b);
+    rc = dataset_get_batch(d, idx, NULL, B, f, NULL, err, errlen);
+    for (size_t i = 0; i < (size_t)B * img && rc == 0; i++) buf[i] = image_to_u8(f[i]); /* p / 127.5 - 1 round-trips */
+    if (rc == 0) extractor_add(e, buf, B, d->H, d->W, d->n);
+  }
+  free(buf), free(idx), free(f);
+  return rc;
+}
+
+/* Features of n images generated from a checkpoint. */
+static int extract_generated(Extractor *e, const char *ckpt, const char *config, const SamplerFlags *flags, long n,
+                             int batch, int seed, long *nfe, char *err, size_t errlen) {
+  SamplerOptions so;
+  if (sampler_options_from_flags(flags, &so)) return errorf(err, errlen, "bad sampler flags (see above)");
+  RunConfig run;
+  if (resolve_run_config(config, ckpt, &run, err, errlen)) return -1;
+  Diffusion diffusion;
+  if (diffusion_init(&diffusion, &run.diffusion, err, errlen) || sampler_options_for_model(flags, &so, &diffusion, err, errlen)) {
+    diffusion_free(&diffusion);
+    return -1;
+  }
+  const UNetConfig *mc = &run.model;
+  UNet model;
+  unet_init(&model, mc);
+  const CheckpointLoadOptions lo = {.use_ema = true};
+  int rc = checkpoint_load(ckpt, &model, &lo, NULL, err, errlen);
+  const int R = mc->resolution, C = mc->in_channels;
+  const size_t per = (size_t)C * R * R;
+  float *x = xmalloc((size_t)batch * per * sizeof(float));
+  float *work = xmalloc(sampler_work_floats(&so, (size_t)batch * per) * sizeof(float));
+  uint8_t *rgb = xmalloc((size_t)batch * 3 * R * R);
+  int *labels = mc->num_classes > 0 ? xmalloc((size_t)batch * sizeof(int)) : NULL;
+  Graph g;
+  graph_init(&g, 16u << 20);
+  UNetDenoiser ctx = {&diffusion, &model, &g, labels};
+  Denoiser den = unet_denoiser(&ctx);
+  const float prior = (float)diffusion_prior_std(&diffusion);
+  for (long first = 0; first < n && rc == 0; first += batch) {
+    const int B = n - first < batch ? (int)(n - first) : batch;
+    for (int b = 0; b < B; b++) {
+      rng_fill_normal(x + (size_t)b * per, per, (uint64_t)seed, NOISE_STREAM_BASE + (uint64_t)(first + b), 0);
+      if (labels) labels[b] = (int)((first + b) % mc->num_classes);
+    }
+    for (size_t i = 0; i < (size_t)B * per; i++) x[i] *= prior;
+    NoiseSource noise = noise_source_rng((uint64_t)seed, SAMPLER_STREAM_BASE + (uint64_t)first);
+    *nfe = sampler_run(&so, &diffusion, &den, &noise, x, B, per, work);
+    for (int b = 0; b < B; b++) /* grayscale models: the channel replicated, as a PNG viewer would */
+      for (int c = 0; c < 3; c++)
+        for (int p = 0; p < R * R; p++)
+          rgb[((size_t)b * 3 + c) * R * R + p] = image_to_u8(x[(size_t)b * per + (size_t)(C == 1 ? 0 : c) * R * R + p]);
+    extractor_add(e, rgb, B, R, R, n);
+  }
+  free(x), free(work), free(rgb), free(labels);
+  graph_free(&g);
+  unet_free(&model);
+  diffusion_free(&diffusion);
+  return rc;
+}
+
+typedef struct {
+  const char *images, *data, *split, *ckpt, *config, *inception, *ref, *out;
+  int resolution, batch, seed, splits;
+  long n;
+  bool allow_few;
+  SamplerFlags sampler;
+} EvalArgs;
+
+static int parse_eval_args(int argc, char **argv, EvalArgs *a, const char *command) {
+  int n = 0;
+  memset(a, 0, sizeof *a);
+  a->split = "train", a->resolution = 32, a->batch = 50, a->splits = 10;
+  a->inception = getenv("DIFFUSE_INCEPTION");
+  sampler_flags_default(&a->sampler);
+  ArgSpec specs[40] = {
+      {"--images", ARG_STRING, &a->images},   {"--data", ARG_STRING, &a->data},
+      {"--split", ARG_STRING, &a->split},     {"--ckpt", ARG_STRING, &a->ckpt},
+      {"--config", ARG_STRING, &a->config},   {"--inception", ARG_STRING, &a->inception},
+      {"--ref", ARG_STRING, &a->ref},         {"--out", ARG_STRING, &a->out},
+      {"--resolution", ARG_INT, &a->resolution}, {"--batch", ARG_INT, &a->batch},
+      {"--seed", ARG_INT, &a->seed},          {"--splits", ARG_INT, &a->splits},
+      {"--n", ARG_INT, &n},                   {"--allow-few-images", ARG_FLAG, &a->allow_few},
+  };
+  int n_specs = 14;
+  if (!strcmp(command, "eval fid")) n_specs += sampler_flag_specs(&a->sampler, specs + n_specs);
+  if (args_parse(argc, argv, specs, n_specs, command)) return 2;
+  a->n = n;
+  const int sources = !!a->images + !!a->data + (!strcmp(command, "eval fid") && a->ckpt);
+  if (sources != 1) {
+    fprintf(stderr, "diffuse %s: give exactly one image source: --images DIR, --data PATH%s\n", command,
+            strcmp(command, "eval fid") ? "" : " or --ckpt F");
+    return 2;
+  }
+  if (a->batch < 1 || a->resolution < 8 || a->n < 0 || a->splits < 1 || (a->ckpt && a->n < 1)) {
+    fprintf(stderr, "diffuse %s: --batch >= 1, --resolution >= 8, --splits >= 1 and (with --ckpt) --n >= 1\n", command);
+    return 2;
+  }
+  if (strcmp(a->split, "train") && strcmp(a->split, "test")) {
+    fprintf(stderr, "diffuse %s: --split must be train or test\n", command);
+    return 2;
+  }
+  return 0;
+}
+
+/* Run the extractor over the chosen source; fills mu, sigma. e is initialised (free it) even on error. */
+static int compute_features(const EvalArgs *a, Extractor *e, double *mu, double *sigma, long *nfe, double *secs,
+                            char *err, size_t errlen) {
+  memset(e, 0, sizeof *e);
+  if (!a->inception)
+    return errorf(err, errlen,
+                  "no Inception weights: give --inception FILE or set DIFFUSE_INCEPTION. Download pytorch-fid's "
+                  "pt_inception-2015-12-05-6726825d.pth (https://github.com/mseitzer/pytorch-fid/releases/download/"
+                  "fid_weights/pt_inception-2015-12-05-6726825d.pth) and convert it with "
+                  "/usr/bin/python3 scripts/convert_inception.py pt_inception-2015-12-05-6726825d.pth inception.safetensors");
+  Inception probe; /* fail on the weights before spending time on data */
+  if (inception_load(&probe, a->inception, err, errlen)) return -1;
+  inception_free(&probe);
+  Dataset d = {0};
+  if (!a->ckpt) {
+    const DatasetOptions o = {.kind = DATASET_AUTO, .path = a->images ? a->images : a->data, .resolution = a->resolution,
+                              .channels = 3, .train_split = !strcmp(a->split, "train"),
+                              .max_images = a->n > 0 ? (int)a->n : 0, .cache_limit_bytes = (size_t)4096 << 20};
+    if (dataset_load(&d, &o, err, errlen)) return -1;
+  }
+  const double t0 = now_seconds();
+  int rc = extractor_init(e, a->inception, a->batch, a->ckpt ? a->n : d.n, err, errlen);
+  if (rc == 0)
+    rc = a->ckpt ? extract_generated(e, a->ckpt, a->config, &a->sampler, a->n, a->batch, a->seed, nfe, err, errlen)
+                 : extract_dataset(e, &d, a->batch, err, errlen);
+  dataset_free(&d);
+  *secs = now_seconds() - t0;
+  if (e->tty) fprintf(stderr, "\n");
+  if (rc == 0 && e->n < FEATURE_DIM && !a->allow_few)
+    rc = errorf(err, errlen,
+                "%ld images are too few for a stable %d x %d covariance (need >= %d; published FIDs use 50000). "
+                "Pass --allow-few-images to compute it anyway",
+                e->n, FEATURE_DIM, FEATURE_DIM, FEATURE_DIM);
+  if (rc == 0) rc = feature_stats_finish(&e->stats, mu, sigma, err, errlen);
+  return rc;
+}
+
+static int read_ref_stats(const char *path, double **mu, double **sigma, char *err, size_t errlen) {
+  NpzArray m, s;
+  if (npz_read(path, "mu", &m, err, errlen)) return -1;
+  if (npz_read(path, "sigma", &s, err, errlen)) {
+    npz_array_free(&m);
+    return -1;
+  }
+  if (m.ndim != 1 || m.shape[0] != FEATURE_DIM || s.ndim != 2 || s.shape[0] != FEATURE_DIM || s.shape[1] != FEATURE_DIM) {
+    npz_array_free(&m), npz_array_free(&s);
+    return errorf(err, errlen, "%s: mu must have shape (%d,) and sigma (%d, %d) (Inception pool3 statistics)", path,
+                  FEATURE_DIM, FEATURE_DIM, FEATURE_DIM);
+  }
+  *mu = m.data, *sigma = s.data;
+  return 0;
+}
+
+static int eval_stats(int argc, char **argv) {
+  EvalArgs a;
+  int rc = parse_eval_args(argc, argv, &a, "eval stats");
+  if (rc) return rc;
+  if (!a.out) {
+    fprintf(stderr, "diffuse eval stats: --out stats.npz is required\n");
+    return 2;
+  }
+  char err[1024];
+  double *mu = xmalloc(FEATURE_DIM * sizeof(double)), *sigma = xmalloc((size_t)FEATURE_DIM * FEATURE_DIM * sizeof(double));
+  Extractor e;
+  long nfe = 0;
+  double secs = 0;
+  rc = compute_features(&a, &e, mu, sigma, &nfe, &secs, err, sizeof err);
+  const NpzEntry entries[2] = {{"mu", 1, {FEATURE_DIM}, mu}, {"sigma", 2, {FEATURE_DIM, FEATURE_DIM}, sigma}};
+  if (rc == 0) rc = npz_write(a.out, entries, 2, err, sizeof err);
+  if (rc) fprintf(stderr, "diffuse eval stats: %s\n", err);
+  else printf("statistics of %ld images written to %s (%.1fs, %.1f images/s)\n", e.n, a.out, secs, e.n / secs);
+  extractor_free(&e);
+  free(mu), free(sigma);
+  return rc ? 1 : 0;
+}
+
+static int eval_fid(int argc, char **argv) {
+  EvalArgs a;
+  int rc = parse_eval_args(argc, argv, &a, "eval fid");
+  if (rc) return rc;
+  if (!a.ref) {
+    fprintf(stderr, "diffuse eval fid: --ref stats.npz is required (make one with diffuse eval stats)\n");
+    return 2;
+  }
+  char err[1024];
+  double *ref_mu = NULL, *ref_sigma = NULL;
+  if (read_ref_stats(a.ref, &ref_mu, &ref_sigma, err, sizeof err)) {
+    fprintf(stderr, "diffuse eval fid: --ref %s\n", err);
+    return 1;
+  }
+  double *mu = xmalloc(FEATURE_DIM * sizeof(double)), *sigma = xmalloc((size_t)FEATURE_DIM * FEATURE_DIM * sizeof(double));
+  Extractor e;
+  long nfe = 0;
+  double secs = 0, fid = 0, is_mean = 0, is_std = 0;
+  rc = compute_features(&a, &e, mu, sigma, &nfe, &secs, err, sizeof err);
+  if (rc == 0) rc = frechet_distance(mu, sigma, ref_mu, ref_sigma, FEATURE_DIM, &fid, err, sizeof err);
+  if (rc == 0) {
+    inception_score(e.logits, e.n, IS_CLASSES, a.splits, &is_mean, &is_std);
+    printf("FID %.4f  IS %.4f +- %.4f  (%ld images%s", fid, is_mean, is_std, e.n, a.ckpt ? ", " : "");
+    if (a.ckpt) printf("sampler %s, NFE %ld", a.sampler.sampler, nfe);
+    printf(", %.1fs, %.2f images/s)\n", secs, e.n / secs);
+  } else {
+    fprintf(stderr, "diffuse eval fid: %s\n", err);
+  }
+  extractor_free(&e);
+  free(mu), free(sigma), free(ref_mu), free(ref_sigma);
+  return rc ? 1 : 0;
+}
+
+/* diffuse eval nll: bits/dim of dataset images under a checkpoint. */
+static int eval_nll(int argc, char **argv) {
+  const char *ckpt = NULL, *config = NULL, *data = NULL, *split = "test", *method = "vlb", *variance = "fixed_small";
+  int n = 1000, batch = 16, seed = 0, terms = 0;
+  double rtol = 1e-5, atol = 1e-5;
+  const ArgSpec specs[] = {
+      {"--ckpt", ARG_STRING, &ckpt},     {"--config", ARG_STRING, &config}, {"--data", ARG_STRING, &data},
+      {"--split", ARG_STRING, &split},   {"--method", ARG_STRING, &method}, {"--variance", ARG_STRING, &variance},
+      {"--n", ARG_INT, &n},              {"--batch", ARG_INT, &batch},      {"--seed", ARG_INT, &seed},
+      {"--terms", ARG_INT, &terms},      {"--rtol", ARG_DOUBLE, &rtol},     {"--atol", ARG_DOUBLE, &atol},
+  };
+  if (args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "eval nll")) return 2;
+  const bool vlb = !strcmp(method, "vlb");
+  if (!ckpt || !data || n < 1 || batch < 1 || seed < 0 || terms < 0 || !(rtol > 0 && atol > 0) ||
+      (!vlb && strcmp(method, "ode")) || (strcmp(variance, "fixed_small") && strcmp(variance, "fixed_large")) ||
+      (strcmp(split, "train") && strcmp(split, "test"))) {
+    fprintf(stderr, "diffuse eval nll: need --ckpt and --data; --method vlb|ode, --variance fixed_small|fixed_large, "
+                    "--split train|test, --n/--batch >= 1, --terms >= 0, --rtol/--atol > 0\n");
+    return 2;
+  }
+  char err[1024];
+  RunConfig run;
+  if (resolve_run_config(config, ckpt, &run, err, sizeof err)) {
+    fprintf(stderr, "diffuse eval nll: %s\n", err);
+    return 1;
+  }
+  Diffusion diffusion;
+  int rc = diffusion_init(&diffusion, &run.diffusion, err, sizeof err);
+  if (rc == 0 && vlb && diffusion.kind != DIFFUSION_DDPM)
+    rc = errorf(err, sizeof err, "the variational bound needs a discrete DDPM model (this one is %s); use --method ode",
+                run.diffusion.type);
+  const UNetConfig *mc = &run.model;
+  if (rc == 0 && mc->num_classes > 0) rc = errorf(err, sizeof err, "class-conditional models are not supported by eval nll yet");
+  UNet model;
+  unet_init(&model, mc);
+  const CheckpointLoadOptions lo = {.use_ema = true};
+  if (rc == 0) rc = checkpoint_load(ckpt, &model, &lo, NULL, err, sizeof err);
+  Dataset d = {0};
+  const DatasetOptions dopt = {.kind = DATASET_AUTO, .path = data, .resolution = mc->resolution,
+                               .channels = mc->in_channels, .train_split = !strcmp(split, "train"), .max_images = n,
+                               .cache_limit_bytes = (size_t)4096 << 20};
+  if (rc == 0) rc = dataset_load(&d, &dopt, err, sizeof err);
+  if (rc) {
+    fprintf(stderr, "diffuse eval nll: %s\n", err);
+    unet_free(&model);
+    diffusion_free(&diffusion);
+    return 1;
+  }
+  const size_t per = (size_t)mc->in_channels * mc->resolution * mc->resolution;
+  float *x = xmalloc((size_t)batch * per * sizeof(float));
+  float *work = xmalloc((vlb ? 3 * (size_t)batch * per : nll_ode_work_floats(batch, per)) * sizeof(float));
+  double *bpd = xmalloc((size_t)batch * sizeof(double));
+  int *idx = xmalloc((size_t)batch * sizeof(int));
+  Graph g;
+  graph_init(&g, 16u << 20);
+  UNetDenoiser ctx = {&diffusion, &model, &g, NULL};
+  Denoiser den = unet_denoiser(&ctx);
+  double sum = 0, sum2 = 0;
+  long nfe = 0;
+  const double t0 = now_seconds();
+  const bool tty = isatty(STDERR_FILENO);
+  for (int first = 0; first < d.n && rc == 0; first += batch) {
+    const int B = d.n - first < batch ? d.n - first : batch;
+    for (int b = 0; b < B; b++) idx[b] = first + b;
+    rc = dataset_get_batch(&d, idx, NULL, B, x, NULL, err, sizeof err); /* p / 127.5 - 1 */
+    if (rc) break;
+    if (vlb) {
+      NoiseSource noise = noise_source_rng((uint64_t)seed, SAMPLER_STREAM_BASE + (uint64_t)first);
+      const long before = den.nfe;
+      nll_vlb(&diffusion, &den, &noise, x, B, per, strcmp(variance, "fixed_large") ? VARIANCE_FIXED_SMALL : VARIANCE_FIXED_LARGE,
+              terms, bpd, NULL, work);
+      nfe = den.nfe - before;
+    } else {
+      for (int b = 0; b < B; b++) /* uniform dequantisation: x = (p + u) / 128 - 1 */
+        for (size_t j = 0; j < per; j++) {
+          float *v = &x[(size_t)b * per + j];
+          const float p = roundf((*v + 1.0f) * 127.5f), u = rng_uniform((uint64_t)seed, NOISE_STREAM_BASE + (uint64_t)(first + b), j);
+          *v = (p + u) / 128.0f - 1.0f;
+        }
+      nfe = nll_ode(&diffusion, &den, x, B, per, rtol, atol, (uint64_t)seed, SAMPLER_STREAM_BASE + (uint64_t)first, bpd,
+                    NULL, NULL, work);
+      for (int b = 0; b < B; b++) bpd[b] = -bpd[b] / ((double)per * M_LN2) + 7.0; /* on the [0, 256) scale */
+    }
+    for (int b = 0; b < B; b++) sum += bpd[b], sum2 += bpd[b] * bpd[b];
+    if (tty) fprintf(stderr, "\rdiffuse eval nll: %d/%d images, %.4f bits/dim so far   ", first + B, d.n, sum / (first + B));
+  }
+  if (tty) fprintf(stderr, "\n");
+  const double secs = now_seconds() - t0, mean = sum / d.n;
+  const double se = d.n > 1 ? sqrt(fmax(sum2 / d.n - mean * mean, 0.0) / (d.n - 1)) : 0.0;
+  if (rc) fprintf(stderr, "diffuse eval nll: %s\n", err);
+  else
+    printf("NLL %.4f +- %.4f bits/dim (%s%s, %d %s images, NFE %ld per batch, %.1fs)\n", mean, se,
+           vlb ? "variational bound" : "probability-flow ODE", vlb && terms ? ", stratified terms" : "", d.n, split, nfe,
+           secs);
+  free(x), free(work), free(bpd), free(idx);
+  graph_free(&g);
+  dataset_free(&d);
+  unet_free(&model);
+  diffusion_free(&diffusion);
+  return rc ? 1 : 0;
+}
+
+int cmd_eval(int argc, char **argv) {
+  if (argc < 2) {
+    fprintf(stderr, "diffuse eval: which evaluation? stats, fid or nll (see diffuse eval --help)\n");
+    return 2;
+  }
+  if (!strcmp(argv[1], "stats")) return eval_stats(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "fid")) return eval_fid(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "nll")) return eval_nll(argc - 1, argv + 1);
+  fprintf(stderr, "diffuse eval: unknown evaluation '%s' (stats, fid, nll)\n", argv[1]);
+  return 2;
+}

@@ -1,0 +1,222 @@
+/* test_nll.c - bits/dim: the DDPM variational bound against a PyTorch reference of
+ * improved-diffusion's calc_bpd_loop (scripts/gen_nll_fixtures.py, small synthetic-weight U-Net,
+ * injected noise), and the probability-flow ODE likelihood against exact log-densities of Gaussian
+ * data (exact divergence: the Jacobian is diagonal, so the Rademacher estimate is exact) and of a
+ * 2-D Gaussian mixture (the Hutchinson estimate averaged over samples). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "diffusion/denoiser.h"
+#include "eval/nll.h"
+#include "synthetic.h"
+#include "test_util.h"
+
+/* ---- (a) the bound vs PyTorch ---- */
+typedef struct {
+  const float *z; /* (T, B * per) */
+} FixtureNoise;
+
+static void fixture_noise(NoiseSource *self, float *z, int B, size_t per, long draw) {
+  const FixtureNoise *f = self->ctx;
+  memcpy(z, f->z + (size_t)draw * B * per, (size_t)B * per * sizeof(float));
+}
+
+static float *fixture_copy(const SafeTensors *st, const char *name, size_t want) {
+  const StTensor *t = st_find(st, name);
+  EXPECT(t && t->numel == want, "fixture lacks %s (or has the wrong size)", name);
+  if (!t || t->numel != want) exit(1);
+  float *v = malloc(want * sizeof(float));
+  char err[128];
+  st_tensor_to_f32(t, v, err, sizeof err);
+  return v;
+}
+
+static void check_vlb_reference(void) {
+  SafeTensors st;
+  load_fixture(&st, "nll_vlb.safetensors");
+  enum { T = 20, B = 2 };
+  DiffusionConfig dc;
+  diffusion_config_default(&dc);
+  dc.T = T;
+  strcpy(dc.beta_schedule, "cosine");
+  Diffusion d;
+  char err[256];
+  EXPECT(diffusion_init(&d, &dc, err, sizeof err) == 0, "%s", err);
+  UNetConfig c; /* gen_unet_fixtures.py SMALL */
+  unet_config_default(&c);
+  c.resolution = 16, c.ch = 16, c.groups = 8, c.num_res_blocks = 1, c.dropout = 0.0;
+  c.ch_mult[0] = 1, c.ch_mult[1] = 2, c.n_ch_mult = 2;
+  c.attn_resolutions[0] = 8, c.n_attn_resolutions = 1;
+  UNet model;
+  unet_init(&model, &c);
+  synthetic_params(&model.params);
+  Graph g;
+  graph_init(&g, 1 << 22);
+  UNetDenoiser ctx = {&d, &model, &g, NULL};
+  Denoiser den = unet_denoiser(&ctx);
+  const size_t per = 3 * 16 * 16;
+  float *x0 = fixture_copy(&st, "x0", B * per), *z = fixture_copy(&st, "z", (size_t)T * B * per);
+  FixtureNoise fn = {z};
+  NoiseSource noise = {fixture_noise, 0, 0, &fn};
+  float *work = malloc(3 * B * per * sizeof(float));
+  double bpd[B], terms[(T + 1) * B];
+  const char *names[2] = {"small.terms", "large.terms"};
+  for (int v = 0; v < 2; v++) {
+    nll_vlb(&d, &den, &noise, x0, B, per, v ? VARIANCE_FIXED_LARGE : VARIANCE_FIXED_SMALL, 0, bpd, terms, work);
+    float *want = fixture_copy(&st, names[v], (T + 1) * B);
+    float got[(T + 1) * B];
+    for (int i = 0; i < (T + 1) * B; i++) got[i] = (float)terms[i];
+    /* float32 network in both; float64 bound arithmetic in both: 1e-4 of the terms' scale */
+    expect_close(names[v], got, want, (T + 1) * B, 1e-4);
+    for (int b = 0; b < B; b++) {
+      double sum = 0;
+      for (int t = 0; t <= T; t++) sum += want[t * B + b];
+      EXPECT(fabs(bpd[b] - sum) < 1e-4 * sum, "%s: bound %.6f, reference %.6f bits/dim", names[v], bpd[b], sum);
+    }
+    free(want);
+  }
+  free(x0), free(z), free(work);
+  graph_free(&g);
+  unet_free(&model);
+  diffusion_free(&d);
+  st_free(&st);
+}
+
+/* ---- (b) ODE likelihood on exact scores ---- */
+typedef struct {
+  const Diffusion *d;
+  int K, D;
+  double w[2], mu[2][2], s; /* isotropic std s for every component */
+} Mixture;
+
+/* log density of x_tau and its eps_hat = -sigma grad log p, Jacobian-vector product -sigma H z. */
+static double mixture_eval(const Mixture *m, const float *x, double tau, float *eps, const float *z, float *jz) {
+  double a, sg;
+  diffusion_marginal(m->d, tau, &a, &sg);
+  const double v = a * a * m->s * m->s + sg * sg;
+  double logp[2], mx = -INFINITY, g[2][2];
+  for (int k = 0; k < m->K; k++) {
+    logp[k] = log(m->w[k]) - 0.5 * m->D * log(2 * M_PI * v);
+    for (int j = 0; j < m->D; j++) {
+      const double r = x[j] - a * m->mu[k][j];
+      logp[k] -= 0.5 * r * r / v;
+      g[k][j] = -r / v;
+    }
+    mx = fmax(mx, logp[k]);
+  }
+  double zs = 0, r[2];
+  for (int k = 0; k < m->K; k++) zs += r[k] = exp(logp[k] - mx);
+  double G[2] = {0, 0};
+  for (int k = 0; k < m->K; k++) {
+    r[k] /= zs;
+    for (int j = 0; j < m->D; j++) G[j] += r[k] * g[k][j];
+  }
+  for (int j = 0; j < m->D && eps; j++) eps[j] = (float)(-sg * G[j]);
+  if (z) { /* H = sum_k r_k (g_k g_k^T - I / v) - G G^T */
+    double gz[2] = {0, 0}, Gz = 0;
+    for (int k = 0; k < m->K; k++)
+      for (int j = 0; j < m->D; j++) gz[k] += g[k][j] * z[j];
+    for (int j = 0; j < m->D; j++) Gz += G[j] * z[j];
+    for (int j = 0; j < m->D; j++) {
+      double h = -z[j] / v - G[j] * Gz;
+      for (int k = 0; k < m->K; k++) h += r[k] * g[k][j] * gz[k];
+      jz[j] = (float)(-sg * h);
+    }
+  }
+  return mx + log(zs);
+}
+
+static void mixture_eps(Denoiser *self, float *eps, const float *x, int B, double tau) {
+  const Mixture *m = self->ctx;
+  for (int b = 0; b < B; b++) mixture_eval(m, x + (size_t)b * m->D, tau, eps + (size_t)b * m->D, NULL, NULL);
+  self->nfe++;
+}
+
+static void mixture_eps_vjp(Denoiser *self, float *eps, float *vjp, const float *x, const float *v, int B, double tau) {
+  const Mixture *m = self->ctx;
+  for (int b = 0; b < B; b++) {
+    const size_t o = (size_t)b * m->D;
+    mixture_eval(m, x + o, tau, eps + o, v + o, vjp + o);
+  }
+  self->nfe++;
+}
+
+/* The stratified subset of the bound's KL terms is an unbiased estimate of the full sum. */
+static void check_vlb_stratified(void) {
+  DiffusionConfig dc;
+  diffusion_config_default(&dc);
+  dc.T = 20;
+  strcpy(dc.beta_schedule, "cosine");
+  Diffusion d;
+  char err[256];
+  EXPECT(diffusion_init(&d, &dc, err, sizeof err) == 0, "%s", err);
+  Mixture m = {&d, 2, 2, {0.3, 0.7}, {{-0.6, -0.2}, {0.5, 0.4}}, 0.2};
+  Denoiser den = {mixture_eps, 0, &m, NULL};
+  enum { B = 64 };
+  float x0[2 * B], work[3 * 2 * B];
+  for (int i = 0; i < 2 * B; i++) x0[i] = roundf((rng_uniform(3, 0, i) * 2 - 1) * 127.5f) / 127.5f;
+  double bpd[B], full = 0, diff = 0, diff2 = 0;
+  const int R = 200;
+  for (int r = 0; r < R; r++) { /* both estimators on the same x_t noise; the strata draws vary with r */
+    NoiseSource noise = noise_source_rng(1000 + (uint64_t)r, 0);
+    double a = 0, s = 0;
+    nll_vlb(&d, &den, &noise, x0, B, 2, VARIANCE_FIXED_SMALL, 0, bpd, NULL, work);
+    for (int b = 0; b < B; b++) a += bpd[b] / B;
+    nll_vlb(&d, &den, &noise, x0, B, 2, VARIANCE_FIXED_SMALL, 5, bpd, NULL, work);
+    for (int b = 0; b < B; b++) s += bpd[b] / B;
+    full += a / R, diff += (s - a) / R, diff2 += (s - a) * (s - a) / R;
+  }
+  const double se = sqrt((diff2 - diff * diff) / (R - 1));
+  EXPECT(fabs(diff) < 4 * se && se < 0.1 * full, "stratified (5 of 19 terms) minus all terms: %.4f +- %.4f bits/dim (bound %.4f)",
+         diff, se, full);
+  diffusion_free(&d);
+}
+
+static void check_ode_likelihood(const char *process, int K, double tol_mean, int B) {
+  DiffusionConfig dc;
+  diffusion_config_default(&dc);
+  strcpy(dc.type, process);
+  Diffusion d;
+  char err[256];
+  EXPECT(diffusion_init(&d, &dc, err, sizeof err) == 0, "%s", err);
+  Mixture m = {&d, K, 2, {K == 1 ? 1.0 : 0.3, 0.7}, {{-1.0, -0.5}, {1.0, 0.8}}, 0.3};
+  Denoiser den = {mixture_eps, 0, &m, mixture_eps_vjp};
+  float *x = malloc((size_t)B * 2 * sizeof(float)), *work = malloc(nll_ode_work_floats(B, 2) * sizeof(float));
+  for (int b = 0; b < B; b++) {
+    const int k = K == 1 || rng_uniform(9, 0, b) < 0.3f ? 0 : 1;
+    for (int j = 0; j < 2; j++) x[2 * b + j] = (float)(m.mu[k][j] + m.s * rng_normal(9, 1, 2 * b + j));
+  }
+  double *logp = malloc((size_t)B * sizeof(double)), *log_prior = malloc((size_t)B * sizeof(double));
+  float *xT = malloc((size_t)B * 2 * sizeof(float));
+  const long nfe = nll_ode(&d, &den, x, B, 2, 1e-5, 1e-5, 4, 0, logp, xT, log_prior, work);
+  double mean_err = 0, sq_err = 0, worst = 0;
+  for (int b = 0; b < B; b++) {
+    /* the flow's part only: the data's own p_T(x_T) replaces the N(0, prior) approximation */
+    const double got = logp[b] - log_prior[b] + mixture_eval(&m, xT + 2 * b, diffusion_tau_max(&d), NULL, NULL, NULL);
+    const double exact = mixture_eval(&m, x + 2 * b, diffusion_tau_min(&d), NULL, NULL, NULL);
+    mean_err += (got - exact) / B, sq_err += (got - exact) * (got - exact) / B;
+    worst = fmax(worst, fabs(got - exact));
+  }
+  if (K == 1) /* diagonal Jacobian: the Rademacher estimate is the exact trace, only ODE error remains */
+    EXPECT(worst < tol_mean, "%s Gaussian: ODE log-likelihood off by up to %.2e nats (%ld NFE)", process, worst, nfe);
+  else { /* Hutchinson: unbiased; the mean error within 4 standard errors (plus the ODE's 2e-3) */
+    const double se = sqrt(fmax(sq_err - mean_err * mean_err, 0.0) / (B - 1));
+    EXPECT(fabs(mean_err) < 4 * se + tol_mean && se < 0.5, "%s mixture: mean ODE log-likelihood error %.4f nats +- %.4f (%d samples)",
+           process, mean_err, se, B);
+  }
+  free(x), free(work), free(logp), free(log_prior), free(xT);
+  diffusion_free(&d);
+}
+
+int main(void) {
+  check_vlb_reference();
+  check_vlb_stratified();
+  check_ode_likelihood("vpsde", 1, 2e-3, 64);
+  check_ode_likelihood("ddpm", 1, 2e-3, 64);
+  check_ode_likelihood("vesde", 1, 2e-3, 64);
+  check_ode_likelihood("vpsde", 2, 2e-3, 400);
+  return test_report("nll");
+}
