@@ -36,3 +36,17 @@ void synthetic_params(ParamTable *p) {
     }
   }
 }
+
+UNetConfig synthetic_small_unet_config(int num_classes) {
+  UNetConfig c;
+  unet_config_default(&c);
+  c.resolution = 16;
+  c.ch = 16;
+  c.groups = 8; /* several channels per group, so biases feeding a GroupNorm keep a gradient */
+  c.ch_mult[0] = 1, c.ch_mult[1] = 2, c.n_ch_mult = 2;
+  c.num_res_blocks = 1;
+  c.attn_resolutions[0] = 8, c.n_attn_resolutions = 1;
+  c.dropout = 0.0;
+  c.num_classes = num_classes;
+  return c;
+}

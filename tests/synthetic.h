@@ -13,8 +13,12 @@
 #include <stdint.h>
 
 #include "nn/params.h"
+#include "nn/unet.h"
 
 void synthetic_fill(float *out, size_t n, const char *stream_name);
 void synthetic_params(ParamTable *p);
+/* The "small" U-Net of scripts/gen_unet_fixtures.py (SMALL): 16x16x3, ch 16, mult [1, 2], one res
+ * block, attention at 8, 8 groups, no dropout; num_classes as given. */
+UNetConfig synthetic_small_unet_config(int num_classes);
 
 #endif

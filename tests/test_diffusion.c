@@ -12,14 +12,6 @@
 
 #define SCHEDULE_TOL 2e-6 /* float32 storage of float64 references */
 
-static void init(Diffusion *d, const char *type, const char *schedule) {
-  DiffusionConfig c;
-  diffusion_config_default(&c);
-  strcpy(c.type, type);
-  strcpy(c.beta_schedule, schedule);
-  char err[256];
-  EXPECT(diffusion_init(d, &c, err, sizeof err) == 0, "%s", err);
-}
 
 /* Compare f(tau_i) with the fixture for taus given by `taus` (or 0..n-1 when NULL). */
 static void check_curve(const char *what, const Diffusion *d, const SafeTensors *st, const char *name,
@@ -47,7 +39,7 @@ static void check_continuous_view(void) {
                              {"vpsde", "linear"}, {"subvpsde", "linear"}, {"vesde", "linear"}};
   for (int k = 0; k < 6; k++) {
     Diffusion d;
-    init(&d, procs[k][0], procs[k][1]);
+    init_diffusion(&d, procs[k][0], procs[k][1]);
     const double lo = diffusion_tau_min(&d), hi = diffusion_tau_max(&d);
     for (int i = 1; i < 10; i++) {
       /* discrete: mid-segment points, where the interpolation is smooth */
@@ -88,13 +80,13 @@ int main(void) {
   SafeTensors st;
   load_fixture(&st, "diffusion.safetensors");
   Diffusion d;
-  init(&d, "ddpm", "linear");
+  init_diffusion(&d, "ddpm", "linear");
   check_curve("ddpm linear alphas_cumprod", &d, &st, "ddpm_linear.alphas_cumprod", NULL, 2);
   diffusion_free(&d);
-  init(&d, "ddpm", "cosine");
+  init_diffusion(&d, "ddpm", "cosine");
   check_curve("ddpm cosine alphas_cumprod", &d, &st, "ddpm_cosine.alphas_cumprod", NULL, 2);
   diffusion_free(&d);
-  init(&d, "ncsn", "linear");
+  init_diffusion(&d, "ncsn", "linear");
   check_curve("ncsn sigmas", &d, &st, "ncsn.sigmas", NULL, 1);
   diffusion_free(&d);
 
@@ -104,7 +96,7 @@ int main(void) {
   EXPECT(tt && tt->numel <= 16 && st_tensor_to_f32(tt, t, err, sizeof err) == 0, "sde.t");
   const char *kinds[3] = {"vpsde", "subvpsde", "vesde"};
   for (int k = 0; k < 3; k++) {
-    init(&d, kinds[k], "linear");
+    init_diffusion(&d, kinds[k], "linear");
     char name[64];
     if (k < 2) {
       snprintf(name, sizeof name, "%s.alpha", kinds[k]);
@@ -117,7 +109,7 @@ int main(void) {
   }
 
   /* training draws cover the range: discrete indices in [0, T-1], continuous in [t_eps, 1] */
-  init(&d, "ddpm", "linear");
+  init_diffusion(&d, "ddpm", "linear");
   EXPECT(diffusion_sample_tau(&d, 0.0) == 0 && diffusion_sample_tau(&d, 0.99999) == 999, "ddpm tau range");
   EXPECT(diffusion_label(&d, 517) == 517, "ddpm label is the timestep");
 

@@ -45,11 +45,7 @@ static void check_vlb_reference(void) {
   Diffusion d;
   char err[256];
   EXPECT(diffusion_init(&d, &dc, err, sizeof err) == 0, "%s", err);
-  UNetConfig c; /* gen_unet_fixtures.py SMALL */
-  unet_config_default(&c);
-  c.resolution = 16, c.ch = 16, c.groups = 8, c.num_res_blocks = 1, c.dropout = 0.0;
-  c.ch_mult[0] = 1, c.ch_mult[1] = 2, c.n_ch_mult = 2;
-  c.attn_resolutions[0] = 8, c.n_attn_resolutions = 1;
+  const UNetConfig c = synthetic_small_unet_config(0);
   UNet model;
   unet_init(&model, &c);
   synthetic_params(&model.params);

@@ -22,14 +22,6 @@
 #include "synthetic.h"
 #include "test_util.h"
 
-static void init(Diffusion *d, const char *type, const char *schedule) {
-  DiffusionConfig c;
-  diffusion_config_default(&c);
-  strcpy(c.type, type);
-  strcpy(c.beta_schedule, schedule);
-  char err[256];
-  EXPECT(diffusion_init(d, &c, err, sizeof err) == 0, "%s", err);
-}
 
 /* ---- analytic denoiser: a mixture of diagonal Gaussians over D coordinates ---- */
 #define MAX_COMP 2
@@ -115,7 +107,7 @@ static float *run_case(const Case *c, Diffusion *d, Mixture *m, int B, long *nfe
 /* Gaussian data: coordinates j even ~ N(0.3, 0.5^2), odd ~ N(-0.2, 0.8^2). */
 static void check_gaussian(const Case *c) {
   Diffusion d;
-  init(&d, c->process, c->schedule);
+  init_diffusion(&d, c->process, c->schedule);
   Mixture m = {&d, 1, MAX_DIM, {1.0}, {{0}}, {{0}}};
   for (int j = 0; j < MAX_DIM; j++) m.mu[0][j] = j % 2 ? -0.2 : 0.3, m.s[0][j] = j % 2 ? 0.8 : 0.5;
   const int B = 2000;
@@ -144,7 +136,7 @@ static void check_gaussian(const Case *c) {
 /* 2-D mixture: 0.3 N((-1, -0.5), 0.25^2) + 0.7 N((1, 0.8), 0.25^2); checks weights, means, stds. */
 static void check_mixture(const Case *c) {
   Diffusion d;
-  init(&d, c->process, c->schedule);
+  init_diffusion(&d, c->process, c->schedule);
   Mixture m = {&d, 2, 2, {0.3, 0.7}, {{-1.0, -0.5}, {1.0, 0.8}}, {{0.25, 0.25}, {0.25, 0.25}}};
   const int B = 4000;
   long nfe;
@@ -171,7 +163,7 @@ static void check_mixture(const Case *c) {
 
 static void check_ode_invertible(const char *process, const char *schedule, OdeMethod method, int steps) {
   Diffusion d;
-  init(&d, process, schedule);
+  init_diffusion(&d, process, schedule);
   Mixture m = {&d, 2, 2, {0.3, 0.7}, {{-1.0, -0.5}, {1.0, 0.8}}, {{0.25, 0.25}, {0.25, 0.25}}};
   SamplerOptions o;
   sampler_options_default(&o, SAMPLER_ODE, steps);
@@ -211,7 +203,7 @@ static void check_ode_invertible(const char *process, const char *schedule, OdeM
 /* Batch independence: DDIM eta = 1 on 4 samples at once equals two batches of 2. */
 static void check_batch_independent(void) {
   Diffusion d;
-  init(&d, "ddpm", "linear");
+  init_diffusion(&d, "ddpm", "linear");
   Mixture m = {&d, 1, 2, {1.0}, {{0.1, 0.2}}, {{0.5, 0.5}}};
   SamplerOptions o;
   sampler_options_default(&o, SAMPLER_DDIM, 20);
@@ -230,7 +222,7 @@ static void check_batch_independent(void) {
 
 static void check_time_grids(void) {
   Diffusion d;
-  init(&d, "ddpm", "linear");
+  init_diffusion(&d, "ddpm", "linear");
   double taus[10];
   char err[256];
   const double uniform[10] = {900, 800, 700, 600, 500, 400, 300, 200, 100, 0};
@@ -248,7 +240,7 @@ static void check_time_grids(void) {
   diffusion_free(&d);
   /* meaningless combinations are refused with a message */
   SamplerOptions o;
-  init(&d, "vpsde", "linear");
+  init_diffusion(&d, "vpsde", "linear");
   sampler_options_default(&o, SAMPLER_ANCESTRAL, 10);
   EXPECT(sampler_check(&o, &d, err, sizeof err) != 0 && strstr(err, "DDPM"), "ancestral on a VP SDE");
   sampler_options_default(&o, SAMPLER_LANGEVIN, 10);
@@ -310,11 +302,7 @@ static void check_trajectories(void) {
   Diffusion d;
   char err[256];
   EXPECT(diffusion_init(&d, &dc, err, sizeof err) == 0, "%s", err);
-  UNetConfig c; /* gen_unet_fixtures.py SMALL */
-  unet_config_default(&c);
-  c.resolution = 16, c.ch = 16, c.groups = 8, c.num_res_blocks = 1, c.dropout = 0.0;
-  c.ch_mult[0] = 1, c.ch_mult[1] = 2, c.n_ch_mult = 2;
-  c.attn_resolutions[0] = 8, c.n_attn_resolutions = 1;
+  const UNetConfig c = synthetic_small_unet_config(0);
   UNet model;
   unet_init(&model, &c);
   synthetic_params(&model.params);

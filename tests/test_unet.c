@@ -37,19 +37,6 @@ static void expect_key_bias_negligible(ParamTable *p, int i) {
          sqrt(nb), sqrt(nw));
 }
 
-static UNetConfig small_config(int num_classes) {
-  UNetConfig c;
-  unet_config_default(&c);
-  c.resolution = 16;
-  c.ch = 16;
-  c.groups = 8; /* several channels per group, so biases feeding a GroupNorm keep a gradient */
-  c.ch_mult[0] = 1, c.ch_mult[1] = 2, c.n_ch_mult = 2;
-  c.num_res_blocks = 1;
-  c.attn_resolutions[0] = 8, c.n_attn_resolutions = 1;
-  c.dropout = 0.0;
-  c.num_classes = num_classes;
-  return c;
-}
 
 static size_t count_params(const UNet *m) {
   size_t n = 0;
@@ -90,7 +77,7 @@ static void compare_fixture_tensor(const SafeTensors *st, Graph *g, const char *
 static void check_small(void) {
   SafeTensors st;
   load_fixture(&st, "unet_small.safetensors");
-  const UNetConfig c = small_config(0);
+  const UNetConfig c = synthetic_small_unet_config(0);
   UNet m;
   unet_init(&m, &c);
   synthetic_params(&m.params);
@@ -125,7 +112,7 @@ static void check_small(void) {
 static void check_small_conditional(void) {
   SafeTensors st;
   load_fixture(&st, "unet_small_cond.safetensors");
-  const UNetConfig c = small_config(10);
+  const UNetConfig c = synthetic_small_unet_config(10);
   UNet m;
   unet_init(&m, &c);
   synthetic_params(&m.params);
@@ -197,7 +184,7 @@ static void check_cifar10(void) {
 
 /* Central differences of L = sum(y * gy) for sampled parameter and input elements. */
 static void check_finite_differences(void) {
-  UNetConfig c = small_config(0);
+  UNetConfig c = synthetic_small_unet_config(0);
   c.resolution = 8;
   c.ch = 16;
   c.groups = 8;
@@ -245,7 +232,7 @@ static void check_finite_differences(void) {
 }
 
 static void check_batch_independence(void) {
-  const UNetConfig c = small_config(0);
+  const UNetConfig c = synthetic_small_unet_config(0);
   UNet m;
   unet_init(&m, &c);
   synthetic_params(&m.params);

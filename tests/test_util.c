@@ -62,3 +62,12 @@ int test_report(const char *test_name) {
   printf("%s: all checks passed\n", test_name);
   return 0;
 }
+
+void init_diffusion(Diffusion *d, const char *type, const char *schedule) {
+  DiffusionConfig c;
+  diffusion_config_default(&c);
+  snprintf(c.type, sizeof c.type, "%s", type);
+  snprintf(c.beta_schedule, sizeof c.beta_schedule, "%s", schedule);
+  char err[256];
+  EXPECT(diffusion_init(d, &c, err, sizeof err) == 0, "%s", err);
+}

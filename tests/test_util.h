@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "autograd/graph.h"
+#include "diffusion/diffusion.h"
 #include "io/safetensors.h"
 
 extern int test_failures;
@@ -30,6 +31,9 @@ int expect_close(const char *what, const float *got, const float *want, size_t n
 void load_fixture(SafeTensors *st, const char *name);
 /* Copy a fixture tensor into a new graph tensor; NULL if absent. */
 Tensor *fixture_tensor(Graph *g, const SafeTensors *st, const char *name);
+
+/* A process with the default config but this type and DDPM beta schedule (a failure is counted). */
+void init_diffusion(Diffusion *d, const char *type, const char *schedule);
 
 int test_report(const char *test_name);
 

@@ -11,10 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "args.h"
+#include "clock.h"
 #include "commands.h"
 #include "core/error.h"
 #include "core/rng.h"
@@ -31,14 +31,9 @@
 
 #define FEATURE_DIM 2048
 #define IS_CLASSES 1008
-#define NOISE_STREAM_BASE 0x5A3D000000000000ull /* as diffuse sample: the same seed gives the same images */
-#define SAMPLER_STREAM_BASE 0x5A3E000000000000ull
-
-static double now_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#define VLB_STREAM_BASE 0x5A3F000000000000ull     /* x_t noise of image k */
+#define DEQUANT_STREAM_BASE 0x5A40000000000000ull /* uniform dequantisation of image k */
+#define PROBE_STREAM_BASE 0x5A41000000000000ull   /* Hutchinson probe of image k */
 
 /* Inception features of a stream of uint8 image batches. */
 typedef struct {
@@ -126,15 +121,11 @@ static int extract_generated(Extractor *e, const char *ckpt, const char *config,
   graph_init(&g, 16u << 20);
   UNetDenoiser ctx = {&diffusion, &model, &g, labels};
   Denoiser den = unet_denoiser(&ctx);
-  const float prior = (float)diffusion_prior_std(&diffusion);
   for (long first = 0; first < n && rc == 0; first += batch) {
     const int B = n - first < batch ? (int)(n - first) : batch;
-    for (int b = 0; b < B; b++) {
-      rng_fill_normal(x + (size_t)b * per, per, (uint64_t)seed, NOISE_STREAM_BASE + (uint64_t)(first + b), 0);
-      if (labels) labels[b] = (int)((first + b) % mc->num_classes);
-    }
-    for (size_t i = 0; i < (size_t)B * per; i++) x[i] *= prior;
-    NoiseSource noise = noise_source_rng((uint64_t)seed, SAMPLER_STREAM_BASE + (uint64_t)first);
+    sample_prior_noise(x, B, per, first, seed, &diffusion);
+    for (int b = 0; b < B && labels; b++) labels[b] = (int)((first + b) % mc->num_classes);
+    NoiseSource noise = sample_step_noise(seed, first);
     *nfe = sampler_run(&so, &diffusion, &den, &noise, x, B, per, work);
     for (int b = 0; b < B; b++) /* grayscale models: the channel replicated, as a PNG viewer would */
       for (int c = 0; c < 3; c++)
@@ -369,7 +360,7 @@ static int eval_nll(int argc, char **argv) {
     rc = dataset_get_batch(&d, idx, NULL, B, x, NULL, err, sizeof err); /* p / 127.5 - 1 */
     if (rc) break;
     if (vlb) {
-      NoiseSource noise = noise_source_rng((uint64_t)seed, SAMPLER_STREAM_BASE + (uint64_t)first);
+      NoiseSource noise = noise_source_rng((uint64_t)seed, VLB_STREAM_BASE + (uint64_t)first);
       const long before = den.nfe;
       nll_vlb(&diffusion, &den, &noise, x, B, per, strcmp(variance, "fixed_large") ? VARIANCE_FIXED_SMALL : VARIANCE_FIXED_LARGE,
               terms, bpd, NULL, work);
@@ -378,10 +369,10 @@ static int eval_nll(int argc, char **argv) {
       for (int b = 0; b < B; b++) /* uniform dequantisation: x = (p + u) / 128 - 1 */
         for (size_t j = 0; j < per; j++) {
           float *v = &x[(size_t)b * per + j];
-          const float p = roundf((*v + 1.0f) * 127.5f), u = rng_uniform((uint64_t)seed, NOISE_STREAM_BASE + (uint64_t)(first + b), j);
+          const float p = roundf((*v + 1.0f) * 127.5f), u = rng_uniform((uint64_t)seed, DEQUANT_STREAM_BASE + (uint64_t)(first + b), j);
           *v = (p + u) / 128.0f - 1.0f;
         }
-      nfe = nll_ode(&diffusion, &den, x, B, per, rtol, atol, (uint64_t)seed, SAMPLER_STREAM_BASE + (uint64_t)first, bpd,
+      nfe = nll_ode(&diffusion, &den, x, B, per, rtol, atol, (uint64_t)seed, PROBE_STREAM_BASE + (uint64_t)first, bpd,
                     NULL, NULL, work);
       for (int b = 0; b < B; b++) bpd[b] = -bpd[b] / ((double)per * M_LN2) + 7.0; /* on the [0, 256) scale */
     }

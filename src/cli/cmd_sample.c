@@ -10,13 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "args.h"
+#include "clock.h"
 #include "commands.h"
 #include "core/error.h"
-#include "core/rng.h"
 #include "diffusion/denoiser.h"
 #include "io/image.h"
 #include "io/safetensors.h"
@@ -25,14 +24,6 @@
 #include "sampler_flags.h"
 #include "samplers/sampler.h"
 
-#define NOISE_STREAM_BASE 0x5A3D000000000000ull
-#define SAMPLER_STREAM_BASE 0x5A3E000000000000ull
-
-static double now_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* A denoiser that forwards to another and reports progress on a terminal. */
 typedef struct {
@@ -179,12 +170,7 @@ int cmd_sample(int argc, char **argv) {
   const size_t per = (size_t)mc->in_channels * mc->resolution * mc->resolution;
   if (!all) {
     all = xmalloc((size_t)n * per * sizeof(float));
-    const float prior = (float)diffusion_prior_std(&diffusion);
-    for (int k = 0; k < n; k++) {
-      float *xk = all + (size_t)k * per;
-      rng_fill_normal(xk, per, (uint64_t)seed, NOISE_STREAM_BASE + (uint64_t)k, 0);
-      for (size_t i = 0; i < per; i++) xk[i] *= prior;
-    }
+    sample_prior_noise(all, n, per, 0, seed, &diffusion);
   }
   if (batch > n) batch = n;
   float *work = xmalloc(sampler_work_floats(&so, (size_t)batch * per) * sizeof(float));
@@ -199,7 +185,7 @@ int cmd_sample(int argc, char **argv) {
   for (int first = 0; first < n; first += batch) {
     const int B = n - first < batch ? n - first : batch;
     for (int b = 0; b < B && labels; b++) labels[b] = class_label >= 0 ? class_label : (first + b) % mc->num_classes;
-    NoiseSource noise = noise_source_rng((uint64_t)seed, SAMPLER_STREAM_BASE + (uint64_t)first);
+    NoiseSource noise = sample_step_noise(seed, first);
     shown.nfe = 0;
     nfe_per_batch = sampler_run(&so, &diffusion, &shown, &noise, all + (size_t)first * per, B, per, work);
     prog.done = first + B;

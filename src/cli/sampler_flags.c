@@ -1,5 +1,7 @@
-/* sampler_flags.c - the sampler flags shared by `diffuse sample` and `diffuse eval fid`. */
+/* sampler_flags.c - the sampler flags and noise streams shared by `diffuse sample` and `diffuse eval fid`. */
 #include "sampler_flags.h"
+
+#include "core/rng.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -79,4 +81,20 @@ int sampler_options_for_model(const SamplerFlags *f, SamplerOptions *o, const Di
   /* DDIM's "uniform" grid starts below tau_max, which biases VE models (prior std sigma_max) */
   if (!f->spacing && o->kind == SAMPLER_DDIM && diffusion_prior_std(d) != 1.0) o->spacing = SPACING_TRAILING;
   return sampler_check(o, d, err, errlen);
+}
+
+#define NOISE_STREAM_BASE 0x5A3D000000000000ull
+#define SAMPLER_STREAM_BASE 0x5A3E000000000000ull
+
+void sample_prior_noise(float *x, int B, size_t per_sample, long first, int seed, const Diffusion *d) {
+  const float prior = (float)diffusion_prior_std(d);
+  for (int b = 0; b < B; b++) {
+    float *xb = x + (size_t)b * per_sample;
+    rng_fill_normal(xb, per_sample, (uint64_t)seed, NOISE_STREAM_BASE + (uint64_t)(first + b), 0);
+    for (size_t i = 0; i < per_sample; i++) xb[i] *= prior;
+  }
+}
+
+NoiseSource sample_step_noise(int seed, long first) {
+  return noise_source_rng((uint64_t)seed, SAMPLER_STREAM_BASE + (uint64_t)first);
 }

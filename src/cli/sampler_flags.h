@@ -1,4 +1,5 @@
-/* sampler_flags.h - the sampler flags shared by `diffuse sample` and `diffuse eval fid`. */
+/* sampler_flags.h - what `diffuse sample` and `diffuse eval fid` share: the sampler flags and the
+ * noise streams, so the same --seed gives the same images in both. */
 #ifndef DIFFUSE_CLI_SAMPLER_FLAGS_H
 #define DIFFUSE_CLI_SAMPLER_FLAGS_H
 
@@ -24,5 +25,11 @@ int sampler_flag_specs(SamplerFlags *f, ArgSpec *out);
 int sampler_options_from_flags(const SamplerFlags *f, SamplerOptions *o);
 /* Model-dependent defaults (DDIM on VE models: trailing spacing) and sampler_check. 0 or -1 + message. */
 int sampler_options_for_model(const SamplerFlags *f, SamplerOptions *o, const Diffusion *d, char *err, size_t errlen);
+
+/* x (B, per_sample): the prior noise of samples first .. first+B-1, sample k from stream k of seed,
+ * times the prior std. */
+void sample_prior_noise(float *x, int B, size_t per_sample, long first, int seed, const Diffusion *d);
+/* The per-step noise of the batch starting at sample `first` (sample k: its own stream). */
+NoiseSource sample_step_noise(int seed, long first);
 
 #endif
