@@ -138,6 +138,13 @@ int main(void) {
   buf[200] ^= 0x40;
   for (long cut = 0; cut < size; cut += 97) /* every truncation: a message, never a crash */
     EXPECT(npz_read_buffer(buf, (size_t)cut, "sigma", &sigma, err, sizeof err) != 0, "truncated at %ld accepted", cut);
+  /* found by fuzz_npz: a ZIP64 locator in a file shorter than a ZIP64 end record */
+  static const unsigned char zip64_short[] = {
+      0x50, 0x4b, 0x03, 0x04, 0x14, 0x00, 0x00, 0x79, 0x50, 0x4b, 0x01, 0x00, 0x27, 0x50, 0x4b, 0x06, 0x07, 0x00, 0x00,
+      0x00, 0xbc, 0x00, 0x00, 0x00, 0x73, 0x69, 0x67, 0x6d, 0x5a, 0x2e, 0x6e, 0x70, 0x79, 0x50, 0x4b, 0x05, 0x06, 0x00,
+      0x00, 0x00, 0x00, 0x02, 0x00, 0x02, 0x00, 0x6b, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00};
+  EXPECT(npz_read_buffer(zip64_short, sizeof zip64_short, "sigma", &sigma, err, sizeof err) != 0 && strstr(err, "ZIP64"),
+         "short ZIP64 file: '%s'", err);
   write_file(path, "not a zip file at all, just some text that is long enough", 56);
   EXPECT(npz_read(path, "mu", &sigma, err, sizeof err) != 0 && strstr(err, path) && strstr(err, "ZIP"), "text file: '%s'", err);
   free(buf);

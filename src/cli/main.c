@@ -71,6 +71,13 @@ static const Command COMMANDS[] = {
      "     fixed_small|fixed_large) or ode (probability-flow ODE + Hutchinson, uniform dequantisation;\n"
      "     --rtol, --atol 1e-5); --n images of the split (default 1000), --batch 16, --seed S\n",
      cmd_eval},
+    {"bench", "time a training step or sampling forward (JSON line)",
+     "usage: diffuse bench --config F [--mode train|sample] [--batch N] [--steps N] [--warmup N] [--threads N]\n"
+     "  --mode M     train: forward + backward + clipping + AdamW + EMA; sample: one grad-free network evaluation\n"
+     "  --batch N    images per step (default 8); --steps N timed steps (default 10) after --warmup N (2)\n"
+     "  --threads N  OpenMP and OpenBLAS threads (default: OMP_NUM_THREADS or all cores)\n"
+     "prints {mode, batch, threads, ms_per_step (median), ms_min, img_per_s, gflops (achieved), peak_rss_mib}\n",
+     cmd_bench},
     {"info", "model summary: parameters, shapes, GFLOPs, memory",
      "usage: diffuse info --config F | --ckpt F [--config F] [--batch N]\n"
      "  --config F   model config (JSON); needed for checkpoints without an embedded config\n"

@@ -51,7 +51,7 @@ static int zip_find(const uint8_t *buf, size_t size, const char *member, ZipMemb
   uint64_t cd = rd32(buf + eocd + 16);
   if (cd == 0xFFFFFFFFu && eocd >= 20 && rd32(buf + eocd - 20) == 0x07064b50u) { /* ZIP64 locator */
     const uint64_t z64 = rd64(buf + eocd - 20 + 8);
-    if (z64 > size - 56 || rd32(buf + z64) != 0x06064b50u) return *why = "bad ZIP64 end record", -1;
+    if (size < 56 || z64 > size - 56 || rd32(buf + z64) != 0x06064b50u) return *why = "bad ZIP64 end record", -1;
     cd = rd64(buf + z64 + 48);
   }
   const size_t name_len = strlen(member);

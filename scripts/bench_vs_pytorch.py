@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Side-by-side speed of diffuse and PyTorch on the same machine, same model, batch and threads.
+
+For each case (config, batch, mode) the script runs `diffuse bench` and an equivalent PyTorch
+worker (the DDPM U-Net of scripts/gen_unet_fixtures.py, diffusers layout, built from the config's
+"model" section) as separate processes, alternately, --rounds times, and prints a table of the
+medians with the ratio diffuse / PyTorch in images/s and both peak RSS values.
+
+  train   forward + MSE loss + backward + gradient clipping + AdamW + EMA (PyTorch), the same
+          step diffuse trains with (its diffusion objective on random images)
+  sample  one grad-free forward (torch.no_grad), the unit every sampler repeats
+
+Default cases: configs/cifar10_ddpm.json at batch 8 and configs/quickstart.json at batch 16, both
+modes, 2 threads. Run with Debian's PyTorch after building diffuse:
+
+  /usr/bin/python3 scripts/bench_vs_pytorch.py [--diffuse build/diffuse] [--threads 2] [--steps 5]
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CASES = [("configs/cifar10_ddpm.json", 8), ("configs/quickstart.json", 16)]
+
+
+def torch_worker(config, batch, mode, steps, warmup, threads):
+    import torch
+    sys.path.insert(0, HERE)
+    from gen_unet_fixtures import UNet
+
+    torch.set_num_threads(threads)
+    with open(config) as f:
+        cfg = json.load(f)["model"]
+    full = {"resolution": 32, "in_channels": 3, "ch": 128, "ch_mult": [1, 2, 2, 2], "num_res_blocks": 2,
+            "attn_resolutions": [16], "dropout": 0.1, "groups": 32, "norm_eps": 1e-6, "num_classes": 0}
+    full.update(cfg)
+    model = UNet(full)
+    res, c = full["resolution"], full["in_channels"]
+    x = torch.rand(batch, c, res, res) * 2 - 1
+    t = torch.randint(0, 1000, (batch,)).float()
+    times = []
+    if mode == "train":
+        model.train()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.0)
+        ema = [p.detach().clone() for p in model.parameters()]
+        for s in range(warmup + steps):
+            t0 = time.perf_counter()
+            noise = torch.randn_like(x)
+            loss = torch.nn.functional.mse_loss(model(x + noise, t), noise)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            with torch.no_grad():
+                for e, p in zip(ema, model.parameters()):
+                    e.lerp_(p, 1 - 0.9999)
+            if s >= warmup:
+                times.append(time.perf_counter() - t0)
+    else:
+        model.eval()
+        with torch.no_grad():
+            for s in range(warmup + steps):
+                t0 = time.perf_counter()
+                model(x, t)
+                if s >= warmup:
+                    times.append(time.perf_counter() - t0)
+    ms = 1e3 * statistics.median(times)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print(json.dumps({"ms_per_step": ms, "img_per_s": batch / (ms / 1e3), "peak_rss_mib": rss}))
+
+
+def run_json(cmd, env):
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--diffuse", default="build/diffuse")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--modes", default="sample,train")
+    ap.add_argument("--case", action="append", help="CONFIG:BATCH (repeatable; default: the two standard cases)")
+    ap.add_argument("--torch-worker", nargs=4, metavar=("CONFIG", "BATCH", "MODE", "STEPS"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.torch_worker:
+        config, batch, mode, steps = args.torch_worker
+        torch_worker(config, int(batch), mode, int(steps), args.warmup, args.threads)
+        return
+    cases = [(c.split(":")[0], int(c.split(":")[1])) for c in args.case] if args.case else CASES
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OPENBLAS_NUM_THREADS=str(args.threads))
+    rows = []
+    for config, batch in cases:
+        for mode in args.modes.split(","):
+            ours, theirs = [], []
+            for _ in range(args.rounds):  # alternate, so drifts in machine load hit both
+                ours.append(run_json([args.diffuse, "bench", "--config", config, "--batch", str(batch), "--mode", mode,
+                                      "--steps", str(args.steps), "--warmup", str(args.warmup),
+                                      "--threads", str(args.threads)], env))
+                theirs.append(run_json([sys.executable, os.path.abspath(__file__), "--threads", str(args.threads),
+                                        "--warmup", str(args.warmup), "--torch-worker", config, str(batch), mode,
+                                        str(args.steps)], env))
+            o = statistics.median(r["img_per_s"] for r in ours)
+            p = statistics.median(r["img_per_s"] for r in theirs)
+            rows.append((os.path.basename(config), batch, mode, o, p, o / p,
+                         max(r["peak_rss_mib"] for r in ours), max(r["peak_rss_mib"] for r in theirs),
+                         statistics.median(r["gflops"] for r in ours)))
+    print(f"{'config':<20} {'batch':>5} {'mode':<6} {'diffuse img/s':>13} {'torch img/s':>11} {'ratio':>6} "
+          f"{'diffuse RSS':>11} {'torch RSS':>9} {'diffuse GFLOP/s':>15}")
+    for r in rows:
+        print(f"{r[0]:<20} {r[1]:>5} {r[2]:<6} {r[3]:>13.2f} {r[4]:>11.2f} {r[5]:>6.2f} {r[6]:>9.0f}Mi {r[7]:>7.0f}Mi "
+              f"{r[8]:>15.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+/* cmd_bench.c - `diffuse bench`: time the training step or the sampling forward of a config's U-Net.
+ *
+ * train: one optimizer step as diffuse train does it (objective of the config on random images in
+ * [-1, 1], backward, gradient clipping, AdamW, EMA); sample: one grad-free network evaluation (the
+ * unit every sampler repeats). Warm-up steps first (the arena grows to its high-water mark), then
+ * --steps timed steps; prints one JSON line: median ms per step, images/s, achieved GFLOP/s
+ * (forward FLOPs x3 for a training step: the backward costs about two forwards), peak RSS.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "args.h"
+#include "clock.h"
+#include "commands.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "diffusion/denoiser.h"
+#include "diffusion/objective.h"
+#include "nn/init.h"
+#include "run_config_source.h"
+#include "train/optim.h"
+
+void openblas_set_num_threads(int num_threads);
+
+static int compare_doubles(const void *a, const void *b) {
+  const double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+int cmd_bench(int argc, char **argv) {
+  const char *config = NULL, *mode = "train";
+  int batch = 8, steps = 10, warmup = 2, threads = 0;
+  const ArgSpec specs[] = {
+      {"--config", ARG_STRING, &config}, {"--mode", ARG_STRING, &mode},     {"--batch", ARG_INT, &batch},
+      {"--steps", ARG_INT, &steps},      {"--warmup", ARG_INT, &warmup},    {"--threads", ARG_INT, &threads},
+  };
+  if (args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "bench")) return 2;
+  const bool train = !strcmp(mode, "train");
+  if (!config || (!train && strcmp(mode, "sample")) || batch < 1 || steps < 1 || warmup < 0 || threads < 0) {
+    fprintf(stderr, "diffuse bench: need --config F; --mode train|sample, --batch/--steps >= 1, --warmup/--threads >= 0\n");
+    return 2;
+  }
+  if (threads > 0) {
+#ifdef _OPENMP
+    omp_set_num_threads(threads);
+#endif
+    openblas_set_num_threads(threads);
+  }
+  char err[1024];
+  RunConfig run;
+  Diffusion d;
+  if (resolve_run_config(config, NULL, &run, err, sizeof err) || diffusion_init(&d, &run.diffusion, err, sizeof err)) {
+    fprintf(stderr, "diffuse bench: %s\n", err);
+    return 1;
+  }
+  const UNetConfig *mc = &run.model;
+  UNet model;
+  unet_init(&model, mc);
+  unet_init_weights(&model, 0);
+  ParamTable *p = &model.params;
+  if (train) params_alloc_optimizer(p), params_alloc_ema(p);
+  Graph g;
+  graph_init(&g, 64u << 20);
+  const int shape[4] = {batch, mc->in_channels, mc->resolution, mc->resolution};
+  const size_t n = (size_t)batch * mc->in_channels * mc->resolution * mc->resolution;
+  float *x = xmalloc(n * sizeof(float)), *eps = xmalloc(n * sizeof(float));
+  rng_fill_uniform(x, n, 1, 0, 0);
+  for (size_t i = 0; i < n; i++) x[i] = 2.0f * x[i] - 1.0f;
+  int *labels = NULL;
+  if (mc->num_classes > 0) {
+    labels = xmalloc((size_t)batch * sizeof(int));
+    for (int b = 0; b < batch; b++) labels[b] = b % mc->num_classes;
+  }
+  UNetDenoiser ctx = {&d, &model, &g, labels};
+  Denoiser den = unet_denoiser(&ctx);
+  const TrainConfig *t = &run.train;
+  double *ms = xmalloc((size_t)steps * sizeof(double)), flops = 0;
+  for (int s = 0; s < warmup + steps; s++) {
+    const double t0 = now_seconds();
+    if (train) {
+      graph_reset(&g);
+      g.grad_enabled = true;
+      g.training = true;
+      Tensor *x0 = graph_tensor(&g, 4, shape);
+      memcpy(x0->data, x, n * sizeof(float));
+      params_zero_grad(p);
+      Tensor *loss = diffusion_training_loss(&d, &model, &g, x0, labels, 0, s, 0);
+      flops = g.flops;
+      graph_backward(&g, loss);
+      if (t->grad_clip > 0) grad_clip(p->grad, p->total, t->grad_clip);
+      const AdamWConfig adam = {t->lr, t->beta1, t->beta2, t->adam_eps, t->weight_decay};
+      adamw_step(p->data, p->grad, p->adam_m, p->adam_v, p->total, &adam, s + 1);
+      ema_update(p->ema, p->data, p->total, t->ema_decay);
+    } else {
+      den.predict_eps(&den, eps, x, batch, diffusion_tau_max(&d) / 2);
+      flops = g.flops;
+    }
+    if (s >= warmup) ms[s - warmup] = 1e3 * (now_seconds() - t0);
+  }
+  qsort(ms, (size_t)steps, sizeof(double), compare_doubles);
+  const double median = steps % 2 ? ms[steps / 2] : 0.5 * (ms[steps / 2 - 1] + ms[steps / 2]);
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  const double step_flops = train ? 3.0 * flops : flops;
+  int used_threads = 1;
+#ifdef _OPENMP
+  used_threads = omp_get_max_threads();
+#endif
+  printf("{\"mode\": \"%s\", \"config\": \"%s\", \"batch\": %d, \"threads\": %d, \"steps\": %d, \"ms_per_step\": %.2f, "
+         "\"ms_min\": %.2f, \"img_per_s\": %.3f, \"gflops\": %.2f, \"peak_rss_mib\": %.1f}\n",
+         mode, config, batch, used_threads, steps, median, ms[0], batch / (median * 1e-3), step_flops / (median * 1e-3) / 1e9,
+         ru.ru_maxrss / 1024.0);
+  free(x), free(eps), free(labels), free(ms);
+  graph_free(&g);
+  unet_free(&model);
+  diffusion_free(&d);
+  return 0;
+}
