@@ -168,6 +168,7 @@ static void check_ode_invertible(const char *process, const char *schedule, OdeM
   SamplerOptions o;
   sampler_options_default(&o, SAMPLER_ODE, steps);
   o.method = method;
+  o.rtol = o.atol = 1e-6; /* the round trip's error follows the solver tolerance */
   const int B = 200;
   const size_t n = 2 * B;
   float *x = malloc(n * sizeof(float)), *x0 = malloc(n * sizeof(float)), *x1 = malloc(n * sizeof(float));
@@ -190,7 +191,8 @@ static void check_ode_invertible(const char *process, const char *schedule, OdeM
   for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs(x[i] - x0[i]));
   /* encoding maps the data to the prior: E[x_T^2] = alpha^2 E[x0^2] + sigma^2 ~ prior^2 */
   EXPECT(fabs(sqrt(var) / prior - 1.0) < 0.1, "%s ODE encode: latent rms %.4f, prior std %.4f", process, sqrt(var), prior);
-  EXPECT(worst < 2e-3, "%s ODE (method %d): decode(encode(x)) differs from x by %.2e", process, method, worst);
+  EXPECT(worst < 2e-4, "%s ODE (method %d): decode(encode(x)) differs from x by %.2e", process, method, worst);
+  printf("samplers: %s ODE (method %d) round trip error %.2e\n", process, method, worst);
   /* deterministic: decoding the same latent twice gives the same bits */
   memcpy(x0, x, n * sizeof(float));
   memcpy(x, x1, n * sizeof(float));

@@ -53,10 +53,12 @@ int diffusion_init(Diffusion *d, const DiffusionConfig *cfg, char *err, size_t e
 void diffusion_free(Diffusion *d);
 
 /* Marginal coefficients at native time tau. Discrete processes also accept fractional tau (log alpha
- * of DDPM, log sigma of NCSN interpolated linearly between levels), which gives every process a
- * continuous-time view for the SDE/ODE samplers; at integer tau the tables are returned exactly. */
+ * of DDPM interpolated by a C1 cubic Hermite curve, log sigma of NCSN linearly between levels), which
+ * gives every process a continuous-time view for the SDE/ODE samplers; at integer tau the tables are
+ * returned exactly. */
 void diffusion_marginal(const Diffusion *d, double tau, double *alpha, double *sigma);
-/* d log alpha / d tau and d log sigma / d tau (discrete: of the segment just below tau). */
+/* d log alpha / d tau and d log sigma / d tau (of the interpolating curves for discrete processes;
+ * at an integer tau of DDPM, the segment just below it). */
 void diffusion_log_derivatives(const Diffusion *d, double tau, double *dlog_alpha, double *dlog_sigma);
 /* The forward SDE dx = f x dtau + g dW with these marginals: f = dlog alpha/dtau and
  * g^2 = d sigma^2/dtau - 2 f sigma^2 (VP: f = -beta/2, g^2 = beta; VE: f = 0, g^2 = d sigma^2/dt). */
