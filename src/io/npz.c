@@ -171,7 +171,9 @@ int npz_read_buffer(const uint8_t *buf, size_t size, const char *name, NpzArray 
   if (lo > size || size - lo < 30 || rd32(buf + lo) != 0x04034b50u) return errorf(err, errlen, "corrupt local header of %s", member);
   const uint64_t data = lo + 30 + rd16(buf + lo + 26) + rd16(buf + lo + 28);
   if (data > size || m.comp_size > size - data) return errorf(err, errlen, "%s runs past the end of the file", member);
-  if (m.size > ((uint64_t)1 << 40)) return errorf(err, errlen, "%s is too large", member);
+  /* deflate expands at most ~1032:1, so a larger claimed size is a lie (and an allocation bomb) */
+  if (m.size > ((uint64_t)1 << 40) || (m.method == 8 && m.size > 1100 * (uint64_t)(size - data) + 1024))
+    return errorf(err, errlen, "%s: uncompressed size %llu is impossible for this file", member, (unsigned long long)m.size);
   uint8_t *raw = NULL;
   const uint8_t *bytes = buf + data;
   if (m.method == 8) {
