@@ -41,6 +41,8 @@ struct Graph {
   uint64_t first_sample;  /* index of this batch's first sample in the full batch (dropout masks are
                              per sample, so gradient accumulation draws what one large batch would) */
   double flops;           /* multiply-adds x2 of conv/linear/attention forwards since the last reset */
+  float *scratch;         /* per-op temporary memory (im2col columns), see graph_scratch */
+  size_t scratch_cap;
 };
 
 void graph_init(Graph *g, size_t arena_bytes);
@@ -53,6 +55,10 @@ Tensor *graph_tensor(Graph *g, int ndim, const int *shape);
 Tensor *graph_tensor_zeros(Graph *g, int ndim, const int *shape);
 /* Wrap external memory (a batch, a parameter) as a tensor owned by the graph. */
 Tensor *graph_wrap(Graph *g, float *data, int ndim, const int *shape, bool requires_grad);
+
+/* Temporary memory for one op call (n floats, uninitialised): valid until the next call; grows to
+ * the largest request once, then is reused, so steady-state steps allocate nothing. */
+float *graph_scratch(Graph *g, size_t n);
 
 /* t->grad, allocated and zeroed in the arena on first use. */
 float *graph_grad(Graph *g, Tensor *t);

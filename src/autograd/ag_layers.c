@@ -15,7 +15,7 @@
 static void conv2d_bwd(Graph *g, GraphNode *n) {
   Tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
   const Conv2dGeom *geom = n->saved;
-  float *work = arena_floats(&g->arena, conv2d_work_floats(geom));
+  float *work = graph_scratch(g, conv2d_work_floats(geom));
   conv2d_backward(grad_if_needed(g, x), grad_if_needed(g, w), grad_if_needed(g, b), n->out->grad, x->data,
                   w->data, geom, work);
 }
@@ -29,7 +29,7 @@ Tensor *ag_conv2d(Graph *g, Tensor *x, Tensor *w, Tensor *b, int stride_h, int s
   const int Ho = conv2d_out_h(&geom), Wo = conv2d_out_w(&geom);
   CHECK(Ho > 0 && Wo > 0);
   Tensor *y = new4(g, geom.B, geom.Cout, Ho, Wo);
-  float *work = arena_floats(&g->arena, conv2d_work_floats(&geom));
+  float *work = graph_scratch(g, conv2d_work_floats(&geom));
   conv2d_forward(y->data, x->data, w->data, b ? b->data : NULL, &geom, work);
   g->flops += 2.0 * geom.B * geom.Cout * Ho * Wo * (double)geom.Cin * geom.kh * geom.kw;
   GraphNode *n = AG_RECORD(g, "conv2d", conv2d_bwd, y, x, w, b);

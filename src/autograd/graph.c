@@ -1,6 +1,7 @@
 /* graph.c - tape, lazy gradient buffers and the reverse sweep. */
 #include "autograd/graph.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -13,7 +14,17 @@ void graph_init(Graph *g, size_t arena_bytes) {
 
 void graph_free(Graph *g) {
   arena_free(&g->arena);
+  free(g->scratch);
   memset(g, 0, sizeof *g);
+}
+
+float *graph_scratch(Graph *g, size_t n) {
+  if (n > g->scratch_cap) {
+    free(g->scratch);
+    g->scratch = xmalloc_aligned(64, (n + 15) / 16 * 16 * sizeof(float));
+    g->scratch_cap = n;
+  }
+  return g->scratch;
 }
 
 void graph_reset(Graph *g) {
