@@ -31,6 +31,21 @@ struct GraphNode {
   void *saved; /* op-specific state in the graph arena */
 };
 
+/* Per-op time of training steps (ops are timed as they are recorded, so with gradients on): an op's
+ * forward time is the wall time since the previous recorded op, its backward the time of its
+ * backward kernel. Enable with graph.profile = &p (zeroed); graph_reset starts the clock. */
+#define GRAPH_PROFILE_MAX 48
+typedef struct {
+  const char *name;
+  double forward_s, backward_s;
+  long calls;
+} GraphProfileEntry;
+typedef struct {
+  double last; /* clock at the previous recorded op */
+  GraphProfileEntry entries[GRAPH_PROFILE_MAX];
+  int n;
+} GraphProfile;
+
 struct Graph {
   Arena arena;
   GraphNode *last;
@@ -41,6 +56,7 @@ struct Graph {
   uint64_t first_sample;  /* index of this batch's first sample in the full batch (dropout masks are
                              per sample, so gradient accumulation draws what one large batch would) */
   double flops;           /* multiply-adds x2 of conv/linear/attention forwards since the last reset */
+  GraphProfile *profile;  /* NULL: no timing */
   float *scratch;         /* per-op temporary memory (im2col columns), see graph_scratch */
   size_t scratch_cap;
 };

@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/error.h"
 
@@ -18,6 +19,20 @@ void graph_free(Graph *g) {
   memset(g, 0, sizeof *g);
 }
 
+static double clock_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static GraphProfileEntry *profile_entry(GraphProfile *p, const char *name) {
+  for (int i = 0; i < p->n; i++)
+    if (p->entries[i].name == name || !strcmp(p->entries[i].name, name)) return &p->entries[i];
+  if (p->n == GRAPH_PROFILE_MAX) return &p->entries[GRAPH_PROFILE_MAX - 1]; /* overflow: lumped into the last */
+  p->entries[p->n].name = name;
+  return &p->entries[p->n++];
+}
+
 float *graph_scratch(Graph *g, size_t n) {
   if (n > g->scratch_cap) {
     free(g->scratch);
@@ -28,6 +43,7 @@ float *graph_scratch(Graph *g, size_t n) {
 }
 
 void graph_reset(Graph *g) {
+  if (g->profile) g->profile->last = clock_seconds();
   arena_reset(&g->arena);
   g->last = NULL;
   g->dropout_calls = 0;
@@ -77,12 +93,23 @@ GraphNode *graph_record(Graph *g, const char *name, BackwardFn backward, Tensor 
   for (int i = 0; i < n_inputs; i++) n->in[i] = inputs[i];
   out->requires_grad = true;
   g->last = n;
+  if (g->profile) {
+    const double now = clock_seconds();
+    GraphProfileEntry *e = profile_entry(g->profile, name);
+    e->forward_s += now - g->profile->last;
+    e->calls++;
+    g->profile->last = now;
+  }
   return n;
 }
 
 static void sweep(Graph *g) {
-  for (GraphNode *n = g->last; n; n = n->prev)
-    if (n->out->grad) n->backward(g, n);
+  for (GraphNode *n = g->last; n; n = n->prev) {
+    if (!n->out->grad) continue;
+    const double t0 = g->profile ? clock_seconds() : 0.0;
+    n->backward(g, n);
+    if (g->profile) profile_entry(g->profile, n->name)->backward_s += clock_seconds() - t0;
+  }
 }
 
 void graph_backward(Graph *g, Tensor *loss) {

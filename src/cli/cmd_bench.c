@@ -5,6 +5,7 @@
  * unit every sampler repeats). Warm-up steps first (the arena grows to its high-water mark), then
  * --steps timed steps; prints one JSON line: median ms per step, images/s, achieved GFLOP/s
  * (forward FLOPs x3 for a training step: the backward costs about two forwards), peak RSS.
+ * --profile adds a per-op table (graph.h's GraphProfile) on stderr for training steps.
  */
 #include <math.h>
 #include <stdio.h>
@@ -33,15 +34,42 @@ static int compare_doubles(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+static int by_total_time(const void *a, const void *b) {
+  const GraphProfileEntry *x = a, *y = b;
+  const double tx = x->forward_s + x->backward_s, ty = y->forward_s + y->backward_s;
+  return (tx < ty) - (tx > ty);
+}
+
+/* Per-op table on stderr: ms per step forward / backward, share of the mean step. */
+static void print_profile(GraphProfile *p, int steps, double step_ms) {
+  qsort(p->entries, (size_t)p->n, sizeof p->entries[0], by_total_time);
+  fprintf(stderr, "%-22s %8s %10s %10s %7s\n", "op", "calls", "fwd ms", "bwd ms", "share");
+  double covered = 0;
+  for (int i = 0; i < p->n; i++) {
+    const GraphProfileEntry *e = &p->entries[i];
+    const double f = 1e3 * e->forward_s / steps, b = 1e3 * e->backward_s / steps;
+    covered += f + b;
+    fprintf(stderr, "%-22s %8ld %10.2f %10.2f %6.1f%%\n", e->name, e->calls / steps, f, b, 100 * (f + b) / step_ms);
+  }
+  fprintf(stderr, "%-22s %8s %10s %10.2f %6.1f%%\n", "(optimizer, EMA, rest)", "", "", step_ms - covered,
+          100 * (step_ms - covered) / step_ms);
+}
+
 int cmd_bench(int argc, char **argv) {
   const char *config = NULL, *mode = "train";
   int batch = 8, steps = 10, warmup = 2, threads = 0;
+  bool profile = false;
   const ArgSpec specs[] = {
       {"--config", ARG_STRING, &config}, {"--mode", ARG_STRING, &mode},     {"--batch", ARG_INT, &batch},
       {"--steps", ARG_INT, &steps},      {"--warmup", ARG_INT, &warmup},    {"--threads", ARG_INT, &threads},
+      {"--profile", ARG_FLAG, &profile},
   };
   if (args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "bench")) return 2;
   const bool train = !strcmp(mode, "train");
+  if (profile && !train) {
+    fprintf(stderr, "diffuse bench: --profile times recorded ops, i.e. --mode train\n");
+    return 2;
+  }
   if (!config || (!train && strcmp(mode, "sample")) || batch < 1 || steps < 1 || warmup < 0 || threads < 0) {
     fprintf(stderr, "diffuse bench: need --config F; --mode train|sample, --batch/--steps >= 1, --warmup/--threads >= 0\n");
     return 2;
@@ -81,7 +109,9 @@ int cmd_bench(int argc, char **argv) {
   Denoiser den = unet_denoiser(&ctx);
   const TrainConfig *t = &run.train;
   double *ms = xmalloc((size_t)steps * sizeof(double)), flops = 0;
+  GraphProfile prof;
   for (int s = 0; s < warmup + steps; s++) {
+    if (profile && s == warmup) memset(&prof, 0, sizeof prof), g.profile = &prof;
     const double t0 = now_seconds();
     if (train) {
       graph_reset(&g);
@@ -103,6 +133,8 @@ int cmd_bench(int argc, char **argv) {
     }
     if (s >= warmup) ms[s - warmup] = 1e3 * (now_seconds() - t0);
   }
+  double mean = 0;
+  for (int i = 0; i < steps; i++) mean += ms[i] / steps;
   qsort(ms, (size_t)steps, sizeof(double), compare_doubles);
   const double median = steps % 2 ? ms[steps / 2] : 0.5 * (ms[steps / 2 - 1] + ms[steps / 2]);
   struct rusage ru;
@@ -116,6 +148,7 @@ int cmd_bench(int argc, char **argv) {
          "\"ms_min\": %.2f, \"img_per_s\": %.3f, \"gflops\": %.2f, \"peak_rss_mib\": %.1f}\n",
          mode, config, batch, used_threads, steps, median, ms[0], batch / (median * 1e-3), step_flops / (median * 1e-3) / 1e9,
          ru.ru_maxrss / 1024.0);
+  if (profile) print_profile(&prof, steps, mean);
   free(x), free(eps), free(labels), free(ms);
   graph_free(&g);
   unet_free(&model);
