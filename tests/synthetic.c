@@ -2,7 +2,10 @@
 #include "synthetic.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
+
+#include "core/error.h"
 
 #include "nn/init.h"
 
@@ -49,4 +52,26 @@ UNetConfig synthetic_small_unet_config(int num_classes) {
   c.dropout = 0.0;
   c.num_classes = num_classes;
   return c;
+}
+
+void synthetic_denoiser_init(SyntheticDenoiser *s, int T, const char *prediction) {
+  DiffusionConfig dc;
+  diffusion_config_default(&dc);
+  dc.T = T;
+  strcpy(dc.beta_schedule, "cosine");
+  snprintf(dc.prediction, sizeof dc.prediction, "%s", prediction);
+  char err[256];
+  CHECK(diffusion_init(&s->d, &dc, err, sizeof err) == 0);
+  const UNetConfig c = synthetic_small_unet_config(0);
+  unet_init(&s->model, &c);
+  synthetic_params(&s->model.params);
+  graph_init(&s->g, 1 << 22);
+  s->ctx = (UNetDenoiser){&s->d, &s->model, &s->g, NULL};
+  s->den = unet_denoiser(&s->ctx);
+}
+
+void synthetic_denoiser_free(SyntheticDenoiser *s) {
+  graph_free(&s->g);
+  unet_free(&s->model);
+  diffusion_free(&s->d);
 }

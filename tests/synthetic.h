@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "nn/params.h"
+#include "diffusion/denoiser.h"
 #include "nn/unet.h"
 
 void synthetic_fill(float *out, size_t n, const char *stream_name);
@@ -20,5 +21,18 @@ void synthetic_params(ParamTable *p);
 /* The "small" U-Net of scripts/gen_unet_fixtures.py (SMALL): 16x16x3, ch 16, mult [1, 2], one res
  * block, attention at 8, 8 groups, no dropout; num_classes as given. */
 UNetConfig synthetic_small_unet_config(int num_classes);
+
+/* That U-Net with synthetic weights as the denoiser of a cosine-schedule DDPM with T steps and the
+ * given prediction (the model of gen_sampler_fixtures.py and gen_nll_fixtures.py). Initialised in
+ * place: den points into the struct. */
+typedef struct {
+  Diffusion d;
+  UNet model;
+  Graph g;
+  UNetDenoiser ctx;
+  Denoiser den;
+} SyntheticDenoiser;
+void synthetic_denoiser_init(SyntheticDenoiser *s, int T, const char *prediction);
+void synthetic_denoiser_free(SyntheticDenoiser *s);
 
 #endif

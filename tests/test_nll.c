@@ -38,21 +38,8 @@ static void check_vlb_reference(void) {
   SafeTensors st;
   load_fixture(&st, "nll_vlb.safetensors");
   enum { T = 20, B = 2 };
-  DiffusionConfig dc;
-  diffusion_config_default(&dc);
-  dc.T = T;
-  strcpy(dc.beta_schedule, "cosine");
-  Diffusion d;
-  char err[256];
-  EXPECT(diffusion_init(&d, &dc, err, sizeof err) == 0, "%s", err);
-  const UNetConfig c = synthetic_small_unet_config(0);
-  UNet model;
-  unet_init(&model, &c);
-  synthetic_params(&model.params);
-  Graph g;
-  graph_init(&g, 1 << 22);
-  UNetDenoiser ctx = {&d, &model, &g, NULL};
-  Denoiser den = unet_denoiser(&ctx);
+  SyntheticDenoiser sd;
+  synthetic_denoiser_init(&sd, T, "eps");
   const size_t per = 3 * 16 * 16;
   float *x0 = fixture_copy(&st, "x0", B * per), *z = fixture_copy(&st, "z", (size_t)T * B * per);
   FixtureNoise fn = {z};
@@ -61,7 +48,7 @@ static void check_vlb_reference(void) {
   double bpd[B], terms[(T + 1) * B];
   const char *names[2] = {"small.terms", "large.terms"};
   for (int v = 0; v < 2; v++) {
-    nll_vlb(&d, &den, &noise, x0, B, per, v ? VARIANCE_FIXED_LARGE : VARIANCE_FIXED_SMALL, 0, bpd, terms, work);
+    nll_vlb(&sd.d, &sd.den, &noise, x0, B, per, v ? VARIANCE_FIXED_LARGE : VARIANCE_FIXED_SMALL, 0, bpd, terms, work);
     float *want = fixture_copy(&st, names[v], (T + 1) * B);
     float got[(T + 1) * B];
     for (int i = 0; i < (T + 1) * B; i++) got[i] = (float)terms[i];
@@ -75,9 +62,7 @@ static void check_vlb_reference(void) {
     free(want);
   }
   free(x0), free(z), free(work);
-  graph_free(&g);
-  unet_free(&model);
-  diffusion_free(&d);
+  synthetic_denoiser_free(&sd);
   st_free(&st);
 }
 

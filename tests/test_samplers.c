@@ -296,24 +296,11 @@ static void compare_state(const SafeTensors *st, const char *name, const float *
 static void check_trajectories(void) {
   SafeTensors st;
   load_fixture(&st, "sampler_trajectories.safetensors");
-  DiffusionConfig dc;
-  diffusion_config_default(&dc);
-  dc.T = 50;
-  strcpy(dc.beta_schedule, "cosine");
-  strcpy(dc.prediction, "v");
-  Diffusion d;
+  SyntheticDenoiser sd;
+  synthetic_denoiser_init(&sd, 50, "v");
   char err[256];
-  EXPECT(diffusion_init(&d, &dc, err, sizeof err) == 0, "%s", err);
-  const UNetConfig c = synthetic_small_unet_config(0);
-  UNet model;
-  unet_init(&model, &c);
-  synthetic_params(&model.params);
-  Graph g;
-  graph_init(&g, 1 << 22);
-  UNetDenoiser ctx = {&d, &model, &g, NULL};
-  Denoiser den = unet_denoiser(&ctx);
   const size_t per = 3 * 16 * 16;
-  Recorder rec = {&den, per, malloc(MAX_CALLS * per * sizeof(float)), {0}, 0};
+  Recorder rec = {&sd.den, per, malloc(MAX_CALLS * per * sizeof(float)), {0}, 0};
   Denoiser recorded = {recording_eps, 0, &rec, NULL};
   float *x = malloc(per * sizeof(float)), *work = malloc(2 * per * sizeof(float));
   const StTensor *xt = st_find(&st, "x_T"), *zt = st_find(&st, "ancestral.z");
@@ -327,7 +314,7 @@ static void check_trajectories(void) {
   sampler_options_default(&o, SAMPLER_DDIM, 10);
   NoiseSource none = noise_source_rng(0, 0);
   memcpy(x, x_T, per * sizeof(float));
-  sampler_run(&o, &d, &recorded, &none, x, 1, per, work);
+  sampler_run(&o, &sd.d, &recorded, &none, x, 1, per, work);
   EXPECT(rec.calls == 10 && rec.taus[0] == 45 && rec.taus[9] == 0, "DDIM grid: %d calls, first %g", rec.calls, rec.taus[0]);
   char name[64], what[96];
   for (int i = 0; i < 10; i++) {
@@ -342,7 +329,7 @@ static void check_trajectories(void) {
   NoiseSource noise = {fixture_noise, 0, 0, &fn};
   sampler_options_default(&o, SAMPLER_ANCESTRAL, 50);
   memcpy(x, x_T, per * sizeof(float));
-  sampler_run(&o, &d, &recorded, &noise, x, 1, per, work);
+  sampler_run(&o, &sd.d, &recorded, &noise, x, 1, per, work);
   EXPECT(fn.t == 0, "ancestral drew noise for %d steps, want 49", 49 - fn.t);
   const int record[6] = {49, 39, 29, 19, 9, 0};
   for (int i = 0; i < 6; i++) {
@@ -352,9 +339,7 @@ static void check_trajectories(void) {
     compare_state(&st, name, t > 0 ? rec.states + (size_t)(50 - t) * per : x, per, what);
   }
   free(rec.states), free(x), free(work), free(x_T), free(z);
-  graph_free(&g);
-  unet_free(&model);
-  diffusion_free(&d);
+  synthetic_denoiser_free(&sd);
   st_free(&st);
 }
 
