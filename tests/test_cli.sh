@@ -62,6 +62,11 @@ expect 2 "exactly one image source" eval fid --ref "$tmp/s.npz" --inception "$tm
 expect 2 "unknown evaluation 'kid'" eval kid
 [ -e "$tmp/s.npz" ] && { echo "FAIL: a failed eval stats wrote its output"; fail=1; }
 
+# diffuse bench: one JSON line; --profile's table covers the ops of a training step
+expect 0 '"mode": "sample", "config"' bench --config "$tmp/tiny.json" --mode sample --batch 2 --steps 2 --warmup 1
+expect 0 "conv2d" bench --config "$tmp/tiny.json" --batch 2 --steps 2 --warmup 1 --profile
+expect 2 "profile times recorded ops" bench --config "$tmp/tiny.json" --mode sample --profile
+
 # meaningless or malformed requests
 expect 1 "variance-exploding" sample --ckpt "$ck" --sampler langevin --out "$tmp/g.png"
 expect 2 "unknown sampler 'euler'" sample --ckpt "$ck" --sampler euler --out "$tmp/g.png"
