@@ -131,6 +131,9 @@ def build_fid_inception():
             return torch.cat([branch1x1, branch7x7, branch7x7dbl, branch_pool], 1)
 
     class FIDInceptionE_1(tvi.InceptionE):
+        def pool(self, x):
+            return F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=False)
+
         def forward(self, x):
             branch1x1 = self.branch1x1(x)
             branch3x3 = self.branch3x3_1(x)
@@ -139,24 +142,13 @@ def build_fid_inception():
             branch3x3dbl = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
             branch3x3dbl = torch.cat([self.branch3x3dbl_3a(branch3x3dbl),
                                       self.branch3x3dbl_3b(branch3x3dbl)], 1)
-            branch_pool = F.avg_pool2d(x, kernel_size=3, stride=1, padding=1,
-                                       count_include_pad=False)
-            branch_pool = self.branch_pool(branch_pool)
+            branch_pool = self.branch_pool(self.pool(x))
             return torch.cat([branch1x1, branch3x3, branch3x3dbl, branch_pool], 1)
 
-    class FIDInceptionE_2(tvi.InceptionE):
-        def forward(self, x):
-            branch1x1 = self.branch1x1(x)
-            branch3x3 = self.branch3x3_1(x)
-            branch3x3 = torch.cat([self.branch3x3_2a(branch3x3),
-                                   self.branch3x3_2b(branch3x3)], 1)
-            branch3x3dbl = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
-            branch3x3dbl = torch.cat([self.branch3x3dbl_3a(branch3x3dbl),
-                                      self.branch3x3dbl_3b(branch3x3dbl)], 1)
+    class FIDInceptionE_2(FIDInceptionE_1):
+        def pool(self, x):
             # the TF graph has a bug here: a max pool where an average pool was meant
-            branch_pool = F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
-            branch_pool = self.branch_pool(branch_pool)
-            return torch.cat([branch1x1, branch3x3, branch3x3dbl, branch_pool], 1)
+            return F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
 
     model = tvi.Inception3(num_classes=1008, aux_logits=False, transform_input=False,
                            init_weights=False)

@@ -46,8 +46,8 @@ typedef struct {
   double t0;
 } Extractor;
 
-static int extractor_init(Extractor *e, const char *weights, int batch, long capacity, char *err, size_t errlen) {
-  if (inception_load(&e->net, weights, err, errlen)) return -1;
+/* Buffers for `capacity` images, e->net already loaded. */
+static void extractor_init(Extractor *e, int batch, long capacity) {
   graph_init(&e->graph, 64u << 20);
   feature_stats_init(&e->stats, FEATURE_DIM);
   e->pool3 = xmalloc((size_t)batch * FEATURE_DIM * sizeof(float));
@@ -55,12 +55,11 @@ static int extractor_init(Extractor *e, const char *weights, int batch, long cap
   e->logits = xmalloc((size_t)capacity * IS_CLASSES * sizeof(float));
   e->tty = isatty(STDERR_FILENO);
   e->t0 = now_seconds();
-  return 0;
 }
 
 static void extractor_free(Extractor *e) {
-  if (!e->pool3) return; /* never initialised */
-  inception_free(&e->net);
+  inception_free(&e->net); /* safe on a zeroed or failed load */
+  if (!e->pool3) return;     /* buffers never allocated */
   graph_free(&e->graph);
   feature_stats_free(&e->stats);
   free(e->pool3), free(e->logits);
@@ -194,9 +193,7 @@ static int compute_features(const EvalArgs *a, Extractor *e, double *mu, double 
                   "pt_inception-2015-12-05-6726825d.pth (https://github.com/mseitzer/pytorch-fid/releases/download/"
                   "fid_weights/pt_inception-2015-12-05-6726825d.pth) and convert it with "
                   "/usr/bin/python3 scripts/convert_inception.py pt_inception-2015-12-05-6726825d.pth inception.safetensors");
-  Inception probe; /* fail on the weights before spending time on data */
-  if (inception_load(&probe, a->inception, err, errlen)) return -1;
-  inception_free(&probe);
+  if (inception_load(&e->net, a->inception, err, errlen)) return -1; /* before spending time on data */
   Dataset d = {0};
   if (!a->ckpt) {
     const DatasetOptions o = {.kind = DATASET_AUTO, .path = a->images ? a->images : a->data, .resolution = a->resolution,
@@ -205,9 +202,8 @@ static int compute_features(const EvalArgs *a, Extractor *e, double *mu, double 
     if (dataset_load(&d, &o, err, errlen)) return -1;
   }
   const double t0 = now_seconds();
-  int rc = extractor_init(e, a->inception, a->batch, a->ckpt ? a->n : d.n, err, errlen);
-  if (rc == 0)
-    rc = a->ckpt ? extract_generated(e, a->ckpt, a->config, &a->sampler, a->n, a->batch, a->seed, nfe, err, errlen)
+  extractor_init(e, a->batch, a->ckpt ? a->n : d.n);
+  int rc = a->ckpt ? extract_generated(e, a->ckpt, a->config, &a->sampler, a->n, a->batch, a->seed, nfe, err, errlen)
                  : extract_dataset(e, &d, a->batch, err, errlen);
   dataset_free(&d);
   *secs = now_seconds() - t0;
