@@ -31,7 +31,7 @@ typedef struct {
 } UNetDenoiser;
 
 /* A denoiser backed by a U-Net; converts x0 / v predictions to eps. Provides the VJP (a backward
- * pass through the network w.r.t. its input; parameter gradients are overwritten). */
+ * pass through the network w.r.t. its input only; parameter gradients are left untouched). */
 Denoiser unet_denoiser(UNetDenoiser *ctx);
 
 #endif

@@ -41,6 +41,8 @@ void params_alloc_ema(ParamTable *p);       /* initialised to a copy of data */
 Tensor *params_tensor(ParamTable *p, int index);
 int params_find(const ParamTable *p, const char *name); /* -1 if absent */
 void params_zero_grad(ParamTable *p);
+/* Whether backward passes compute parameter gradients (on by default); off for input-only VJPs. */
+void params_set_requires_grad(ParamTable *p, bool on);
 /* Exchange the weights and EMA buffers (tensors follow), e.g. to sample with the EMA weights;
  * calling it twice restores the original state. */
 void params_swap_ema(ParamTable *p);

@@ -1,6 +1,7 @@
 /* denoiser.c - U-Net denoiser: one grad-free forward per call, output converted to eps
  * (x0-prediction: eps = (x - alpha x0_hat) / sigma; v-prediction, alpha^2 + sigma^2 = 1:
- * eps = sigma x + alpha v_hat), and the vector-Jacobian product by a backward pass to the input. */
+ * eps = sigma x + alpha v_hat), and the vector-Jacobian product by a backward pass to the input
+ * (parameters are marked as not needing gradients for it, so no weight gradient is computed). */
 #include "diffusion/denoiser.h"
 
 #include <string.h>
@@ -62,14 +63,15 @@ static void unet_predict_eps_vjp(Denoiser *self, float *eps_out, float *vjp_out,
   Graph *g = u->graph;
   const bool was = g->grad_enabled, was_training = g->training;
   float cx, cn;
+  params_set_requires_grad(&u->model->params, false); /* only the input gradient: no weight GEMMs */
   Tensor *xt, *net = forward(u, x, B, tau, true, &xt, &cx, &cn);
   float *upstream = arena_floats(&g->arena, net->numel);
   for (size_t i = 0; i < net->numel; i++) {
     eps_out[i] = cx * x[i] + cn * net->data[i];
     upstream[i] = cn * v[i];
   }
-  params_zero_grad(&u->model->params);
   graph_backward_from(g, net, upstream);
+  params_set_requires_grad(&u->model->params, true);
   for (size_t i = 0; i < net->numel; i++) vjp_out[i] = cx * v[i] + xt->grad[i];
   g->grad_enabled = was;
   g->training = was_training;

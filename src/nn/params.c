@@ -85,6 +85,10 @@ Tensor *params_tensor(ParamTable *p, int index) {
 
 void params_zero_grad(ParamTable *p) { memset(p->grad, 0, p->total * sizeof(float)); }
 
+void params_set_requires_grad(ParamTable *p, bool on) {
+  for (int i = 0; i < p->count; i++) p->tensors[i].requires_grad = on;
+}
+
 void params_swap_ema(ParamTable *p) {
   CHECK(p->ema);
   float *t = p->data;
