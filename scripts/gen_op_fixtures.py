@@ -170,6 +170,10 @@ def gen_conv2d(wr):
         ("conv2d_k5_s1_p2",         2, 2, 3, 7, 7, 5, 5, 1, 1, (2, 2, 2, 2), True),
         ("conv2d_k3_s2_p0",         2, 3, 4, 11, 11, 3, 3, 2, 2, (0, 0, 0, 0), True),
         ("conv2d_k3_s2_p1_odd",     2, 2, 3, 9, 7, 3, 3, 2, 2, (1, 1, 1, 1), True),
+        # 33x33 images: one per backward GEMM (several chunks), 8 per forward GEMM (two chunks)
+        ("conv2d_k3_s1_p1_chunks",  9, 2, 3, 33, 33, 3, 3, 1, 1, (1, 1, 1, 1), True),
+        ("conv2d_k1_chunks",        9, 2, 3, 33, 33, 1, 1, 1, 1, (0, 0, 0, 0), True),
+        ("conv2d_k3_s2_chunks",     3, 2, 3, 66, 65, 3, 3, 2, 2, (0, 1, 0, 1), False),
     ]
     for name, B, cin, cout, H, W, kh, kw, sh, sw, pad, bias in cases:
         seed_for(name)

@@ -11,4 +11,8 @@
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,
           const float *B, int ldb, float beta, float *C, int ldc);
 
+/* The kernel family OpenBLAS runs ("Haswell", "SkylakeX", "Cooperlake", ...): its own CPU detection
+ * unless the environment sets OPENBLAS_CORETYPE. */
+const char *gemm_kernel_name(void);
+
 #endif

@@ -24,6 +24,7 @@
 #include "diffusion/denoiser.h"
 #include "diffusion/objective.h"
 #include "nn/init.h"
+#include "ops/gemm.h"
 #include "run_config_source.h"
 #include "train/optim.h"
 
@@ -145,9 +146,9 @@ int cmd_bench(int argc, char **argv) {
   used_threads = omp_get_max_threads();
 #endif
   printf("{\"mode\": \"%s\", \"config\": \"%s\", \"batch\": %d, \"threads\": %d, \"steps\": %d, \"ms_per_step\": %.2f, "
-         "\"ms_min\": %.2f, \"img_per_s\": %.3f, \"gflops\": %.2f, \"peak_rss_mib\": %.1f}\n",
+         "\"ms_min\": %.2f, \"img_per_s\": %.3f, \"gflops\": %.2f, \"peak_rss_mib\": %.1f, \"blas\": \"%s\"}\n",
          mode, config, batch, used_threads, steps, median, ms[0], batch / (median * 1e-3), step_flops / (median * 1e-3) / 1e9,
-         ru.ru_maxrss / 1024.0);
+         ru.ru_maxrss / 1024.0, gemm_kernel_name());
   if (profile) print_profile(&prof, steps, mean);
   free(x), free(eps), free(labels), free(ms);
   graph_free(&g);

@@ -9,3 +9,5 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N,
               K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
+
+const char *gemm_kernel_name(void) { return openblas_get_corename(); }
