@@ -6,8 +6,10 @@
  * Tolerance: 1e-5 relative to the element, floored at the tensor's scale (see test_util.h).
  */
 #include <cJSON.h>
+#include <math.h>
 #include <string.h>
 
+#include "../src/ops/simd_exp.h"
 #include "autograd/functions.h"
 #include "test_util.h"
 
@@ -121,7 +123,22 @@ out:
   cJSON_Delete(a);
 }
 
+/* The vectorisable exp behind SiLU and softmax, against the double-precision exp. */
+static void test_simd_exp(void) {
+  double worst = 0.0, worst_x = 0.0;
+  for (int i = 0; i <= 1753000; i++) {
+    const float x = -87.0f + 1e-4f * (float)i;
+    const double rel = fabs(simd_expf(x) / exp((double)x) - 1.0);
+    if (rel > worst) worst = rel, worst_x = x;
+  }
+  EXPECT(worst < 2e-7, "simd_expf relative error %.3g at x = %g", worst, worst_x);
+  EXPECT(simd_expf(-1000.0f) >= 0.0f && simd_expf(-1000.0f) < 1e-37f && isfinite(simd_expf(1000.0f)),
+         "simd_expf out of range: %g %g", simd_expf(-1000.0f), simd_expf(1000.0f));
+  printf("ops_reference: simd_expf max relative error %.3g\n", worst);
+}
+
 int main(void) {
+  test_simd_exp();
   SafeTensors st;
   load_fixture(&st, "ops.safetensors");
   Graph g;

@@ -71,7 +71,8 @@ int unet_config_validate(const UNetConfig *c, char *err, size_t errlen) {
 static int add_named(ParamTable *p, const char *prefix, const char *layer, const char *leaf, int ndim,
                      const int *shape) {
   char name[PARAM_NAME_MAX];
-  snprintf(name, sizeof name, "%s%s%s.%s", prefix, *prefix ? "." : "", layer, leaf);
+  const int len = snprintf(name, sizeof name, "%s%s%s.%s", prefix, *prefix ? "." : "", layer, leaf);
+  CHECK(len > 0 && len < (int)sizeof name);
   return params_add(p, name, ndim, shape);
 }
 

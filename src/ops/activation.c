@@ -4,15 +4,17 @@
 
 #include <math.h>
 
-static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+#include "simd_exp.h"
+
+static inline float sigmoidf(float x) { return 1.0f / (1.0f + simd_expf(-x)); }
 
 void silu_forward(float *y, const float *x, size_t n) {
-#pragma omp parallel for schedule(static) if (n > 16384)
+#pragma omp parallel for simd schedule(static) if (n > 16384)
   for (size_t i = 0; i < n; i++) y[i] = x[i] * sigmoidf(x[i]);
 }
 
 void silu_backward(float *dx, const float *dy, const float *x, size_t n) {
-#pragma omp parallel for schedule(static) if (n > 16384)
+#pragma omp parallel for simd schedule(static) if (n > 16384)
   for (size_t i = 0; i < n; i++) {
     const float s = sigmoidf(x[i]);
     dx[i] += dy[i] * s * (1.0f + x[i] * (1.0f - s));
@@ -37,8 +39,9 @@ void softmax_forward(float *y, const float *x, int rows, int cols) {
     float mx = xr[0];
     for (int j = 1; j < cols; j++) mx = xr[j] > mx ? xr[j] : mx;
     float s = 0.0f;
+#pragma omp simd reduction(+ : s)
     for (int j = 0; j < cols; j++) {
-      yr[j] = expf(xr[j] - mx);
+      yr[j] = simd_expf(xr[j] - mx);
       s += yr[j];
     }
     const float inv = 1.0f / s;

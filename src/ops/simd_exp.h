@@ -1,0 +1,35 @@
+/* simd_exp.h - an expf that GCC vectorises (private to ops/).
+ *
+ * Cephes' single-precision exp: n = round(x / ln 2) (by adding and subtracting 1.5 * 2^23, since
+ * floorf and fmaxf keep GCC from vectorising without -ffast-math), r = x - n ln 2 in two parts, a degree-6
+ * polynomial for e^r on [-ln2/2, ln2/2] and 2^n built in the exponent bits. Inputs are clamped to
+ * [-87.3, 88.3] (2^n stays a normal float). Relative error below 2e-7 (measured 8.5e-8) against exp on
+ * [-87, 88.3], checked in test_ops_reference. glibc's expf is a scalar call that stops loops from
+ * vectorising: SiLU forward + backward in the CIFAR-10 U-Net training step went from 122 to 27 ms.
+ * Vectorised at -O3 with -fno-trapping-math (the clamps are comparisons).
+ */
+#ifndef DIFFUSE_OPS_SIMD_EXP_H
+#define DIFFUSE_OPS_SIMD_EXP_H
+
+#include <stdint.h>
+
+static inline float simd_expf(float x) {
+  x = x > 88.3f ? 88.3f : x;
+  x = x < -87.3f ? -87.3f : x;
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const union {
+    int32_t i;
+    float f;
+  } scale = {.i = ((int32_t)n + 127) << 23};
+  return p * scale.f;
+}
+
+#endif
