@@ -11,6 +11,7 @@
 
 #include "../src/ops/simd_exp.h"
 #include "autograd/functions.h"
+#include "ops/elementwise.h"
 #include "test_util.h"
 
 #define OP_TOL 1e-5
@@ -137,8 +138,33 @@ static void test_simd_exp(void) {
   printf("ops_reference: simd_expf max relative error %.3g\n", worst);
 }
 
+/* Dropout: keep rate, scaling, and the same mask when the elements are split between calls at an
+ * offset that is not a multiple of the four elements one Philox call serves. */
+static void test_dropout_mask(void) {
+  enum { N = 20001, SPLIT = 7 };
+  const float p = 0.3f;
+  static float x[N], y[N], y_split[N];
+  static uint8_t mask[N], mask_split[N];
+  for (int i = 0; i < N; i++) x[i] = 1.0f + (float)(i % 13);
+  dropout_forward(y, mask, x, N, p, 11, 3, 5);
+  dropout_forward(y_split, mask_split, x, SPLIT, p, 11, 3, 5);
+  dropout_forward(y_split + SPLIT, mask_split + SPLIT, x + SPLIT, N - SPLIT, p, 11, 3, 5 + SPLIT);
+  int kept = 0, bad = 0, uniform_quads = 0; /* quads: the four elements of one Philox call */
+  for (int i = 0; i < N; i++) {
+    kept += mask[i];
+    bad += y[i] != (mask[i] ? x[i] * (1.0f / (1.0f - p)) : 0.0f);
+  }
+  for (int i = 3; i + 4 <= N; i += 4) uniform_quads += mask[i] == mask[i + 1] && mask[i] == mask[i + 2] && mask[i] == mask[i + 3];
+  const double rate = (double)kept / N, se = sqrt(0.7 * 0.3 / N);
+  EXPECT(fabs(rate - 0.7) < 4 * se, "dropout keep rate %.4f, expected 0.7 +- %.4f", rate, 4 * se);
+  EXPECT(bad == 0, "%d dropout outputs neither dropped nor scaled by 1/(1-p)", bad);
+  EXPECT(uniform_quads < 0.4 * N / 4, "%d of %d quads share one mask value (expected 25%%)", uniform_quads, N / 4);
+  EXPECT(!memcmp(mask, mask_split, N) && !memcmp(y, y_split, sizeof y), "dropout mask depends on the split");
+}
+
 int main(void) {
   test_simd_exp();
+  test_dropout_mask();
   SafeTensors st;
   load_fixture(&st, "ops.safetensors");
   Graph g;

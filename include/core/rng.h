@@ -16,7 +16,9 @@ typedef struct {
 } RngBits;
 
 RngBits rng_bits(uint64_t seed, uint64_t stream, uint64_t index);
-float rng_uniform(uint64_t seed, uint64_t stream, uint64_t index);  /* [0, 1) with 24-bit resolution */
+/* One 32-bit word as a float in [0, 1) with 24-bit resolution. */
+static inline float rng_unit(uint32_t word) { return (float)(word >> 8) * (1.0f / 16777216.0f); }
+float rng_uniform(uint64_t seed, uint64_t stream, uint64_t index);  /* rng_unit of word 0 */
 float rng_normal(uint64_t seed, uint64_t stream, uint64_t index);   /* N(0, 1), Box-Muller */
 
 void rng_fill_uniform(float *out, size_t n, uint64_t seed, uint64_t stream, uint64_t offset);

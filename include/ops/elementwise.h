@@ -21,8 +21,10 @@ void add_channel_backward(float *dv /* (B, C) */, const float *dy, int BC, int H
 void concat_channels_forward(float *y, const float *a, const float *b, int B, int Ca, int Cb, int HW);
 void concat_channels_backward(float *da, float *db, const float *dy, int B, int Ca, int Cb, int HW);
 
-/* Inverted dropout: keep element i when rng_uniform(seed, stream, offset + i) >= p, scale kept by
- * 1/(1-p). mask (n bytes) records the kept elements for the backward pass. */
+/* Inverted dropout: element i (global index j = offset + i) is kept when u >= p, with u built from
+ * rng_unit of word j % 4 of rng_bits(seed, stream, j / 4): one Philox call per four
+ * elements, and still the same mask however the batch is split. Kept elements are scaled by
+ * 1/(1-p); mask (n bytes) records them for the backward pass. */
 void dropout_forward(float *y, uint8_t *mask, const float *x, size_t n, float p, uint64_t seed, uint64_t stream,
                      uint64_t offset);
 void dropout_backward(float *dx, const float *dy, const uint8_t *mask, size_t n, float p);

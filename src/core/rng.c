@@ -28,10 +28,8 @@ RngBits rng_bits(uint64_t seed, uint64_t stream, uint64_t index) {
   return b;
 }
 
-static inline float bits_to_unit(uint32_t u) { return (float)(u >> 8) * (1.0f / 16777216.0f); }
-
 float rng_uniform(uint64_t seed, uint64_t stream, uint64_t index) {
-  return bits_to_unit(rng_bits(seed, stream, index).v[0]);
+  return rng_unit(rng_bits(seed, stream, index).v[0]);
 }
 
 float rng_normal(uint64_t seed, uint64_t stream, uint64_t index) {

@@ -68,11 +68,19 @@ void concat_channels_backward(float *da, float *db, const float *dy, int B, int 
 
 void dropout_forward(float *y, uint8_t *mask, const float *x, size_t n, float p, uint64_t seed, uint64_t stream,
                      uint64_t offset) {
+  if (n == 0) return;
   const float keep_scale = 1.0f / (1.0f - p);
+  const uint64_t first = offset / 4, last = (offset + n - 1) / 4;
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-  for (size_t i = 0; i < n; i++) {
-    mask[i] = rng_uniform(seed, stream, offset + i) >= p;
-    y[i] = mask[i] ? x[i] * keep_scale : 0.0f;
+  for (uint64_t q = first; q <= last; q++) {
+    const RngBits bits = rng_bits(seed, stream, q);
+    for (int lane = 0; lane < 4; lane++) {
+      const uint64_t j = q * 4 + lane;
+      if (j < offset || j >= offset + n) continue;
+      const size_t i = j - offset;
+      mask[i] = rng_unit(bits.v[lane]) >= p;
+      y[i] = mask[i] ? x[i] * keep_scale : 0.0f;
+    }
   }
 }
 

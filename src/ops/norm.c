@@ -1,6 +1,6 @@
 /* norm.c - GroupNorm forward/backward and inference BatchNorm.
  *
- * GroupNorm statistics are accumulated in double. Backward, with xhat = (x - mu) * rstd over a
+ * GroupNorm statistics are accumulated in double, in SIMD lanes (omp simd reductions). Backward, with xhat = (x - mu) * rstd over a
  * group of M elements: dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = dy * gamma.
  */
 #include "ops/norm.h"
@@ -17,8 +17,10 @@ void group_norm_forward(float *y, float *mean_out, float *rstd_out, const float 
     const int b = bg / G, g = bg % G;
     const size_t base = ((size_t)b * C + (size_t)g * Cg) * HW;
     double s = 0.0, ss = 0.0;
+#pragma omp simd reduction(+ : s)
     for (size_t i = 0; i < M; i++) s += x[base + i];
     const double mu = s / (double)M;
+#pragma omp simd reduction(+ : ss)
     for (size_t i = 0; i < M; i++) {
       const double d = x[base + i] - mu;
       ss += d * d;
@@ -50,6 +52,7 @@ void group_norm_backward(float *dx, float *dgamma, float *dbeta, const float *dy
         const float mu = mean[b * G + g], rs = rstd[b * G + g];
         const float *xc = x + ((size_t)b * C + ch) * HW;
         const float *dyc = dy + ((size_t)b * C + ch) * HW;
+#pragma omp simd reduction(+ : sg, sb)
         for (int i = 0; i < HW; i++) {
           sg += (double)dyc[i] * (xc[i] - mu) * rs;
           sb += dyc[i];
@@ -68,6 +71,7 @@ void group_norm_backward(float *dx, float *dgamma, float *dbeta, const float *dy
     double s1 = 0.0, s2 = 0.0; /* sum dxhat, sum dxhat * xhat */
     for (int c = 0; c < Cg; c++) {
       const float gm = gamma[g * Cg + c];
+#pragma omp simd reduction(+ : s1, s2)
       for (int i = 0; i < HW; i++) {
         const size_t k = base + (size_t)c * HW + i;
         const double dxh = (double)dy[k] * gm;
