@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "autograd/functions.h"
+#include "core/error.h"
 #include "nn/unet.h"
 #include "synthetic.h"
 #include "test_util.h"
@@ -104,6 +105,17 @@ static void check_small(void) {
     n_checked++;
   }
   EXPECT(n_checked == m.params.count, "checked %d of %d gradients", n_checked, m.params.count);
+
+  /* Grad off, each block's intermediates are dropped (graph_keep_only): same output, less memory. */
+  const size_t n_out = y->numel, used_with_grad = g.arena.used_total;
+  float *y_grad_on = xmalloc(n_out * sizeof(float));
+  memcpy(y_grad_on, y->data, n_out * sizeof(float));
+  Tensor *y_off = run(&m, &g, 2, t, NULL, false, NULL);
+  EXPECT(y_off->numel == n_out && !memcmp(y_off->data, y_grad_on, n_out * sizeof(float)),
+         "small: grad-off output differs from the recorded forward");
+  EXPECT(g.arena.used_total * 3 < used_with_grad, "small: grad-off forward keeps %zu of %zu arena bytes",
+         g.arena.used_total, used_with_grad);
+  free(y_grad_on);
   graph_free(&g);
   unet_free(&m);
   st_free(&st);

@@ -76,6 +76,19 @@ Tensor *graph_wrap(Graph *g, float *data, int ndim, const int *shape, bool requi
  * the largest request once, then is reused, so steady-state steps allocate nothing. */
 float *graph_scratch(Graph *g, size_t n);
 
+/* Grad-off memory reuse: everything a block of layers allocates after graph_mark is dropped by
+ * graph_keep_only, which moves the block's output down to the mark and returns it. Only while
+ * nothing is recorded (gradients off or no input needs one); otherwise, or when the arena had to
+ * chain a new block meanwhile, the output is returned as it is. Tensors created after the mark
+ * other than `out` become invalid. Sampling the CIFAR-10 U-Net then holds one block's activations
+ * and the skip connections instead of every activation of the forward pass. */
+typedef struct {
+  ArenaMark arena;
+  const GraphNode *last;
+} GraphMark;
+GraphMark graph_mark(const Graph *g);
+Tensor *graph_keep_only(Graph *g, GraphMark m, Tensor *out);
+
 /* t->grad, allocated and zeroed in the arena on first use. */
 float *graph_grad(Graph *g, Tensor *t);
 

@@ -7,6 +7,7 @@
 #ifndef DIFFUSE_CORE_ARENA_H
 #define DIFFUSE_CORE_ARENA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct ArenaBlock ArenaBlock;
@@ -17,12 +18,22 @@ typedef struct {
   size_t high_water;  /* largest used_total seen */
 } Arena;
 
+/* A position in the arena to come back to (arena_rewind). */
+typedef struct {
+  const ArenaBlock *block;
+  size_t used, used_total;
+} ArenaMark;
+
 void arena_init(Arena *a, size_t initial_bytes);
 void arena_free(Arena *a);
 void *arena_alloc(Arena *a, size_t bytes);          /* uninitialised */
 void *arena_calloc(Arena *a, size_t bytes);         /* zeroed */
 float *arena_floats(Arena *a, size_t n);            /* uninitialised floats */
 void arena_reset(Arena *a);
+ArenaMark arena_mark(const Arena *a);
+/* Free everything allocated since the mark: true if done, false (nothing freed) when a new block
+ * was chained since. */
+bool arena_rewind(Arena *a, ArenaMark m);
 size_t arena_capacity(const Arena *a);              /* bytes reserved, all blocks */
 
 #endif

@@ -70,6 +70,24 @@ Tensor *graph_tensor_zeros(Graph *g, int ndim, const int *shape) {
   return t;
 }
 
+GraphMark graph_mark(const Graph *g) {
+  const GraphMark m = {arena_mark(&g->arena), g->last};
+  return m;
+}
+
+Tensor *graph_keep_only(Graph *g, GraphMark m, Tensor *out) {
+  if (g->last != m.last || out->grad) return out;
+  const Tensor kept = *out;
+  if (!arena_rewind(&g->arena, m.arena)) return out;
+  /* data first: it lands at the mark, at or below its old place, so memmove may overlap safely */
+  float *data = arena_floats(&g->arena, kept.numel);
+  memmove(data, kept.data, kept.numel * sizeof(float));
+  Tensor *t = arena_alloc(&g->arena, sizeof *t);
+  *t = kept;
+  t->data = data;
+  return t;
+}
+
 float *graph_grad(Graph *g, Tensor *t) {
   if (!t->grad) t->grad = arena_calloc(&g->arena, t->numel * sizeof(float));
   return t->grad;

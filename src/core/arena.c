@@ -78,6 +78,18 @@ void arena_reset(Arena *a) {
   a->used_total = 0;
 }
 
+ArenaMark arena_mark(const Arena *a) {
+  const ArenaMark m = {a->head, a->head->used, a->used_total};
+  return m;
+}
+
+bool arena_rewind(Arena *a, ArenaMark m) {
+  if (m.block != a->head || m.used > a->head->used) return false;
+  a->head->used = m.used;
+  a->used_total = m.used_total;
+  return true;
+}
+
 size_t arena_capacity(const Arena *a) {
   size_t s = 0;
   for (const ArenaBlock *b = a->head; b; b = b->next) s += b->cap;

@@ -279,23 +279,27 @@ Tensor *unet_forward(UNet *m, Graph *g, Tensor *x, Tensor *t, const int *labels)
   for (int i = 0; i < L; i++) {
     const UNetLevel *lv = &m->down[i];
     for (int j = 0; j < R; j++) {
+      const GraphMark block = graph_mark(g); /* grad off: keep only each block's output */
       h = resblock(m, g, &lv->res[j], h, temb_act);
       if (lv->has_attn) h = attention(m, g, &lv->attn[j], h);
-      skips[n_skip++] = h;
+      skips[n_skip++] = h = graph_keep_only(g, block, h);
     }
     if (lv->resample_w >= 0) { /* TF "SAME" for stride 2: pad bottom/right by one */
       h = ag_conv2d(g, h, P(m, lv->resample_w), P(m, lv->resample_b), 2, 2, 0, 1, 0, 1);
       skips[n_skip++] = h;
     }
   }
+  const GraphMark mid = graph_mark(g);
   h = resblock(m, g, &m->mid_res[0], h, temb_act);
   h = attention(m, g, &m->mid_attn, h);
-  h = resblock(m, g, &m->mid_res[1], h, temb_act);
+  h = graph_keep_only(g, mid, resblock(m, g, &m->mid_res[1], h, temb_act));
   for (int u = 0; u < L; u++) {
     const UNetLevel *lv = &m->up[u];
     for (int j = 0; j <= R; j++) {
+      const GraphMark block = graph_mark(g);
       h = resblock(m, g, &lv->res[j], ag_concat_channels(g, h, skips[--n_skip]), temb_act);
       if (lv->has_attn) h = attention(m, g, &lv->attn[j], h);
+      h = graph_keep_only(g, block, h);
     }
     if (lv->resample_w >= 0) h = conv3(m, g, ag_upsample_nearest2x(g, h), lv->resample_w, lv->resample_b);
   }
