@@ -13,9 +13,17 @@ void graph_init(Graph *g, size_t arena_bytes) {
   g->grad_enabled = true;
 }
 
+struct GraphGradBuffer {
+  float *data;
+  size_t numel;
+  bool in_use;
+};
+
 void graph_free(Graph *g) {
   arena_free(&g->arena);
   free(g->scratch);
+  for (int i = 0; i < g->n_grad_buffers; i++) free(g->grad_buffers[i].data);
+  free(g->grad_buffers);
   memset(g, 0, sizeof *g);
 }
 
@@ -45,6 +53,7 @@ float *graph_scratch(Graph *g, size_t n) {
 void graph_reset(Graph *g) {
   if (g->profile) g->profile->last = clock_seconds();
   arena_reset(&g->arena);
+  for (int i = 0; i < g->n_grad_buffers; i++) g->grad_buffers[i].in_use = false;
   g->last = NULL;
   g->dropout_calls = 0;
   g->flops = 0.0;
@@ -88,8 +97,39 @@ Tensor *graph_keep_only(Graph *g, GraphMark m, Tensor *out) {
   return t;
 }
 
+/* A free pooled buffer of exactly n floats, or a new one. */
+static float *grad_buffer_take(Graph *g, size_t n) {
+  for (int i = 0; i < g->n_grad_buffers; i++) {
+    struct GraphGradBuffer *b = &g->grad_buffers[i];
+    if (!b->in_use && b->numel == n) {
+      b->in_use = true;
+      return b->data;
+    }
+  }
+  if (g->n_grad_buffers == g->cap_grad_buffers) {
+    g->cap_grad_buffers = g->cap_grad_buffers ? 2 * g->cap_grad_buffers : 32;
+    g->grad_buffers = xrealloc(g->grad_buffers, g->cap_grad_buffers * sizeof *g->grad_buffers);
+  }
+  struct GraphGradBuffer *b = &g->grad_buffers[g->n_grad_buffers++];
+  b->data = xmalloc_aligned(64, (n + 15) / 16 * 16 * sizeof(float));
+  b->numel = n;
+  b->in_use = true;
+  return b->data;
+}
+
+static void grad_buffer_give_back(Graph *g, float *data) {
+  for (int i = 0; i < g->n_grad_buffers; i++)
+    if (g->grad_buffers[i].data == data) {
+      g->grad_buffers[i].in_use = false;
+      return;
+    }
+}
+
 float *graph_grad(Graph *g, Tensor *t) {
-  if (!t->grad) t->grad = arena_calloc(&g->arena, t->numel * sizeof(float));
+  if (!t->grad) {
+    t->grad = grad_buffer_take(g, t->numel);
+    memset(t->grad, 0, t->numel * sizeof(float));
+  }
   return t->grad;
 }
 
@@ -126,6 +166,8 @@ static void sweep(Graph *g) {
     if (!n->out->grad) continue;
     const double t0 = g->profile ? clock_seconds() : 0.0;
     n->backward(g, n);
+    grad_buffer_give_back(g, n->out->grad);
+    n->out->grad = NULL;
     if (g->profile) profile_entry(g->profile, n->name)->backward_s += clock_seconds() - t0;
   }
 }
