@@ -1,7 +1,8 @@
 /* gemm.h - the one place that calls BLAS.
  *
  * Row-major C = alpha * op(A) * op(B) + beta * C with op(A) of shape (M, K) and op(B) (K, N).
- * OpenBLAS threads internally, so never call this from inside an OpenMP parallel region.
+ * OpenBLAS (OpenMP build) threads each call over the OpenMP threads; called inside an OpenMP
+ * parallel region it runs on the calling thread alone (conv2d's image threads rely on this).
  */
 #ifndef DIFFUSE_OPS_GEMM_H
 #define DIFFUSE_OPS_GEMM_H

@@ -8,18 +8,27 @@
  * padding kh-1-pad), computed as W' (Cin, Cout*kh*kw) x im2col(dY) with a long contraction and no
  * scatter-add; strided convolutions use dcol = W^T x dY and col2im. For a 1x1, stride-1, unpadded
  * convolution col is the input itself, regrouped.
- * Chunk sizes (measured on the CIFAR-10 U-Net, 2 cores): the forward folds up to 8192 columns (the
- * whole batch of 8 at 32x32: sampling 600 -> 474 ms per forward); the backward keeps about 1024
- * columns, where its three GEMMs' operands stay cache-sized (folding more was no faster).
+ * Chunk sizes (measured on the CIFAR-10 U-Net, 2 cores): about 1024 columns per GEMM, where the
+ * operands stay cache-sized, except for a forward with threads inside each GEMM, which folds up to
+ * 8192 (the whole batch of 8 at 32x32: sampling 600 -> 474 ms per forward before image threads).
+ * Threads: when the batch splits evenly over the OpenMP threads (or is large), each thread takes
+ * its own images with its own slice of `work` and single-threaded GEMMs (OpenBLAS runs one thread
+ * inside a parallel region), and the weight gradients of the threads are summed at the end: one
+ * parallel region per call instead of one per GEMM and copy (CIFAR-10 U-Net, batch 8, 2 threads:
+ * training step 1490 -> 1345 ms, sampling forward 475 -> 390 ms). Otherwise every GEMM and copy is
+ * threaded on its own.
  */
 #include "ops/conv2d.h"
 
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "ops/gemm.h"
 
-#define FORWARD_COLUMNS 8192
-#define BACKWARD_COLUMNS 1024
+#define SHARED_FORWARD_COLUMNS 8192 /* forward with threads inside each GEMM */
+#define COLUMNS 1024                /* backward, and forward with a thread per image range */
 
 int conv2d_out_h(const Conv2dGeom *g) { return (g->H + g->pad_top + g->pad_bottom - g->kh) / g->sh + 1; }
 int conv2d_out_w(const Conv2dGeom *g) { return (g->W + g->pad_left + g->pad_right - g->kw) / g->sw + 1; }
@@ -50,21 +59,56 @@ static int images_per_gemm(const Conv2dGeom *g, int columns) {
   return n < g->B ? n : g->B;
 }
 
-static size_t forward_work(const Conv2dGeom *g) {
-  const size_t N = (size_t)images_per_gemm(g, FORWARD_COLUMNS) * conv2d_out_h(g) * conv2d_out_w(g);
+static int forward_columns(int threads) { return threads > 1 ? COLUMNS : SHARED_FORWARD_COLUMNS; }
+
+static size_t forward_work(const Conv2dGeom *g, int threads) {
+  const size_t N = (size_t)images_per_gemm(g, forward_columns(threads)) * conv2d_out_h(g) * conv2d_out_w(g);
   return ((size_t)g->Cin * g->kh * g->kw + (size_t)g->Cout) * N;
 }
 
-/* dY folded (Cout, N), col (rows, N) for both im2col(x) and im2col(dY), dX folded (Cin, N), W'. */
+/* dY folded (Cout, N), col (rows, N) for both im2col(x) and im2col(dY), dX folded (Cin, N). */
 static size_t backward_work(const Conv2dGeom *g) {
-  const size_t N = (size_t)images_per_gemm(g, BACKWARD_COLUMNS) * conv2d_out_h(g) * conv2d_out_w(g);
+  const size_t N = (size_t)images_per_gemm(g, COLUMNS) * conv2d_out_h(g) * conv2d_out_w(g);
   const size_t khw = (size_t)g->kh * g->kw, K = g->Cin * khw, Kt = g->Cout * khw;
-  return (size_t)g->Cout * N + (K > Kt ? K : Kt) * N + (size_t)g->Cin * N + (size_t)g->Cin * Kt;
+  return (size_t)g->Cout * N + (K > Kt ? K : Kt) * N + (size_t)g->Cin * N;
+}
+
+/* Threads that take images of their own (1: threads work inside each GEMM instead). */
+static int image_threads(const Conv2dGeom *g) {
+#ifdef _OPENMP
+  const int t = omp_in_parallel() ? 1 : omp_get_max_threads();
+  return t > 1 && g->B >= t && (g->B % t == 0 || g->B >= 4 * t) ? t : 1;
+#else
+  return 1;
+#endif
+}
+
+static size_t round16(size_t n) { return (n + 15) / 16 * 16; } /* keeps slices 64-byte aligned */
+static size_t weight_floats(const Conv2dGeom *g) { return (size_t)g->Cout * g->Cin * g->kh * g->kw; }
+
+/* work = [W' (shared)] [slice of thread 0] [slice of thread 1] ...; a slice holds the chunk work
+ * (the larger of forward and backward) and, with image threads, the thread's dW and dbias sums. */
+typedef struct {
+  float *chunk, *dw_sum, *dbias_sum;
+} ThreadSlice;
+
+static size_t slice_floats(const Conv2dGeom *g, int threads) {
+  const size_t f = forward_work(g, threads), b = backward_work(g);
+  return round16(f > b ? f : b) + round16(weight_floats(g)) + round16((size_t)g->Cout);
+}
+
+static ThreadSlice thread_slice(const Conv2dGeom *g, float *work, int tid, int threads) {
+  const size_t f = forward_work(g, threads), b = backward_work(g);
+  ThreadSlice s;
+  s.chunk = work + round16(weight_floats(g)) + (size_t)tid * slice_floats(g, threads);
+  s.dw_sum = s.chunk + round16(f > b ? f : b);
+  s.dbias_sum = s.dw_sum + round16(weight_floats(g));
+  return s;
 }
 
 size_t conv2d_work_floats(const Conv2dGeom *g) {
-  const size_t f = forward_work(g), b = backward_work(g);
-  return f > b ? f : b;
+  const int threads = image_threads(g);
+  return round16(weight_floats(g)) + (size_t)threads * slice_floats(g, threads);
 }
 
 /* col (K, N) from in (B, Cin, H, W); parallel over rows r = (c, ki, kj) of K. */
@@ -226,30 +270,94 @@ static void backward_chunk(float *din, float *dw, float *dbias, const float *dou
   if (din) input_grad_chunk(din, dout, dy, w, w_flipped, g, col, dx_folded);
 }
 
+/* Images [*b0, *b1) of thread `tid` out of `threads`. */
+static void thread_images(const Conv2dGeom *g, int tid, int threads, int *b0, int *b1) {
+  *b0 = (int)((long)g->B * tid / threads);
+  *b1 = (int)((long)g->B * (tid + 1) / threads);
+}
+
+static int thread_id(void) {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+static void forward_images(float *out, const float *in, const float *w, const float *bias, const Conv2dGeom *g,
+                           int b0, int b1, int threads, float *work) {
+  const int step = images_per_gemm(g, forward_columns(threads));
+  const size_t in_image = (size_t)g->Cin * g->H * g->W, out_image = (size_t)g->Cout * conv2d_out_h(g) * conv2d_out_w(g);
+  for (int b = b0; b < b1; b += step) {
+    Conv2dGeom sub = *g;
+    sub.B = b1 - b < step ? b1 - b : step;
+    forward_chunk(out + b * out_image, in + b * in_image, w, bias, &sub, work);
+  }
+}
+
 void conv2d_forward(float *out, const float *in, const float *w, const float *bias, const Conv2dGeom *g,
                     float *work) {
-  const int step = images_per_gemm(g, FORWARD_COLUMNS);
+  const int threads = image_threads(g);
+  if (threads == 1) {
+    forward_images(out, in, w, bias, g, 0, g->B, 1, thread_slice(g, work, 0, 1).chunk);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  {
+    const int tid = thread_id();
+    int b0, b1;
+    thread_images(g, tid, threads, &b0, &b1);
+    forward_images(out, in, w, bias, g, b0, b1, threads, thread_slice(g, work, tid, threads).chunk);
+  }
+}
+
+static void backward_images(float *din, float *dw, float *dbias, const float *dout, const float *in, const float *w,
+                            const float *w_flipped, const Conv2dGeom *g, int b0, int b1, float *work) {
+  const int step = images_per_gemm(g, COLUMNS);
   const size_t in_image = (size_t)g->Cin * g->H * g->W, out_image = (size_t)g->Cout * conv2d_out_h(g) * conv2d_out_w(g);
-  for (int b = 0; b < g->B; b += step) {
+  for (int b = b0; b < b1; b += step) {
     Conv2dGeom sub = *g;
-    sub.B = g->B - b < step ? g->B - b : step;
-    forward_chunk(out + b * out_image, in + b * in_image, w, bias, &sub, work);
+    sub.B = b1 - b < step ? b1 - b : step;
+    backward_chunk(din ? din + b * in_image : NULL, dw, dbias, dout + b * out_image, in + b * in_image, w,
+                   w_flipped, &sub, work);
+  }
+}
+
+/* dst[e] += sum over threads of their sums, for this thread's share of the elements */
+static void add_thread_sums(float *dst, size_t n, const Conv2dGeom *g, float *work, int threads, int tid,
+                            bool bias) {
+  const size_t e0 = n * tid / threads, e1 = n * (tid + 1) / threads;
+  for (int t = 0; t < threads; t++) {
+    const ThreadSlice s = thread_slice(g, work, t, threads);
+    const float *src = bias ? s.dbias_sum : s.dw_sum;
+    for (size_t e = e0; e < e1; e++) dst[e] += src[e];
   }
 }
 
 void conv2d_backward(float *din, float *dw, float *dbias, const float *dout, const float *in, const float *w,
                      const Conv2dGeom *g, float *work) {
-  const int step = images_per_gemm(g, BACKWARD_COLUMNS);
-  const size_t in_image = (size_t)g->Cin * g->H * g->W, out_image = (size_t)g->Cout * conv2d_out_h(g) * conv2d_out_w(g);
+  const int threads = image_threads(g);
   float *w_flipped = NULL;
   if (din && backward_as_convolution(g)) {
-    w_flipped = work + backward_work(g) - (size_t)g->Cin * g->Cout * g->kh * g->kw;
+    w_flipped = work;
     flip_weights(w_flipped, w, g);
   }
-  for (int b = 0; b < g->B; b += step) {
-    Conv2dGeom sub = *g;
-    sub.B = g->B - b < step ? g->B - b : step;
-    backward_chunk(din ? din + b * in_image : NULL, dw, dbias, dout + b * out_image, in + b * in_image, w,
-                   w_flipped, &sub, work);
+  if (threads == 1) {
+    backward_images(din, dw, dbias, dout, in, w, w_flipped, g, 0, g->B, thread_slice(g, work, 0, 1).chunk);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  {
+    const int tid = thread_id();
+    const ThreadSlice s = thread_slice(g, work, tid, threads);
+    if (dw) memset(s.dw_sum, 0, weight_floats(g) * sizeof(float));
+    if (dbias) memset(s.dbias_sum, 0, g->Cout * sizeof(float));
+    int b0, b1;
+    thread_images(g, tid, threads, &b0, &b1);
+    backward_images(din, dw ? s.dw_sum : NULL, dbias ? s.dbias_sum : NULL, dout, in, w, w_flipped, g, b0, b1,
+                    s.chunk);
+#pragma omp barrier
+    if (dw) add_thread_sums(dw, weight_floats(g), g, work, threads, tid, false);
+    if (dbias) add_thread_sums(dbias, g->Cout, g, work, threads, tid, true);
   }
 }
