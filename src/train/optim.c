@@ -26,7 +26,7 @@ void adamw_step(float *p, const float *g, float *m, float *v, size_t n, const Ad
 
 double grad_norm(const float *g, size_t n) {
   double s = 0.0;
-#pragma omp parallel for reduction(+ : s) schedule(static) if (n > 65536)
+#pragma omp parallel for simd reduction(+ : s) schedule(static) if (n > 65536)
   for (size_t i = 0; i < n; i++) s += (double)g[i] * g[i];
   return sqrt(s);
 }
