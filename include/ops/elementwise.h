@@ -17,6 +17,9 @@ void axpy_accumulate(float *dx, const float *dy, float alpha, size_t n);
 void add_channel_forward(float *y, const float *x, const float *v /* (B, C) */, int BC, int HW);
 void add_channel_backward(float *dv /* (B, C) */, const float *dy, int BC, int HW);
 
+/* x[0..n) = 0, threaded for large n (a single thread's memset leaves the other cores idle). */
+void zero_floats(float *x, size_t n);
+
 /* y (B, Ca+Cb, HW) = [a (B, Ca, HW) ; b (B, Cb, HW)]. */
 void concat_channels_forward(float *y, const float *a, const float *b, int B, int Ca, int Cb, int HW);
 void concat_channels_backward(float *da, float *db, const float *dy, int B, int Ca, int Cb, int HW);

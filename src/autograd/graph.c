@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "core/error.h"
+#include "ops/elementwise.h"
 
 void graph_init(Graph *g, size_t arena_bytes) {
   memset(g, 0, sizeof *g);
@@ -128,7 +129,7 @@ static void grad_buffer_give_back(Graph *g, float *data) {
 float *graph_grad(Graph *g, Tensor *t) {
   if (!t->grad) {
     t->grad = grad_buffer_take(g, t->numel);
-    memset(t->grad, 0, t->numel * sizeof(float));
+    zero_floats(t->grad, t->numel);
   }
   return t->grad;
 }
