@@ -1,4 +1,5 @@
-/* conv2d.c - convolution via im2col + sgemm, several images per GEMM.
+/* conv2d.c - convolution via im2col + sgemm, several images per GEMM; 3x3 stride-1 pad-1
+ * convolutions (forward and input gradient) by Winograd F(2x2, 3x3) instead (winograd.c).
  *
  * A chunk of B images is folded into the GEMM's N dimension: with P = Ho*Wo and N = B*P, columns
  * are indexed b*P + p, K = Cin*kh*kw.
@@ -26,6 +27,7 @@
 #endif
 
 #include "ops/gemm.h"
+#include "ops/winograd.h"
 
 #define SHARED_FORWARD_COLUMNS 8192 /* forward with threads inside each GEMM */
 #define COLUMNS 1024                /* backward, and forward with a thread per image range */
@@ -86,29 +88,53 @@ static int image_threads(const Conv2dGeom *g) {
 static size_t round16(size_t n) { return (n + 15) / 16 * 16; } /* keeps slices 64-byte aligned */
 static size_t weight_floats(const Conv2dGeom *g) { return (size_t)g->Cout * g->Cin * g->kh * g->kw; }
 
-/* work = [W' (shared)] [slice of thread 0] [slice of thread 1] ...; a slice holds the chunk work
- * (the larger of forward and backward) and, with image threads, the thread's dW and dbias sums. */
+/* work = [W'] [Winograd kernel] (shared) [slice of thread 0] [slice of thread 1] ...; a slice holds
+ * the chunk work (the largest of forward, backward and Winograd) and, with image threads, the
+ * thread's dW and dbias sums. */
+typedef struct {
+  float *w_flipped, *winograd_kernel;
+} SharedWork;
 typedef struct {
   float *chunk, *dw_sum, *dbias_sum;
 } ThreadSlice;
 
+static size_t shared_floats(const Conv2dGeom *g) {
+  return round16(weight_floats(g)) + (winograd_applies(g) ? round16(winograd_kernel_floats(g)) : 0);
+}
+
+static SharedWork shared_work(const Conv2dGeom *g, float *work) {
+  const SharedWork s = {work, work + round16(weight_floats(g))};
+  return s;
+}
+
+static size_t chunk_floats(const Conv2dGeom *g, int threads) {
+  size_t n = forward_work(g, threads);
+  const size_t b = backward_work(g);
+  n = b > n ? b : n;
+  if (winograd_applies(g)) {
+    const Conv2dGeom t = transposed_geom(g);
+    const size_t wf = winograd_chunk_floats(g), wb = winograd_chunk_floats(&t);
+    n = wf > n ? wf : n;
+    n = wb > n ? wb : n;
+  }
+  return round16(n);
+}
+
 static size_t slice_floats(const Conv2dGeom *g, int threads) {
-  const size_t f = forward_work(g, threads), b = backward_work(g);
-  return round16(f > b ? f : b) + round16(weight_floats(g)) + round16((size_t)g->Cout);
+  return chunk_floats(g, threads) + round16(weight_floats(g)) + round16((size_t)g->Cout);
 }
 
 static ThreadSlice thread_slice(const Conv2dGeom *g, float *work, int tid, int threads) {
-  const size_t f = forward_work(g, threads), b = backward_work(g);
   ThreadSlice s;
-  s.chunk = work + round16(weight_floats(g)) + (size_t)tid * slice_floats(g, threads);
-  s.dw_sum = s.chunk + round16(f > b ? f : b);
+  s.chunk = work + shared_floats(g) + (size_t)tid * slice_floats(g, threads);
+  s.dw_sum = s.chunk + chunk_floats(g, threads);
   s.dbias_sum = s.dw_sum + round16(weight_floats(g));
   return s;
 }
 
 size_t conv2d_work_floats(const Conv2dGeom *g) {
   const int threads = image_threads(g);
-  return round16(weight_floats(g)) + (size_t)threads * slice_floats(g, threads);
+  return shared_floats(g) + (size_t)threads * slice_floats(g, threads);
 }
 
 /* col (K, N) from in (B, Cin, H, W); parallel over rows r = (c, ki, kj) of K. */
@@ -284,22 +310,29 @@ static int thread_id(void) {
 #endif
 }
 
-static void forward_images(float *out, const float *in, const float *w, const float *bias, const Conv2dGeom *g,
-                           int b0, int b1, int threads, float *work) {
-  const int step = images_per_gemm(g, forward_columns(threads));
+/* Images [b0, b1) in chunks; with a Winograd kernel U, by winograd_images. */
+static void forward_images(float *out, const float *in, const float *w, const float *U, const float *bias,
+                           const Conv2dGeom *g, int b0, int b1, int threads, float *work) {
+  const int step = U ? winograd_images_per_chunk(g) : images_per_gemm(g, forward_columns(threads));
   const size_t in_image = (size_t)g->Cin * g->H * g->W, out_image = (size_t)g->Cout * conv2d_out_h(g) * conv2d_out_w(g);
   for (int b = b0; b < b1; b += step) {
     Conv2dGeom sub = *g;
     sub.B = b1 - b < step ? b1 - b : step;
-    forward_chunk(out + b * out_image, in + b * in_image, w, bias, &sub, work);
+    if (U) winograd_images(out + b * out_image, in + b * in_image, U, bias, &sub, false, work);
+    else forward_chunk(out + b * out_image, in + b * in_image, w, bias, &sub, work);
   }
 }
 
 void conv2d_forward(float *out, const float *in, const float *w, const float *bias, const Conv2dGeom *g,
                     float *work) {
   const int threads = image_threads(g);
+  float *U = NULL;
+  if (winograd_applies(g)) {
+    U = shared_work(g, work).winograd_kernel;
+    winograd_transform_kernel(U, w, g);
+  }
   if (threads == 1) {
-    forward_images(out, in, w, bias, g, 0, g->B, 1, thread_slice(g, work, 0, 1).chunk);
+    forward_images(out, in, w, U, bias, g, 0, g->B, 1, thread_slice(g, work, 0, 1).chunk);
     return;
   }
 #pragma omp parallel num_threads(threads)
@@ -307,19 +340,33 @@ void conv2d_forward(float *out, const float *in, const float *w, const float *bi
     const int tid = thread_id();
     int b0, b1;
     thread_images(g, tid, threads, &b0, &b1);
-    forward_images(out, in, w, bias, g, b0, b1, threads, thread_slice(g, work, tid, threads).chunk);
+    forward_images(out, in, w, U, bias, g, b0, b1, threads, thread_slice(g, work, tid, threads).chunk);
   }
 }
 
+/* Images [b0, b1) in chunks; with U_flipped (the Winograd kernel of W') the input gradient is a
+ * Winograd convolution of dY, in chunks of its own. */
 static void backward_images(float *din, float *dw, float *dbias, const float *dout, const float *in, const float *w,
-                            const float *w_flipped, const Conv2dGeom *g, int b0, int b1, float *work) {
-  const int step = images_per_gemm(g, COLUMNS);
+                            const float *w_flipped, const float *U_flipped, const Conv2dGeom *g, int b0, int b1,
+                            float *work) {
   const size_t in_image = (size_t)g->Cin * g->H * g->W, out_image = (size_t)g->Cout * conv2d_out_h(g) * conv2d_out_w(g);
+  float *din_gemm = U_flipped ? NULL : din;
+  if (dw || dbias || din_gemm) {
+    const int step = images_per_gemm(g, COLUMNS);
+    for (int b = b0; b < b1; b += step) {
+      Conv2dGeom sub = *g;
+      sub.B = b1 - b < step ? b1 - b : step;
+      backward_chunk(din_gemm ? din_gemm + b * in_image : NULL, dw, dbias, dout + b * out_image, in + b * in_image, w,
+                     w_flipped, &sub, work);
+    }
+  }
+  if (!din || !U_flipped) return;
+  const Conv2dGeom t = transposed_geom(g);
+  const int step = winograd_images_per_chunk(&t);
   for (int b = b0; b < b1; b += step) {
-    Conv2dGeom sub = *g;
+    Conv2dGeom sub = t;
     sub.B = b1 - b < step ? b1 - b : step;
-    backward_chunk(din ? din + b * in_image : NULL, dw, dbias, dout + b * out_image, in + b * in_image, w,
-                   w_flipped, &sub, work);
+    winograd_images(din + b * in_image, dout + b * out_image, U_flipped, NULL, &sub, true, work);
   }
 }
 
@@ -337,13 +384,19 @@ static void add_thread_sums(float *dst, size_t n, const Conv2dGeom *g, float *wo
 void conv2d_backward(float *din, float *dw, float *dbias, const float *dout, const float *in, const float *w,
                      const Conv2dGeom *g, float *work) {
   const int threads = image_threads(g);
-  float *w_flipped = NULL;
+  const SharedWork shared = shared_work(g, work);
+  float *w_flipped = NULL, *U_flipped = NULL;
   if (din && backward_as_convolution(g)) {
-    w_flipped = work;
+    w_flipped = shared.w_flipped;
     flip_weights(w_flipped, w, g);
+    const Conv2dGeom t = transposed_geom(g);
+    if (winograd_applies(&t)) {
+      U_flipped = shared.winograd_kernel;
+      winograd_transform_kernel(U_flipped, w_flipped, &t);
+    }
   }
   if (threads == 1) {
-    backward_images(din, dw, dbias, dout, in, w, w_flipped, g, 0, g->B, thread_slice(g, work, 0, 1).chunk);
+    backward_images(din, dw, dbias, dout, in, w, w_flipped, U_flipped, g, 0, g->B, thread_slice(g, work, 0, 1).chunk);
     return;
   }
 #pragma omp parallel num_threads(threads)
@@ -354,8 +407,8 @@ void conv2d_backward(float *din, float *dw, float *dbias, const float *dout, con
     if (dbias) memset(s.dbias_sum, 0, g->Cout * sizeof(float));
     int b0, b1;
     thread_images(g, tid, threads, &b0, &b1);
-    backward_images(din, dw ? s.dw_sum : NULL, dbias ? s.dbias_sum : NULL, dout, in, w, w_flipped, g, b0, b1,
-                    s.chunk);
+    backward_images(din, dw ? s.dw_sum : NULL, dbias ? s.dbias_sum : NULL, dout, in, w, w_flipped, U_flipped, g,
+                    b0, b1, s.chunk);
 #pragma omp barrier
     if (dw) add_thread_sums(dw, weight_floats(g), g, work, threads, tid, false);
     if (dbias) add_thread_sums(dbias, g->Cout, g, work, threads, tid, true);
