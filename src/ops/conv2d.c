@@ -95,7 +95,7 @@ typedef struct {
   float *w_flipped, *winograd_kernel;
 } SharedWork;
 typedef struct {
-  float *chunk, *dw_sum, *dbias_sum;
+  float *chunk, *dw_sum, *dbias_sum, *winograd_dw; /* winograd_dw: weight gradient accumulator */
 } ThreadSlice;
 
 static size_t shared_floats(const Conv2dGeom *g) {
@@ -120,8 +120,12 @@ static size_t chunk_floats(const Conv2dGeom *g, int threads) {
   return round16(n);
 }
 
+static size_t winograd_dw_floats(const Conv2dGeom *g) {
+  return winograd_applies(g) ? round16(winograd_kernel_floats(g)) : 0;
+}
+
 static size_t slice_floats(const Conv2dGeom *g, int threads) {
-  return chunk_floats(g, threads) + round16(weight_floats(g)) + round16((size_t)g->Cout);
+  return chunk_floats(g, threads) + round16(weight_floats(g)) + round16((size_t)g->Cout) + winograd_dw_floats(g);
 }
 
 static ThreadSlice thread_slice(const Conv2dGeom *g, float *work, int tid, int threads) {
@@ -129,6 +133,7 @@ static ThreadSlice thread_slice(const Conv2dGeom *g, float *work, int tid, int t
   s.chunk = work + shared_floats(g) + (size_t)tid * slice_floats(g, threads);
   s.dw_sum = s.chunk + chunk_floats(g, threads);
   s.dbias_sum = s.dw_sum + round16(weight_floats(g));
+  s.winograd_dw = s.dbias_sum + round16((size_t)g->Cout);
   return s;
 }
 
@@ -344,21 +349,48 @@ void conv2d_forward(float *out, const float *in, const float *w, const float *bi
   }
 }
 
-/* Images [b0, b1) in chunks; with U_flipped (the Winograd kernel of W') the input gradient is a
- * Winograd convolution of dY, in chunks of its own. */
+/* dbias += the sums of dY over images [b0, b1) */
+static void bias_grad_images(float *dbias, const float *dout, const Conv2dGeom *g, int b0, int b1) {
+  const int P = conv2d_out_h(g) * conv2d_out_w(g);
+  for (int o = 0; o < g->Cout; o++) {
+    double s = 0.0;
+    for (int b = b0; b < b1; b++) {
+      const float *d = dout + ((size_t)b * g->Cout + o) * P;
+#pragma omp simd reduction(+ : s)
+      for (int p = 0; p < P; p++) s += d[p];
+    }
+    dbias[o] += (float)s;
+  }
+}
+
+/* Images [b0, b1) in chunks. 3x3 pad-1 convolutions use Winograd for the weight gradient
+ * (accumulated in winograd_dw) and, given U_flipped (the Winograd kernel of W'), the input gradient;
+ * everything else goes through backward_chunk. */
 static void backward_images(float *din, float *dw, float *dbias, const float *dout, const float *in, const float *w,
                             const float *w_flipped, const float *U_flipped, const Conv2dGeom *g, int b0, int b1,
-                            float *work) {
+                            float *work, float *winograd_dw) {
   const size_t in_image = (size_t)g->Cin * g->H * g->W, out_image = (size_t)g->Cout * conv2d_out_h(g) * conv2d_out_w(g);
-  float *din_gemm = U_flipped ? NULL : din;
-  if (dw || dbias || din_gemm) {
+  const bool winograd = winograd_applies(g);
+  float *din_gemm = U_flipped ? NULL : din, *dw_gemm = winograd ? NULL : dw, *dbias_gemm = winograd ? NULL : dbias;
+  if (dw_gemm || dbias_gemm || din_gemm) {
     const int step = images_per_gemm(g, COLUMNS);
     for (int b = b0; b < b1; b += step) {
       Conv2dGeom sub = *g;
       sub.B = b1 - b < step ? b1 - b : step;
-      backward_chunk(din_gemm ? din_gemm + b * in_image : NULL, dw, dbias, dout + b * out_image, in + b * in_image, w,
-                     w_flipped, &sub, work);
+      backward_chunk(din_gemm ? din_gemm + b * in_image : NULL, dw_gemm, dbias_gemm, dout + b * out_image,
+                     in + b * in_image, w, w_flipped, &sub, work);
     }
+  }
+  if (winograd && dbias) bias_grad_images(dbias, dout, g, b0, b1);
+  if (winograd && dw) {
+    memset(winograd_dw, 0, winograd_kernel_floats(g) * sizeof(float));
+    const int step = winograd_images_per_chunk(g);
+    for (int b = b0; b < b1; b += step) {
+      Conv2dGeom sub = *g;
+      sub.B = b1 - b < step ? b1 - b : step;
+      winograd_weight_grad_images(winograd_dw, dout + b * out_image, in + b * in_image, &sub, work);
+    }
+    winograd_weight_grad_finish(dw, winograd_dw, g);
   }
   if (!din || !U_flipped) return;
   const Conv2dGeom t = transposed_geom(g);
@@ -396,7 +428,8 @@ void conv2d_backward(float *din, float *dw, float *dbias, const float *dout, con
     }
   }
   if (threads == 1) {
-    backward_images(din, dw, dbias, dout, in, w, w_flipped, U_flipped, g, 0, g->B, thread_slice(g, work, 0, 1).chunk);
+    const ThreadSlice s = thread_slice(g, work, 0, 1);
+    backward_images(din, dw, dbias, dout, in, w, w_flipped, U_flipped, g, 0, g->B, s.chunk, s.winograd_dw);
     return;
   }
 #pragma omp parallel num_threads(threads)
@@ -408,7 +441,7 @@ void conv2d_backward(float *din, float *dw, float *dbias, const float *dout, con
     int b0, b1;
     thread_images(g, tid, threads, &b0, &b1);
     backward_images(din, dw ? s.dw_sum : NULL, dbias ? s.dbias_sum : NULL, dout, in, w, w_flipped, U_flipped, g,
-                    b0, b1, s.chunk);
+                    b0, b1, s.chunk, s.winograd_dw);
 #pragma omp barrier
     if (dw) add_thread_sums(dw, weight_floats(g), g, work, threads, tid, false);
     if (dbias) add_thread_sums(dbias, g->Cout, g, work, threads, tid, true);

@@ -161,3 +161,76 @@ void winograd_images(float *out, const float *in, const float *U, const float *b
          V + (size_t)k * g->Cin * T, (int)T, 0.0f, M + (size_t)k * g->Cout * T, (int)T);
   transform_output(out, M, bias, g, T, accumulate);
 }
+
+/* Yt (16, Cout, T): G' dY_t G'^T of each tile's 2x2 block of dY (zero past an odd edge), with the
+ * signs s_i s_j, s = (1, 1, 1, -1), that turn transform_input's V into F(3x3, 2x2)'s input transform. */
+static void transform_output_grad(float *Yt, const float *dout, const Conv2dGeom *g, size_t T) {
+  const int H = g->H, W = g->W, TH = (H + 1) / 2, TW = (W + 1) / 2, C = g->Cout;
+  const size_t stride = (size_t)C * T;
+#pragma omp parallel for schedule(static) collapse(2)
+  for (int b = 0; b < g->B; b++)
+    for (int o = 0; o < C; o++) {
+      const float *dy = dout + ((size_t)b * C + o) * H * W;
+      float *yt = Yt + (size_t)o * T + (size_t)b * TH * TW;
+      float rows[2][2 * TW], gt[4][2 * TW];
+      for (int ty = 0; ty < TH; ty++) {
+        for (int i = 0; i < 2; i++) {
+          const int yy = 2 * ty + i;
+          for (int xx = 0; xx < 2 * TW; xx++) rows[i][xx] = 0.0f;
+          if (yy < H)
+            for (int xx = 0; xx < W; xx++) rows[i][xx] = dy[(size_t)yy * W + xx];
+        }
+        for (int xx = 0; xx < 2 * TW; xx++) { /* G' dY, signs s_i included */
+          gt[0][xx] = rows[0][xx];
+          gt[1][xx] = 0.5f * (rows[0][xx] + rows[1][xx]);
+          gt[2][xx] = 0.5f * (rows[0][xx] - rows[1][xx]);
+          gt[3][xx] = -rows[1][xx];
+        }
+        float *v = yt + (size_t)ty * TW;
+        for (int i = 0; i < 4; i++) { /* (G' dY) G'^T, sign s_j on column 3 */
+          const float *r = gt[i];
+          float *v0 = v + (i * 4 + 0) * stride, *v1 = v + (i * 4 + 1) * stride;
+          float *v2 = v + (i * 4 + 2) * stride, *v3 = v + (i * 4 + 3) * stride;
+#pragma omp simd
+          for (int tx = 0; tx < TW; tx++) v0[tx] = r[2 * tx];
+#pragma omp simd
+          for (int tx = 0; tx < TW; tx++) v1[tx] = 0.5f * (r[2 * tx] + r[2 * tx + 1]);
+#pragma omp simd
+          for (int tx = 0; tx < TW; tx++) v2[tx] = 0.5f * (r[2 * tx] - r[2 * tx + 1]);
+#pragma omp simd
+          for (int tx = 0; tx < TW; tx++) v3[tx] = -r[2 * tx + 1];
+        }
+      }
+    }
+}
+
+void winograd_weight_grad_images(float *acc, const float *dout, const float *in, const Conv2dGeom *g,
+                                 float *work) {
+  const size_t T = (size_t)g->B * tiles_per_image(g);
+  float *V = work, *Yt = work + (size_t)16 * g->Cin * T;
+  transform_input(V, in, g, g->Cin, T);
+  transform_output_grad(Yt, dout, g, T);
+  for (int k = 0; k < 16; k++)
+    gemm(false, true, g->Cout, g->Cin, (int)T, 1.0f, Yt + (size_t)k * g->Cout * T, (int)T, V + (size_t)k * g->Cin * T,
+         (int)T, 1.0f, acc + (size_t)k * g->Cout * g->Cin, g->Cin);
+}
+
+void winograd_weight_grad_finish(float *dw, const float *acc, const Conv2dGeom *g) {
+  const size_t plane = (size_t)g->Cout * g->Cin;
+#pragma omp parallel for schedule(static)
+  for (size_t oc = 0; oc < plane; oc++) {
+    float m[4][4], t[3][4];
+    for (int k = 0; k < 16; k++) m[k / 4][k % 4] = acc[(size_t)k * plane + oc];
+    for (int j = 0; j < 4; j++) { /* A'^T m */
+      t[0][j] = m[0][j] + m[1][j] + m[2][j];
+      t[1][j] = m[1][j] - m[2][j];
+      t[2][j] = m[1][j] + m[2][j] + m[3][j];
+    }
+    float *d = dw + oc * 9;
+    for (int i = 0; i < 3; i++) { /* (A'^T m) A' */
+      d[i * 3 + 0] += t[i][0] + t[i][1] + t[i][2];
+      d[i * 3 + 1] += t[i][1] - t[i][2];
+      d[i * 3 + 2] += t[i][1] + t[i][2] + t[i][3];
+    }
+  }
+}
