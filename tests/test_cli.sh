@@ -66,6 +66,8 @@ expect 2 "unknown evaluation 'kid'" eval kid
 expect 0 '"mode": "sample", "config"' bench --config "$tmp/tiny.json" --mode sample --batch 2 --steps 2 --warmup 1
 expect 0 "conv2d" bench --config "$tmp/tiny.json" --batch 2 --steps 2 --warmup 1 --profile
 expect 2 "profile times recorded ops" bench --config "$tmp/tiny.json" --mode sample --profile
+expect 0 '"mode": "gemm", "n": 2048' bench --mode gemm --steps 1 --warmup 0
+expect 2 "train|sample|gemm" bench --mode fast
 
 # meaningless or malformed requests
 expect 1 "variance-exploding" sample --ckpt "$ck" --sampler langevin --out "$tmp/g.png"

@@ -38,10 +38,12 @@ struct GraphNode {
 typedef struct {
   const char *name;
   double forward_s, backward_s;
+  double flops; /* forward multiply-adds x2 counted by the op (g->flops), 0 for pointwise ops */
   long calls;
 } GraphProfileEntry;
 typedef struct {
-  double last; /* clock at the previous recorded op */
+  double last;       /* clock at the previous recorded op */
+  double last_flops; /* g->flops at the previous recorded op */
   GraphProfileEntry entries[GRAPH_PROFILE_MAX];
   int n;
 } GraphProfile;

@@ -52,7 +52,7 @@ float *graph_scratch(Graph *g, size_t n) {
 }
 
 void graph_reset(Graph *g) {
-  if (g->profile) g->profile->last = clock_seconds();
+  if (g->profile) g->profile->last = clock_seconds(), g->profile->last_flops = 0.0;
   arena_reset(&g->arena);
   for (int i = 0; i < g->n_grad_buffers; i++) g->grad_buffers[i].in_use = false;
   g->last = NULL;
@@ -156,8 +156,10 @@ GraphNode *graph_record(Graph *g, const char *name, BackwardFn backward, Tensor 
     const double now = clock_seconds();
     GraphProfileEntry *e = profile_entry(g->profile, name);
     e->forward_s += now - g->profile->last;
+    e->flops += g->flops - g->profile->last_flops;
     e->calls++;
     g->profile->last = now;
+    g->profile->last_flops = g->flops;
   }
   return n;
 }

@@ -41,19 +41,50 @@ static int by_total_time(const void *a, const void *b) {
   return (tx < ty) - (tx > ty);
 }
 
-/* Per-op table on stderr: ms per step forward / backward, share of the mean step. */
+/* Per-op table on stderr: ms per step forward / backward, share of the mean step, and for ops that
+ * count FLOPs the rate forward and backward (taken as twice the forward's: input and weight
+ * gradients), as direct-convolution equivalents for Winograd convolutions. */
 static void print_profile(GraphProfile *p, int steps, double step_ms) {
   qsort(p->entries, (size_t)p->n, sizeof p->entries[0], by_total_time);
-  fprintf(stderr, "%-22s %8s %10s %10s %7s\n", "op", "calls", "fwd ms", "bwd ms", "share");
+  fprintf(stderr, "%-22s %8s %10s %10s %7s %10s %10s\n", "op", "calls", "fwd ms", "bwd ms", "share", "fwd GF/s",
+          "bwd GF/s");
   double covered = 0;
   for (int i = 0; i < p->n; i++) {
     const GraphProfileEntry *e = &p->entries[i];
     const double f = 1e3 * e->forward_s / steps, b = 1e3 * e->backward_s / steps;
     covered += f + b;
-    fprintf(stderr, "%-22s %8ld %10.2f %10.2f %6.1f%%\n", e->name, e->calls / steps, f, b, 100 * (f + b) / step_ms);
+    fprintf(stderr, "%-22s %8ld %10.2f %10.2f %6.1f%%", e->name, e->calls / steps, f, b, 100 * (f + b) / step_ms);
+    if (e->flops > 0) fprintf(stderr, " %10.1f %10.1f", e->flops / e->forward_s / 1e9, 2 * e->flops / e->backward_s / 1e9);
+    fputc('\n', stderr);
   }
   fprintf(stderr, "%-22s %8s %10s %10.2f %6.1f%%\n", "(optimizer, EMA, rest)", "", "", step_ms - covered,
           100 * (step_ms - covered) / step_ms);
+}
+
+/* --mode gemm: OpenBLAS sgemm on 2048 x 2048 matrices, the machine's reference rate. */
+static int bench_gemm(int steps, int warmup) {
+  const int n = 2048;
+  float *a = xmalloc_aligned(64, sizeof(float) * n * n), *b = xmalloc_aligned(64, sizeof(float) * n * n);
+  float *c = xmalloc_aligned(64, sizeof(float) * n * n);
+  rng_fill_uniform(a, (size_t)n * n, 1, 0, 0);
+  rng_fill_uniform(b, (size_t)n * n, 1, 1, 0);
+  double *ms = xmalloc((size_t)steps * sizeof(double));
+  for (int s = 0; s < warmup + steps; s++) {
+    const double t0 = now_seconds();
+    gemm(false, false, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+    if (s >= warmup) ms[s - warmup] = 1e3 * (now_seconds() - t0);
+  }
+  qsort(ms, (size_t)steps, sizeof(double), compare_doubles);
+  const double median = steps % 2 ? ms[steps / 2] : 0.5 * (ms[steps / 2 - 1] + ms[steps / 2]);
+  int used_threads = 1;
+#ifdef _OPENMP
+  used_threads = omp_get_max_threads();
+#endif
+  printf("{\"mode\": \"gemm\", \"n\": %d, \"threads\": %d, \"steps\": %d, \"ms_per_step\": %.2f, \"gflops\": %.2f, "
+         "\"blas\": \"%s\"}\n",
+         n, used_threads, steps, median, 2.0 * n * n * (double)n / (median * 1e-3) / 1e9, gemm_kernel_name());
+  free(a), free(b), free(c), free(ms);
+  return 0;
 }
 
 int cmd_bench(int argc, char **argv) {
@@ -67,12 +98,14 @@ int cmd_bench(int argc, char **argv) {
   };
   if (args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "bench")) return 2;
   const bool train = !strcmp(mode, "train");
+  const bool gemm_mode = !strcmp(mode, "gemm");
   if (profile && !train) {
     fprintf(stderr, "diffuse bench: --profile times recorded ops, i.e. --mode train\n");
     return 2;
   }
-  if (!config || (!train && strcmp(mode, "sample")) || batch < 1 || steps < 1 || warmup < 0 || threads < 0) {
-    fprintf(stderr, "diffuse bench: need --config F; --mode train|sample, --batch/--steps >= 1, --warmup/--threads >= 0\n");
+  if ((!config && !gemm_mode) || (!train && !gemm_mode && strcmp(mode, "sample")) || batch < 1 || steps < 1 ||
+      warmup < 0 || threads < 0) {
+    fprintf(stderr, "diffuse bench: need --config F; --mode train|sample|gemm, --batch/--steps >= 1, --warmup/--threads >= 0\n");
     return 2;
   }
   if (threads > 0) {
@@ -81,6 +114,7 @@ int cmd_bench(int argc, char **argv) {
 #endif
     openblas_set_num_threads(threads);
   }
+  if (gemm_mode) return bench_gemm(steps, warmup);
   char err[1024];
   RunConfig run;
   Diffusion d;

@@ -74,10 +74,12 @@ static const Command COMMANDS[] = {
     {"bench", "time a training step or sampling forward (JSON line)",
      "usage: diffuse bench --config F [--mode train|sample] [--batch N] [--steps N] [--warmup N] [--threads N]\n"
      "                     [--profile]\n"
-     "  --mode M     train: forward + backward + clipping + AdamW + EMA; sample: one grad-free network evaluation\n"
+     "       diffuse bench --mode gemm [--steps N] [--threads N]\n"
+     "  --mode M     train: forward + backward + clipping + AdamW + EMA; sample: one grad-free network evaluation;\n"
+     "               gemm: OpenBLAS sgemm 2048^3, the machine's reference GFLOP/s\n"
      "  --batch N    images per step (default 8); --steps N timed steps (default 10) after --warmup N (2)\n"
      "  --threads N  OpenMP and OpenBLAS threads (default: OMP_NUM_THREADS or all cores)\n"
-     "  --profile    per-op forward/backward ms per step on stderr (train mode)\n"
+     "  --profile    per-op forward/backward ms per step and GFLOP/s on stderr (train mode)\n"
      "prints {mode, batch, threads, ms_per_step (median), ms_min, img_per_s, gflops (achieved), peak_rss_mib}\n",
      cmd_bench},
     {"info", "model summary: parameters, shapes, GFLOPs, memory",
