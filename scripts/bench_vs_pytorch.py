@@ -14,6 +14,13 @@ Default cases: configs/cifar10_ddpm.json at batch 8 and configs/quickstart.json 
 modes, 2 threads. Run with Debian's PyTorch after building diffuse:
 
   /usr/bin/python3 scripts/bench_vs_pytorch.py [--diffuse build/diffuse] [--threads 2] [--steps 5]
+
+It also prints the machine's sgemm rate (diffuse bench --mode gemm) and, per config, the conv2d
+forward/backward GFLOP/s of a profiled training step, as a share of it. Both programs run with the
+same environment. OpenBLAS reads OPENBLAS_CORETYPE when it loads: set to an older kernel family than
+the CPU supports (this development VM sets Haswell on an AVX-512 CPU), it roughly halves diffuse's
+GEMM speed while PyTorch's convolutions (oneDNN) do not use OpenBLAS. --openblas-coretype auto
+removes the variable for both programs so that OpenBLAS picks the kernels for the CPU itself.
 """
 
 import argparse
@@ -89,6 +96,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--modes", default="sample,train")
     ap.add_argument("--case", action="append", help="CONFIG:BATCH (repeatable; default: the two standard cases)")
+    ap.add_argument("--openblas-coretype", default="inherit",
+                    help="inherit (keep the environment's OPENBLAS_CORETYPE), auto (unset it: OpenBLAS detects the "
+                         "CPU) or a core name such as SkylakeX; applies to both programs")
     ap.add_argument("--torch-worker", nargs=4, metavar=("CONFIG", "BATCH", "MODE", "STEPS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.torch_worker:
@@ -97,6 +107,13 @@ def main():
         return
     cases = [(c.split(":")[0], int(c.split(":")[1])) for c in args.case] if args.case else CASES
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OPENBLAS_NUM_THREADS=str(args.threads))
+    if args.openblas_coretype == "auto":
+        env.pop("OPENBLAS_CORETYPE", None)
+    elif args.openblas_coretype != "inherit":
+        env["OPENBLAS_CORETYPE"] = args.openblas_coretype
+    sgemm = run_json([args.diffuse, "bench", "--mode", "gemm", "--steps", "9", "--threads", str(args.threads)], env)
+    print(f"OpenBLAS kernels: {sgemm['blas']} (OPENBLAS_CORETYPE={env.get('OPENBLAS_CORETYPE', 'unset')}), "
+          f"sgemm 2048^3: {sgemm['gflops']:.1f} GFLOP/s on {args.threads} threads")
     rows = []
     for config, batch in cases:
         for mode in args.modes.split(","):
@@ -113,6 +130,14 @@ def main():
             rows.append((os.path.basename(config), batch, mode, o, p, o / p,
                          max(r["peak_rss_mib"] for r in ours), max(r["peak_rss_mib"] for r in theirs),
                          statistics.median(r["gflops"] for r in ours)))
+    for config, batch in cases:  # conv2d rates of a profiled training step (direct-convolution equivalents)
+        prof = subprocess.run([args.diffuse, "bench", "--config", config, "--batch", str(batch), "--mode", "train",
+                               "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads),
+                               "--profile"], capture_output=True, text=True, env=env, check=True).stderr
+        conv = next(line.split() for line in prof.splitlines() if line.startswith("conv2d"))
+        fwd, bwd = float(conv[-2]), float(conv[-1])
+        print(f"{os.path.basename(config)} batch {batch}: conv2d forward {fwd:.1f} GFLOP/s "
+              f"({100 * fwd / sgemm['gflops']:.0f}% of sgemm), backward {bwd:.1f} ({100 * bwd / sgemm['gflops']:.0f}%)")
     print(f"{'config':<20} {'batch':>5} {'mode':<6} {'diffuse img/s':>13} {'torch img/s':>11} {'ratio':>6} "
           f"{'diffuse RSS':>11} {'torch RSS':>9} {'diffuse GFLOP/s':>15}")
     for r in rows:
