@@ -78,9 +78,13 @@ static void transform_input(float *V, const float *in, const Conv2dGeom *g, int 
       for (int ty = 0; ty < TH; ty++) {
         for (int i = 0; i < 4; i++) {
           const int yy = 2 * ty - 1 + i;
-          for (int j = 0; j < padded; j++) rows[i][j] = 0.0f;
-          if (yy >= 0 && yy < H)
-            for (int xx = 0; xx < W; xx++) rows[i][1 + xx] = x[(size_t)yy * W + xx];
+          if (yy < 0 || yy >= H) {
+            memset(rows[i], 0, sizeof(float) * padded);
+            continue;
+          }
+          rows[i][0] = 0.0f;
+          memcpy(rows[i] + 1, x + (size_t)yy * W, sizeof(float) * W);
+          for (int j = W + 1; j < padded; j++) rows[i][j] = 0.0f;
         }
         float *v = V + (size_t)c * T + (size_t)b * TH * TW + (size_t)ty * TW;
         float bt[4][padded]; /* B^T d for every column of the tile row */
@@ -90,18 +94,18 @@ static void transform_input(float *V, const float *in, const Conv2dGeom *g, int 
           bt[2][xx] = rows[2][xx] - rows[1][xx];
           bt[3][xx] = rows[1][xx] - rows[3][xx];
         }
-        for (int i = 0; i < 4; i++) { /* (B^T d) B, one output plane per loop */
+        for (int i = 0; i < 4; i++) { /* (B^T d) B */
           const float *r = bt[i];
           float *v0 = v + (i * 4 + 0) * stride, *v1 = v + (i * 4 + 1) * stride;
           float *v2 = v + (i * 4 + 2) * stride, *v3 = v + (i * 4 + 3) * stride;
 #pragma omp simd
-          for (int tx = 0; tx < TW; tx++) v0[tx] = r[2 * tx] - r[2 * tx + 2];
-#pragma omp simd
-          for (int tx = 0; tx < TW; tx++) v1[tx] = r[2 * tx + 1] + r[2 * tx + 2];
-#pragma omp simd
-          for (int tx = 0; tx < TW; tx++) v2[tx] = r[2 * tx + 2] - r[2 * tx + 1];
-#pragma omp simd
-          for (int tx = 0; tx < TW; tx++) v3[tx] = r[2 * tx + 1] - r[2 * tx + 3];
+          for (int tx = 0; tx < TW; tx++) {
+            const float a = r[2 * tx], b1 = r[2 * tx + 1], c2 = r[2 * tx + 2], d = r[2 * tx + 3];
+            v0[tx] = a - c2;
+            v1[tx] = b1 + c2;
+            v2[tx] = c2 - b1;
+            v3[tx] = b1 - d;
+          }
         }
       }
     }
@@ -176,9 +180,12 @@ static void transform_output_grad(float *Yt, const float *dout, const Conv2dGeom
       for (int ty = 0; ty < TH; ty++) {
         for (int i = 0; i < 2; i++) {
           const int yy = 2 * ty + i;
-          for (int xx = 0; xx < 2 * TW; xx++) rows[i][xx] = 0.0f;
-          if (yy < H)
-            for (int xx = 0; xx < W; xx++) rows[i][xx] = dy[(size_t)yy * W + xx];
+          if (yy >= H) {
+            memset(rows[i], 0, sizeof(float) * 2 * TW);
+            continue;
+          }
+          memcpy(rows[i], dy + (size_t)yy * W, sizeof(float) * W);
+          for (int xx = W; xx < 2 * TW; xx++) rows[i][xx] = 0.0f;
         }
         for (int xx = 0; xx < 2 * TW; xx++) { /* G' dY, signs s_i included */
           gt[0][xx] = rows[0][xx];
@@ -192,13 +199,13 @@ static void transform_output_grad(float *Yt, const float *dout, const Conv2dGeom
           float *v0 = v + (i * 4 + 0) * stride, *v1 = v + (i * 4 + 1) * stride;
           float *v2 = v + (i * 4 + 2) * stride, *v3 = v + (i * 4 + 3) * stride;
 #pragma omp simd
-          for (int tx = 0; tx < TW; tx++) v0[tx] = r[2 * tx];
-#pragma omp simd
-          for (int tx = 0; tx < TW; tx++) v1[tx] = 0.5f * (r[2 * tx] + r[2 * tx + 1]);
-#pragma omp simd
-          for (int tx = 0; tx < TW; tx++) v2[tx] = 0.5f * (r[2 * tx] - r[2 * tx + 1]);
-#pragma omp simd
-          for (int tx = 0; tx < TW; tx++) v3[tx] = -r[2 * tx + 1];
+          for (int tx = 0; tx < TW; tx++) {
+            const float p = r[2 * tx], q = r[2 * tx + 1];
+            v0[tx] = p;
+            v1[tx] = 0.5f * (p + q);
+            v2[tx] = 0.5f * (p - q);
+            v3[tx] = -q;
+          }
         }
       }
     }
