@@ -41,6 +41,10 @@ static Tensor *f_conv_s2_p0(Graph *g, Tensor **in) { return ag_conv2d(g, in[0], 
 static Tensor *f_linear(Graph *g, Tensor **in) { return ag_linear(g, in[0], in[1], in[2]); }
 static Tensor *f_group_norm(Graph *g, Tensor **in) { return ag_group_norm(g, in[0], in[1], in[2], 2, 1e-5f); }
 static Tensor *f_silu(Graph *g, Tensor **in) { return ag_silu(g, in[0]); }
+static Tensor *f_group_norm_silu(Graph *g, Tensor **in) { return ag_group_norm_silu(g, in[0], in[1], in[2], 2, 1e-5f); }
+static Tensor *f_group_norm_then_silu(Graph *g, Tensor **in) {
+  return ag_silu(g, ag_group_norm(g, in[0], in[1], in[2], 2, 1e-5f));
+}
 static Tensor *f_relu(Graph *g, Tensor **in) { return ag_relu(g, in[0]); }
 static Tensor *f_softmax(Graph *g, Tensor **in) { return ag_softmax(g, in[0]); }
 static Tensor *f_attention(Graph *g, Tensor **in) { return ag_attention(g, in[0], in[1], in[2]); }
@@ -94,6 +98,7 @@ static const GradCase CASES[] = {
     {"linear", f_linear, 3, {S2(3, 5), S2(4, 5), S1(4)}, ALL, {0}},
     {"group_norm", f_group_norm, 3, {S4(2, 4, 3, 3), S1(4), S1(4)}, ALL, {0}},
     {"silu", f_silu, 1, {S4(2, 3, 2, 2)}, ALL, {0}},
+    {"group_norm_silu (fused)", f_group_norm_silu, 3, {S4(2, 4, 3, 3), S1(4), S1(4)}, ALL, {0}},
     {"relu", f_relu, 1, {S4(2, 3, 2, 2)}, ALL, {INIT_SPACED}},
     {"softmax", f_softmax, 1, {S2(3, 7)}, ALL, {0}},
     {"attention", f_attention, 3, {S4(2, 4, 2, 3), S4(2, 4, 2, 3), S4(2, 4, 2, 3)}, ALL, {0}},
@@ -208,6 +213,43 @@ static void check_case(Graph *g, const GradCase *c, uint64_t case_index) {
   free(gy);
 }
 
+/* The fused GroupNorm + SiLU equals the two ops in sequence: output and all gradients. */
+static void check_fused_group_norm_silu(Graph *g) {
+  static const GradCase fused = {"fused", f_group_norm_silu, 3, {S4(3, 8, 5, 4), S1(8), S1(8)}, ALL, {0}};
+  static const GradCase pair = {"pair", f_group_norm_then_silu, 3, {S4(3, 8, 5, 4), S1(8), S1(8)}, ALL, {0}};
+  const GradCase *cases[2] = {&fused, &pair};
+  float *bufs[3], *results[2][4];
+  for (int i = 0; i < 3; i++) {
+    bufs[i] = malloc(shape_numel(fused.shape[i]) * sizeof(float));
+    init_input(bufs[i], shape_numel(fused.shape[i]), 0, 500 + (uint64_t)i);
+  }
+  const size_t ny = shape_numel(fused.shape[0]);
+  float *gy = malloc(ny * sizeof(float));
+  rng_fill_normal(gy, ny, 78, 0, 0);
+  for (int k = 0; k < 2; k++) {
+    Tensor *in[3];
+    Tensor *y = forward(g, cases[k], bufs, in, true);
+    graph_backward_from(g, y, gy);
+    results[k][0] = malloc(ny * sizeof(float));
+    memcpy(results[k][0], y->data, ny * sizeof(float));
+    for (int i = 0; i < 3; i++) {
+      results[k][1 + i] = malloc(in[i]->numel * sizeof(float));
+      memcpy(results[k][1 + i], in[i]->grad, in[i]->numel * sizeof(float));
+    }
+  }
+  static const char *what[4] = {"output", "dx", "dgamma", "dbeta"};
+  for (int r = 0; r < 4; r++) {
+    const size_t n = r == 0 ? ny : shape_numel(fused.shape[r - 1]);
+    double worst = 0.0;
+    for (size_t j = 0; j < n; j++)
+      worst = fmax(worst, fabs(results[0][r][j] - results[1][r][j]) / (1e-6 + fabs(results[1][r][j])));
+    EXPECT(worst < 1e-4, "group_norm_silu fused vs pair: %s differs (relative %.3g)", what[r], worst);
+    free(results[0][r]), free(results[1][r]);
+  }
+  for (int i = 0; i < 3; i++) free(bufs[i]);
+  free(gy);
+}
+
 int main(void) {
   Graph g;
   graph_init(&g, 1 << 20);
@@ -215,6 +257,7 @@ int main(void) {
   g.dropout_seed = 42;
   const int n = (int)(sizeof CASES / sizeof CASES[0]);
   for (int i = 0; i < n; i++) check_case(&g, &CASES[i], (uint64_t)i);
+  check_fused_group_norm_silu(&g);
   printf("gradcheck: %d cases\n", n);
   graph_free(&g);
   return test_report("gradcheck");

@@ -15,6 +15,8 @@ Tensor *ag_conv2d(Graph *g, Tensor *x, Tensor *w, Tensor *b, int stride_h, int s
 Tensor *ag_linear(Graph *g, Tensor *x, Tensor *w, Tensor *b);
 /* x (B, C, H, W), gamma/beta (C). */
 Tensor *ag_group_norm(Graph *g, Tensor *x, Tensor *gamma, Tensor *beta, int groups, float eps);
+/* silu(group_norm(x)) in one pass (the U-Net's norm-activation pair). */
+Tensor *ag_group_norm_silu(Graph *g, Tensor *x, Tensor *gamma, Tensor *beta, int groups, float eps);
 /* Forward only. Running statistics mean/var (C). */
 Tensor *ag_batch_norm_inference(Graph *g, Tensor *x, Tensor *gamma, Tensor *beta, Tensor *mean, Tensor *var,
                                 float eps);

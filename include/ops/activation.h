@@ -6,6 +6,7 @@
 
 void silu_forward(float *y, const float *x, size_t n);                       // y = x * sigmoid(x)
 void silu_backward(float *dx, const float *dy, const float *x, size_t n);
+void silu_backward_overwrite(float *dx, const float *dy, const float *x, size_t n); // dx = (not +=)
 void relu_forward(float *y, const float *x, size_t n);
 void relu_backward(float *dx, const float *dy, const float *x, size_t n);
 

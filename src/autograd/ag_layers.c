@@ -4,6 +4,7 @@
 
 #include "ag_common.h"
 #include "autograd/functions.h"
+#include "ops/activation.h"
 #include "ops/attention.h"
 #include "ops/conv2d.h"
 #include "ops/embedding.h"
@@ -64,6 +65,7 @@ Tensor *ag_linear(Graph *g, Tensor *x, Tensor *w, Tensor *b) {
 typedef struct {
   int groups;
   float *mean, *rstd; /* (B, G) */
+  float *h;           /* group_norm_silu: the normalised pre-activation */
 } GroupNormSaved;
 
 static void group_norm_bwd(Graph *g, GraphNode *n) {
@@ -74,20 +76,46 @@ static void group_norm_bwd(Graph *g, GraphNode *n) {
                       s->groups);
 }
 
-Tensor *ag_group_norm(Graph *g, Tensor *x, Tensor *gamma, Tensor *beta, int groups, float eps) {
+/* d h = dy * silu'(h) into scratch, then the GroupNorm backward from it. */
+static void group_norm_silu_bwd(Graph *g, GraphNode *n) {
+  Tensor *x = n->in[0], *gamma = n->in[1], *beta = n->in[2];
+  const GroupNormSaved *s = n->saved;
+  float *dh = graph_scratch(g, x->numel);
+  silu_backward_overwrite(dh, n->out->grad, s->h, x->numel);
+  group_norm_backward(grad_if_needed(g, x), grad_if_needed(g, gamma), grad_if_needed(g, beta), dh, x->data,
+                      s->mean, s->rstd, gamma->data, x->shape[0], x->shape[1], x->shape[2] * x->shape[3], s->groups);
+}
+
+static Tensor *group_norm_op(Graph *g, Tensor *x, Tensor *gamma, Tensor *beta, int groups, float eps, bool silu) {
   CHECK(x->ndim == 4 && groups > 0 && x->shape[1] % groups == 0);
   CHECK(gamma->numel == (size_t)x->shape[1] && beta->numel == (size_t)x->shape[1]);
   const int B = x->shape[0], C = x->shape[1], HW = x->shape[2] * x->shape[3];
   Tensor *y = new_like(g, x);
-  GroupNormSaved s = {groups, arena_floats(&g->arena, (size_t)B * groups),
-                      arena_floats(&g->arena, (size_t)B * groups)};
-  group_norm_forward(y->data, s.mean, s.rstd, x->data, gamma->data, beta->data, B, C, HW, groups, eps);
-  GraphNode *n = AG_RECORD(g, "group_norm", group_norm_bwd, y, x, gamma, beta);
+  GroupNormSaved s = {groups, arena_floats(&g->arena, (size_t)B * groups), arena_floats(&g->arena, (size_t)B * groups),
+                      NULL};
+  Tensor *const inputs[3] = {x, gamma, beta};
+  const bool record = graph_needs_grad(g, inputs, 3);
+  if (silu) {
+    if (record) s.h = arena_floats(&g->arena, x->numel);
+    group_norm_silu_forward(y->data, s.h, s.mean, s.rstd, x->data, gamma->data, beta->data, B, C, HW, groups, eps);
+  } else {
+    group_norm_forward(y->data, s.mean, s.rstd, x->data, gamma->data, beta->data, B, C, HW, groups, eps);
+  }
+  GraphNode *n = silu ? AG_RECORD(g, "group_norm_silu", group_norm_silu_bwd, y, x, gamma, beta)
+                      : AG_RECORD(g, "group_norm", group_norm_bwd, y, x, gamma, beta);
   if (n) {
     n->saved = arena_alloc(&g->arena, sizeof s);
     memcpy(n->saved, &s, sizeof s);
   }
   return y;
+}
+
+Tensor *ag_group_norm(Graph *g, Tensor *x, Tensor *gamma, Tensor *beta, int groups, float eps) {
+  return group_norm_op(g, x, gamma, beta, groups, eps, false);
+}
+
+Tensor *ag_group_norm_silu(Graph *g, Tensor *x, Tensor *gamma, Tensor *beta, int groups, float eps) {
+  return group_norm_op(g, x, gamma, beta, groups, eps, true);
 }
 
 /* ---- batch_norm (inference) ---- */

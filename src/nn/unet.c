@@ -239,10 +239,14 @@ static Tensor *group_norm(UNet *m, Graph *g, Tensor *x, int w, int b) {
   return ag_group_norm(g, x, P(m, w), P(m, b), m->cfg.groups, (float)m->cfg.norm_eps);
 }
 
+static Tensor *group_norm_silu(UNet *m, Graph *g, Tensor *x, int w, int b) {
+  return ag_group_norm_silu(g, x, P(m, w), P(m, b), m->cfg.groups, (float)m->cfg.norm_eps);
+}
+
 static Tensor *resblock(UNet *m, Graph *g, const ResBlockParams *r, Tensor *x, Tensor *temb_act) {
-  Tensor *h = conv3(m, g, ag_silu(g, group_norm(m, g, x, r->norm1_w, r->norm1_b)), r->conv1_w, r->conv1_b);
+  Tensor *h = conv3(m, g, group_norm_silu(m, g, x, r->norm1_w, r->norm1_b), r->conv1_w, r->conv1_b);
   h = ag_add_channel(g, h, ag_linear(g, temb_act, P(m, r->temb_w), P(m, r->temb_b)));
-  h = ag_silu(g, group_norm(m, g, h, r->norm2_w, r->norm2_b));
+  h = group_norm_silu(m, g, h, r->norm2_w, r->norm2_b);
   h = conv3(m, g, ag_dropout(g, h, (float)m->cfg.dropout), r->conv2_w, r->conv2_b);
   Tensor *skip = r->short_w >= 0 ? ag_conv2d(g, x, P(m, r->short_w), P(m, r->short_b), 1, 1, 0, 0, 0, 0) : x;
   return ag_add(g, skip, h);
@@ -304,6 +308,6 @@ Tensor *unet_forward(UNet *m, Graph *g, Tensor *x, Tensor *t, const int *labels)
     if (lv->resample_w >= 0) h = conv3(m, g, ag_upsample_nearest2x(g, h), lv->resample_w, lv->resample_b);
   }
   CHECK(n_skip == 0);
-  h = ag_silu(g, group_norm(m, g, h, m->norm_out_w, m->norm_out_b));
+  h = group_norm_silu(m, g, h, m->norm_out_w, m->norm_out_b);
   return conv3(m, g, h, m->conv_out_w, m->conv_out_b);
 }

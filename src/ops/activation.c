@@ -21,6 +21,14 @@ void silu_backward(float *dx, const float *dy, const float *x, size_t n) {
   }
 }
 
+void silu_backward_overwrite(float *dx, const float *dy, const float *x, size_t n) {
+#pragma omp parallel for simd schedule(static) if (n > 16384)
+  for (size_t i = 0; i < n; i++) {
+    const float s = sigmoidf(x[i]);
+    dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
+  }
+}
+
 void relu_forward(float *y, const float *x, size_t n) {
 #pragma omp parallel for schedule(static) if (n > 16384)
   for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;

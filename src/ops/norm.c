@@ -6,10 +6,14 @@
 #include "ops/norm.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stddef.h>
 
-void group_norm_forward(float *y, float *mean_out, float *rstd_out, const float *x, const float *gamma,
-                        const float *beta, int B, int C, int HW, int G, float eps) {
+#include "simd_exp.h"
+
+/* GroupNorm, optionally followed by SiLU (then h, if not NULL, receives the pre-activation). */
+static void norm_forward(float *y, float *h, float *mean_out, float *rstd_out, const float *x, const float *gamma,
+                         const float *beta, int B, int C, int HW, int G, float eps, bool silu) {
   const int Cg = C / G;
   const size_t M = (size_t)Cg * HW;
 #pragma omp parallel for schedule(static)
@@ -32,11 +36,35 @@ void group_norm_forward(float *y, float *mean_out, float *rstd_out, const float 
     for (int c = 0; c < Cg; c++) {
       const int ch = g * Cg + c;
       const float scale = rstd * gamma[ch], shift = beta[ch] - fmu * scale;
-      const float *xc = x + base + (size_t)c * HW;
-      float *yc = y + base + (size_t)c * HW;
-      for (int i = 0; i < HW; i++) yc[i] = xc[i] * scale + shift;
+      const size_t at = base + (size_t)c * HW;
+      const float *xc = x + at;
+      float *yc = y + at, *hc = h ? h + at : NULL;
+      if (!silu) {
+        for (int i = 0; i < HW; i++) yc[i] = xc[i] * scale + shift;
+      } else if (hc) {
+        for (int i = 0; i < HW; i++) {
+          const float v = xc[i] * scale + shift;
+          hc[i] = v;
+          yc[i] = v * (1.0f / (1.0f + simd_expf(-v)));
+        }
+      } else {
+        for (int i = 0; i < HW; i++) {
+          const float v = xc[i] * scale + shift;
+          yc[i] = v * (1.0f / (1.0f + simd_expf(-v)));
+        }
+      }
     }
   }
+}
+
+void group_norm_forward(float *y, float *mean_out, float *rstd_out, const float *x, const float *gamma,
+                        const float *beta, int B, int C, int HW, int G, float eps) {
+  norm_forward(y, NULL, mean_out, rstd_out, x, gamma, beta, B, C, HW, G, eps, false);
+}
+
+void group_norm_silu_forward(float *y, float *h, float *mean_out, float *rstd_out, const float *x,
+                             const float *gamma, const float *beta, int B, int C, int HW, int G, float eps) {
+  norm_forward(y, h, mean_out, rstd_out, x, gamma, beta, B, C, HW, G, eps, true);
 }
 
 void group_norm_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
