@@ -2,12 +2,29 @@
 #include "ops/gemm.h"
 
 #include <cblas.h>
+#include <strings.h>
 
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,
           const float *B, int ldb, float beta, float *C, int ldc) {
   if (M == 0 || N == 0) return;
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N,
               K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* OpenBLAS's own AVX-512 kernels match ours on these shapes (and beat them below 64 channels). */
+static bool openblas_runs_avx512(void) {
+  static const char *const names[] = {"SkylakeX", "Cooperlake", "SapphireRapids"};
+  const char *core = gemm_kernel_name();
+  for (size_t i = 0; core && i < sizeof names / sizeof names[0]; i++)
+    if (!strcasecmp(core, names[i])) return true;
+  return false;
+}
+
+void gemm_packed(bool trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
+                 float *C, int ldc) {
+  if (M == 0 || N == 0) return;
+  if (gemm_avx512_available() && !openblas_runs_avx512()) gemm_avx512(trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc);
+  else gemm(false, trans_b, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
 }
 
 const char *gemm_kernel_name(void) { return openblas_get_corename(); }

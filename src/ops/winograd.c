@@ -161,8 +161,8 @@ void winograd_images(float *out, const float *in, const float *U, const float *b
   float *V = work, *M = work + (size_t)16 * g->Cin * T;
   transform_input(V, in, g, g->Cin, T);
   for (int k = 0; k < 16; k++)
-    gemm(false, false, g->Cout, (int)T, g->Cin, 1.0f, U + (size_t)k * g->Cout * g->Cin, g->Cin,
-         V + (size_t)k * g->Cin * T, (int)T, 0.0f, M + (size_t)k * g->Cout * T, (int)T);
+    gemm_packed(false, g->Cout, (int)T, g->Cin, U + (size_t)k * g->Cout * g->Cin, g->Cin, V + (size_t)k * g->Cin * T,
+                (int)T, 0.0f, M + (size_t)k * g->Cout * T, (int)T);
   transform_output(out, M, bias, g, T, accumulate);
 }
 
@@ -218,8 +218,8 @@ void winograd_weight_grad_images(float *acc, const float *dout, const float *in,
   transform_input(V, in, g, g->Cin, T);
   transform_output_grad(Yt, dout, g, T);
   for (int k = 0; k < 16; k++)
-    gemm(false, true, g->Cout, g->Cin, (int)T, 1.0f, Yt + (size_t)k * g->Cout * T, (int)T, V + (size_t)k * g->Cin * T,
-         (int)T, 1.0f, acc + (size_t)k * g->Cout * g->Cin, g->Cin);
+    gemm_packed(true, g->Cout, g->Cin, (int)T, Yt + (size_t)k * g->Cout * T, (int)T, V + (size_t)k * g->Cin * T,
+                (int)T, 1.0f, acc + (size_t)k * g->Cout * g->Cin, g->Cin);
 }
 
 void winograd_weight_grad_finish(float *dw, const float *acc, const Conv2dGeom *g) {

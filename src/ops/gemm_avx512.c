@@ -1,0 +1,118 @@
+/* gemm_avx512.c - an AVX-512 sgemm kernel for the Winograd products; see gemm_packed in gemm.h.
+ *
+ * For each block of NR = 32 columns, B's K x 32 panel is packed contiguously (zero-padded past N)
+ * and every MR = 8 rows of A meet it in an 8 x 32 register tile (16 zmm accumulators): per k, two
+ * loads of the panel, eight broadcasts of A and sixteen FMAs. Column blocks are spread over the
+ * OpenMP threads unless the caller already runs in a parallel region (conv2d's image threads).
+ */
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#else
+static int omp_in_parallel(void) { return 0; }
+#endif
+
+#include "ops/gemm.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+#define MR 8
+#define NR 32
+
+/* panel (K, NR) = columns [n0, n0 + nr) of op(B), zero beyond nr */
+static void pack_panel(float *panel, bool trans_b, const float *B, int ldb, int K, int n0, int nr) {
+  if (!trans_b) {
+    for (int k = 0; k < K; k++) {
+      const float *src = B + (size_t)k * ldb + n0;
+      float *dst = panel + (size_t)k * NR;
+      memcpy(dst, src, sizeof(float) * nr);
+      for (int j = nr; j < NR; j++) dst[j] = 0.0f;
+    }
+    return;
+  }
+  for (int k = 0; k < K; k++)
+    for (int j = 0; j < NR; j++) panel[(size_t)k * NR + j] = j < nr ? B[(size_t)(n0 + j) * ldb + k] : 0.0f;
+}
+
+__attribute__((target("avx512f"))) static void tile(int mr, int nr, int K, const float *A, int lda,
+                                                     const float *panel, float beta, float *C, int ldc) {
+  __m512 acc[MR][2];
+  for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  const float *a[MR];
+  for (int i = 0; i < MR; i++) a[i] = A + (size_t)(i < mr ? i : 0) * lda;
+  for (int k = 0; k < K; k++) {
+    const __m512 b0 = _mm512_loadu_ps(panel + (size_t)k * NR), b1 = _mm512_loadu_ps(panel + (size_t)k * NR + 16);
+    for (int i = 0; i < MR; i++) {
+      const __m512 ai = _mm512_set1_ps(a[i][k]);
+      acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+    }
+  }
+  const __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
+  const __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+  for (int i = 0; i < mr; i++) {
+    float *c = C + (size_t)i * ldc;
+    __m512 r0 = acc[i][0], r1 = acc[i][1];
+    if (beta != 0.0f) {
+      r0 = _mm512_fmadd_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(m0, c), r0);
+      r1 = _mm512_fmadd_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(m1, c + 16), r1);
+    }
+    _mm512_mask_storeu_ps(c, m0, r0);
+    _mm512_mask_storeu_ps(c + 16, m1, r1);
+  }
+}
+
+static void column_block(bool trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                         float beta, float *C, int ldc, int n0, float *panel) {
+  const int nr = N - n0 < NR ? N - n0 : NR;
+  pack_panel(panel, trans_b, B, ldb, K, n0, nr);
+  for (int m0 = 0; m0 < M; m0 += MR)
+    tile(M - m0 < MR ? M - m0 : MR, nr, K, A + (size_t)m0 * lda, lda, panel, beta, C + (size_t)m0 * ldc + n0, ldc);
+}
+
+bool gemm_avx512_available(void) {
+  static int state = -1; /* decided once; atomics since image threads may ask at the same time */
+  int s = __atomic_load_n(&state, __ATOMIC_RELAXED);
+  if (s < 0) { /* libgcc also checks that the OS saves the AVX-512 state */
+    s = getenv("DIFFUSE_NO_AVX512") ? 0 : __builtin_cpu_supports("avx512f") != 0;
+    __atomic_store_n(&state, s, __ATOMIC_RELAXED);
+  }
+  return s == 1;
+}
+
+/* This thread's panel buffer, grown to the largest K seen and then reused (one per thread for the
+ * life of the program: nothing is allocated per call once it has grown). */
+static float *thread_panel(int K) {
+  static _Thread_local float *panel;
+  static _Thread_local int capacity;
+  if (K > capacity) {
+    free(panel);
+    panel = aligned_alloc(64, sizeof(float) * NR * (size_t)K);
+    if (!panel) abort();
+    capacity = K;
+  }
+  return panel;
+}
+
+void gemm_avx512(bool trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
+                 float *C, int ldc) {
+  const int blocks = (N + NR - 1) / NR;
+  if (omp_in_parallel() || blocks == 1) {
+    float *panel = thread_panel(K > 0 ? K : 1);
+    for (int nb = 0; nb < blocks; nb++) column_block(trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, nb * NR, panel);
+    return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int nb = 0; nb < blocks; nb++)
+    column_block(trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, nb * NR, thread_panel(K > 0 ? K : 1));
+}
+
+#else
+bool gemm_avx512_available(void) { return false; }
+void gemm_avx512(bool trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
+                 float *C, int ldc) {
+  (void)trans_b, (void)M, (void)N, (void)K, (void)A, (void)lda, (void)B, (void)ldb, (void)beta, (void)C, (void)ldc;
+}
+#endif
