@@ -13,7 +13,8 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
           const float *B, int ldb, float beta, float *C, int ldc);
 
 /* C (M, N) = A (M, K) x op(B) + beta C, row-major, op(B) = B (K, N) or B^T with B (N, K), for the
- * Winograd products (M, K <= a few hundred, N = 256 tiles). On a CPU with AVX-512 where OpenBLAS
+ * convolutions' products (Winograd: M, K <= a few hundred, N = 256 tiles; im2col: N <= 1024 columns
+ * per image chunk; A untransposed in both). On a CPU with AVX-512 where OpenBLAS
  * runs AVX2 kernels (OPENBLAS_CORETYPE=Haswell, or a CPU it does not know) our own AVX-512 kernel
  * (gemm_avx512.c): CIFAR-10 U-Net sampling forward 454-472 -> 324-340 ms, training step
  * 1423-1617 -> 1164-1208 ms on this VM. Where OpenBLAS runs its own AVX-512 kernels they are used

@@ -242,7 +242,7 @@ static void forward_chunk(float *out, const float *in, const float *w, const flo
   if (is_pointwise(g) && single) cols = in;
   else if (is_pointwise(g)) fold(col, in, g->B, g->Cin, P);
   else im2col(col, in, g, Ho, Wo);
-  gemm(false, false, g->Cout, N, K, 1.0f, w, K, cols, N, 0.0f, y, N);
+  gemm_packed(false, g->Cout, N, K, w, K, cols, N, 0.0f, y, N);
   if (!single) unfold(out, y, bias, g->B, g->Cout, P, false);
   else if (bias) unfold(out, out, bias, 1, g->Cout, P, false);
 }
@@ -257,8 +257,7 @@ static void input_grad_chunk(float *din, const float *dout, const float *dy, con
     const Conv2dGeom t = transposed_geom(g);
     const int Kt = g->Cout * g->kh * g->kw, Nx = g->B * HW;
     im2col(col, dout, &t, g->H, g->W);
-    gemm(false, false, g->Cin, Nx, Kt, 1.0f, w_flipped, Kt, col, Nx, single ? 1.0f : 0.0f,
-         single ? din : dx_folded, Nx);
+    gemm_packed(false, g->Cin, Nx, Kt, w_flipped, Kt, col, Nx, single ? 1.0f : 0.0f, single ? din : dx_folded, Nx);
     if (!single) unfold(din, dx_folded, NULL, g->B, g->Cin, HW, true);
     return;
   }
@@ -296,7 +295,7 @@ static void backward_chunk(float *din, float *dw, float *dbias, const float *dou
     if (is_pointwise(g) && single) cols = in;
     else if (is_pointwise(g)) fold(col, in, g->B, g->Cin, P);
     else im2col(col, in, g, Ho, Wo);
-    gemm(false, true, g->Cout, K, N, 1.0f, dy, N, cols, N, 1.0f, dw, K);
+    gemm_packed(true, g->Cout, K, N, dy, N, cols, N, 1.0f, dw, K);
   }
   if (din) input_grad_chunk(din, dout, dy, w, w_flipped, g, col, dx_folded);
 }
