@@ -7,8 +7,10 @@
  * Backward: dY (Cout, N) gathered from dout; dW += dY x col^T. The input gradient of a stride-1
  * convolution is itself a convolution: dX = conv(dY, W flipped in space with Cin and Cout swapped,
  * padding kh-1-pad), computed as W' (Cin, Cout*kh*kw) x im2col(dY) with a long contraction and no
- * scatter-add; strided convolutions use dcol = W^T x dY and col2im. For a 1x1, stride-1, unpadded
- * convolution col is the input itself, regrouped.
+ * scatter-add (for a 1x1 convolution, W' = W^T and im2col(dY) is dY); strided convolutions use
+ * dcol = W^T x dY and col2im, with W^T materialised so that every GEMM has an untransposed A (the
+ * form gemm_packed's own kernel takes). For a 1x1, stride-1, unpadded convolution col is the input
+ * itself, regrouped.
  * Chunk sizes (measured on the CIFAR-10 U-Net, 2 cores): about 1024 columns per GEMM, where the
  * operands stay cache-sized, except for a forward with threads inside each GEMM, which folds up to
  * 8192 (the whole batch of 8 at 32x32: sampling 600 -> 474 ms per forward before image threads).
@@ -40,10 +42,11 @@ static int is_pointwise(const Conv2dGeom *g) {
          g->pad_left == 0 && g->pad_right == 0;
 }
 
-/* Stride 1 with padding below the kernel size: the input gradient is a convolution of dY. */
+/* Stride 1 with padding below the kernel size: the input gradient is a convolution of dY (for a
+ * 1x1 convolution W' is W^T). */
 static int backward_as_convolution(const Conv2dGeom *g) {
-  return !is_pointwise(g) && g->sh == 1 && g->sw == 1 && g->pad_top < g->kh && g->pad_bottom < g->kh &&
-         g->pad_left < g->kw && g->pad_right < g->kw;
+  return g->sh == 1 && g->sw == 1 && g->pad_top < g->kh && g->pad_bottom < g->kh && g->pad_left < g->kw &&
+         g->pad_right < g->kw;
 }
 
 /* The geometry of dX = conv(dY, W'): dY as input, Cin outputs, complementary padding. */
@@ -92,7 +95,7 @@ static size_t weight_floats(const Conv2dGeom *g) { return (size_t)g->Cout * g->C
  * the chunk work (the largest of forward, backward and Winograd) and, with image threads, the
  * thread's dW and dbias sums. */
 typedef struct {
-  float *w_flipped, *winograd_kernel;
+  float *w_grad, *winograd_kernel; /* w_grad: W' or W^T, see input_grad_chunk */
 } SharedWork;
 typedef struct {
   float *chunk, *dw_sum, *dbias_sum, *winograd_dw; /* winograd_dw: weight gradient accumulator */
@@ -221,6 +224,14 @@ static void unfold(float *x, const float *folded, const float *bias, int B, int 
     }
 }
 
+/* W^T (Cin*kh*kw, Cout) */
+static void transpose_weights(float *wt, const float *w, const Conv2dGeom *g) {
+  const int K = g->Cin * g->kh * g->kw;
+#pragma omp parallel for schedule(static)
+  for (int r = 0; r < K; r++)
+    for (int o = 0; o < g->Cout; o++) wt[(size_t)r * g->Cout + o] = w[(size_t)o * K + r];
+}
+
 /* W' (Cin, Cout*kh*kw): W' [c][o][k] = W [o][c][kh*kw-1-k] */
 static void flip_weights(float *wt, const float *w, const Conv2dGeom *g) {
   const int khw = g->kh * g->kw;
@@ -247,38 +258,37 @@ static void forward_chunk(float *out, const float *in, const float *w, const flo
   else if (bias) unfold(out, out, bias, 1, g->Cout, P, false);
 }
 
-/* din += dX of one chunk; w_flipped is W' when the gradient is computed as a convolution. */
-static void input_grad_chunk(float *din, const float *dout, const float *dy, const float *w, const float *w_flipped,
+/* din += dX of one chunk. w_grad is the weight matrix of the input-gradient GEMM: W' (Cin,
+ * Cout*kh*kw) when the gradient is a convolution of dY, else W^T (Cin*kh*kw, Cout) for dcol = W^T dY
+ * and col2im. */
+static void input_grad_chunk(float *din, const float *dout, const float *dy, const float *w_grad,
                              const Conv2dGeom *g, float *col, float *dx_folded) {
   const int Ho = conv2d_out_h(g), Wo = conv2d_out_w(g), P = Ho * Wo, K = g->Cin * g->kh * g->kw;
   const int N = g->B * P, HW = g->H * g->W;
   const bool single = g->B == 1;
-  if (w_flipped) {
+  if (backward_as_convolution(g)) {
     const Conv2dGeom t = transposed_geom(g);
     const int Kt = g->Cout * g->kh * g->kw, Nx = g->B * HW;
-    im2col(col, dout, &t, g->H, g->W);
-    gemm_packed(false, g->Cin, Nx, Kt, w_flipped, Kt, col, Nx, single ? 1.0f : 0.0f, single ? din : dx_folded, Nx);
+    const float *cols = col;
+    if (is_pointwise(g) && single) cols = dout;
+    else im2col(col, dout, &t, g->H, g->W);
+    gemm_packed(false, g->Cin, Nx, Kt, w_grad, Kt, cols, Nx, single ? 1.0f : 0.0f, single ? din : dx_folded, Nx);
     if (!single) unfold(din, dx_folded, NULL, g->B, g->Cin, HW, true);
     return;
   }
-  if (is_pointwise(g) && single) {
-    gemm(true, false, K, N, g->Cout, 1.0f, w, K, dy, N, 1.0f, din, N);
-    return;
-  }
-  gemm(true, false, K, N, g->Cout, 1.0f, w, K, dy, N, 0.0f, col, N);
-  if (is_pointwise(g)) unfold(din, col, NULL, g->B, g->Cin, P, true);
-  else col2im_add(din, col, g, Ho, Wo);
+  gemm_packed(false, K, N, g->Cout, w_grad, g->Cout, dy, N, 0.0f, col, N);
+  col2im_add(din, col, g, Ho, Wo);
 }
 
-static void backward_chunk(float *din, float *dw, float *dbias, const float *dout, const float *in, const float *w,
-                           const float *w_flipped, const Conv2dGeom *g, float *work) {
+static void backward_chunk(float *din, float *dw, float *dbias, const float *dout, const float *in,
+                           const float *w_grad, const Conv2dGeom *g, float *work) {
   const int Ho = conv2d_out_h(g), Wo = conv2d_out_w(g), P = Ho * Wo, K = g->Cin * g->kh * g->kw;
   const int N = g->B * P, khw = g->kh * g->kw, Kt = g->Cout * khw;
   const bool single = g->B == 1;
   float *dy_folded = work, *col = dy_folded + (size_t)g->Cout * N;
   float *dx_folded = col + (size_t)(K > Kt ? K : Kt) * N;
   const float *dy = dout;
-  if (!single && (dw || dbias || !w_flipped)) {
+  if (!single && (dw || dbias || (din && !backward_as_convolution(g)))) {
     fold(dy_folded, dout, g->B, g->Cout, P);
     dy = dy_folded;
   }
@@ -297,7 +307,7 @@ static void backward_chunk(float *din, float *dw, float *dbias, const float *dou
     else im2col(col, in, g, Ho, Wo);
     gemm_packed(true, g->Cout, K, N, dy, N, cols, N, 1.0f, dw, K);
   }
-  if (din) input_grad_chunk(din, dout, dy, w, w_flipped, g, col, dx_folded);
+  if (din) input_grad_chunk(din, dout, dy, w_grad, g, col, dx_folded);
 }
 
 /* Images [*b0, *b1) of thread `tid` out of `threads`. */
@@ -365,8 +375,8 @@ static void bias_grad_images(float *dbias, const float *dout, const Conv2dGeom *
 /* Images [b0, b1) in chunks. 3x3 pad-1 convolutions use Winograd for the weight gradient
  * (accumulated in winograd_dw) and, given U_flipped (the Winograd kernel of W'), the input gradient;
  * everything else goes through backward_chunk. */
-static void backward_images(float *din, float *dw, float *dbias, const float *dout, const float *in, const float *w,
-                            const float *w_flipped, const float *U_flipped, const Conv2dGeom *g, int b0, int b1,
+static void backward_images(float *din, float *dw, float *dbias, const float *dout, const float *in,
+                            const float *w_grad, const float *U_flipped, const Conv2dGeom *g, int b0, int b1,
                             float *work, float *winograd_dw) {
   const size_t in_image = (size_t)g->Cin * g->H * g->W, out_image = (size_t)g->Cout * conv2d_out_h(g) * conv2d_out_w(g);
   const bool winograd = winograd_applies(g);
@@ -377,7 +387,7 @@ static void backward_images(float *din, float *dw, float *dbias, const float *do
       Conv2dGeom sub = *g;
       sub.B = b1 - b < step ? b1 - b : step;
       backward_chunk(din_gemm ? din_gemm + b * in_image : NULL, dw_gemm, dbias_gemm, dout + b * out_image,
-                     in + b * in_image, w, w_flipped, &sub, work);
+                     in + b * in_image, w_grad, &sub, work);
     }
   }
   if (winograd && dbias) bias_grad_images(dbias, dout, g, b0, b1);
@@ -416,19 +426,22 @@ void conv2d_backward(float *din, float *dw, float *dbias, const float *dout, con
                      const Conv2dGeom *g, float *work) {
   const int threads = image_threads(g);
   const SharedWork shared = shared_work(g, work);
-  float *w_flipped = NULL, *U_flipped = NULL;
+  float *w_grad = NULL, *U_flipped = NULL;
   if (din && backward_as_convolution(g)) {
-    w_flipped = shared.w_flipped;
-    flip_weights(w_flipped, w, g);
+    w_grad = shared.w_grad;
+    flip_weights(w_grad, w, g);
     const Conv2dGeom t = transposed_geom(g);
     if (winograd_applies(&t)) {
       U_flipped = shared.winograd_kernel;
-      winograd_transform_kernel(U_flipped, w_flipped, &t);
+      winograd_transform_kernel(U_flipped, w_grad, &t);
     }
+  } else if (din) {
+    w_grad = shared.w_grad;
+    transpose_weights(w_grad, w, g);
   }
   if (threads == 1) {
     const ThreadSlice s = thread_slice(g, work, 0, 1);
-    backward_images(din, dw, dbias, dout, in, w, w_flipped, U_flipped, g, 0, g->B, s.chunk, s.winograd_dw);
+    backward_images(din, dw, dbias, dout, in, w_grad, U_flipped, g, 0, g->B, s.chunk, s.winograd_dw);
     return;
   }
 #pragma omp parallel num_threads(threads)
@@ -439,8 +452,8 @@ void conv2d_backward(float *din, float *dw, float *dbias, const float *dout, con
     if (dbias) memset(s.dbias_sum, 0, g->Cout * sizeof(float));
     int b0, b1;
     thread_images(g, tid, threads, &b0, &b1);
-    backward_images(din, dw ? s.dw_sum : NULL, dbias ? s.dbias_sum : NULL, dout, in, w, w_flipped, U_flipped, g,
-                    b0, b1, s.chunk, s.winograd_dw);
+    backward_images(din, dw ? s.dw_sum : NULL, dbias ? s.dbias_sum : NULL, dout, in, w_grad, U_flipped, g, b0, b1,
+                    s.chunk, s.winograd_dw);
 #pragma omp barrier
     if (dw) add_thread_sums(dw, weight_floats(g), g, work, threads, tid, false);
     if (dbias) add_thread_sums(dbias, g->Cout, g, work, threads, tid, true);
