@@ -97,7 +97,7 @@ Tensor *graph_keep_only(Graph *g, GraphMark m, Tensor *out);
  * sweep returns an op output's gradient to it as soon as that op's backward has run (every consumer
  * has accumulated into it by then) and sets t->grad to NULL, so the sweep holds a few activation
  * gradients at a time rather than one per activation (CIFAR-10 U-Net training step at batch 8: peak
- * RSS 1853 -> 1290 MiB). Gradients of tensors no recorded op produced (inputs) stay until graph_reset. */
+ * RSS 1853 -> 1452 MiB). Gradients of tensors no recorded op produced (inputs) stay until graph_reset. */
 float *graph_grad(Graph *g, Tensor *t);
 
 /* Backward from a scalar (numel 1) with seed gradient 1. */

@@ -80,7 +80,8 @@ static const Command COMMANDS[] = {
      "  --batch N    images per step (default 8); --steps N timed steps (default 10) after --warmup N (2)\n"
      "  --threads N  OpenMP and OpenBLAS threads (default: OMP_NUM_THREADS or all cores)\n"
      "  --profile    per-op forward/backward ms per step and GFLOP/s on stderr (train mode)\n"
-     "prints {mode, batch, threads, ms_per_step (median), ms_min, img_per_s, gflops (achieved), peak_rss_mib}\n",
+     "prints {mode, batch, threads, ms_per_step (median), ms_min, img_per_s, gflops (achieved), peak_rss_mib,\n"
+     "        blas (the OpenBLAS kernel family)}\n",
      cmd_bench},
     {"info", "model summary: parameters, shapes, GFLOPs, memory",
      "usage: diffuse info --config F | --ckpt F [--config F] [--batch N]\n"

@@ -1,5 +1,5 @@
 /* conv2d.c - convolution via im2col + sgemm, several images per GEMM; 3x3 stride-1 pad-1
- * convolutions (forward and input gradient) by Winograd F(2x2, 3x3) instead (winograd.c).
+ * convolutions by Winograd instead (winograd.c: forward, input and weight gradients).
  *
  * A chunk of B images is folded into the GEMM's N dimension: with P = Ho*Wo and N = B*P, columns
  * are indexed b*P + p, K = Cin*kh*kw.

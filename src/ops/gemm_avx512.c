@@ -1,4 +1,4 @@
-/* gemm_avx512.c - an AVX-512 sgemm kernel for the Winograd products; see gemm_packed in gemm.h.
+/* gemm_avx512.c - an AVX-512 sgemm kernel for the convolutions' products; see gemm_packed in gemm.h.
  *
  * For each block of NR = 32 columns, B's K x 32 panel is packed contiguously (zero-padded past N)
  * and every MR = 8 rows of A meet it in an 8 x 32 register tile (16 zmm accumulators): per k, two

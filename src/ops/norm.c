@@ -1,7 +1,8 @@
 /* norm.c - GroupNorm forward/backward and inference BatchNorm.
  *
- * GroupNorm statistics are accumulated in double, in SIMD lanes (omp simd reductions). Backward, with xhat = (x - mu) * rstd over a
- * group of M elements: dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = dy * gamma.
+ * GroupNorm statistics are accumulated in double, in SIMD lanes (omp simd reductions). Backward,
+ * with xhat = (x - mu) * rstd over a group of M elements:
+ * dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = dy * gamma.
  */
 #include "ops/norm.h"
 
