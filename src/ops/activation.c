@@ -6,27 +6,19 @@
 
 #include "simd_exp.h"
 
-static inline float sigmoidf(float x) { return 1.0f / (1.0f + simd_expf(-x)); }
-
 void silu_forward(float *y, const float *x, size_t n) {
 #pragma omp parallel for simd schedule(static) if (n > 16384)
-  for (size_t i = 0; i < n; i++) y[i] = x[i] * sigmoidf(x[i]);
+  for (size_t i = 0; i < n; i++) y[i] = simd_silu(x[i]);
 }
 
 void silu_backward(float *dx, const float *dy, const float *x, size_t n) {
 #pragma omp parallel for simd schedule(static) if (n > 16384)
-  for (size_t i = 0; i < n; i++) {
-    const float s = sigmoidf(x[i]);
-    dx[i] += dy[i] * s * (1.0f + x[i] * (1.0f - s));
-  }
+  for (size_t i = 0; i < n; i++) dx[i] += dy[i] * simd_silu_grad(x[i]);
 }
 
 void silu_backward_overwrite(float *dx, const float *dy, const float *x, size_t n) {
 #pragma omp parallel for simd schedule(static) if (n > 16384)
-  for (size_t i = 0; i < n; i++) {
-    const float s = sigmoidf(x[i]);
-    dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
-  }
+  for (size_t i = 0; i < n; i++) dx[i] = dy[i] * simd_silu_grad(x[i]);
 }
 
 void relu_forward(float *y, const float *x, size_t n) {

@@ -46,12 +46,11 @@ static void norm_forward(float *y, float *h, float *mean_out, float *rstd_out, c
         for (int i = 0; i < HW; i++) {
           const float v = xc[i] * scale + shift;
           hc[i] = v;
-          yc[i] = v * (1.0f / (1.0f + simd_expf(-v)));
+          yc[i] = simd_silu(v);
         }
       } else {
         for (int i = 0; i < HW; i++) {
-          const float v = xc[i] * scale + shift;
-          yc[i] = v * (1.0f / (1.0f + simd_expf(-v)));
+          yc[i] = simd_silu(xc[i] * scale + shift);
         }
       }
     }
