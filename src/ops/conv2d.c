@@ -101,8 +101,13 @@ typedef struct {
   float *chunk, *dw_sum, *dbias_sum, *winograd_dw; /* winograd_dw: weight gradient accumulator */
 } ThreadSlice;
 
+/* A Winograd kernel (16, Cout, Cin), for U / U' (shared) and the weight-gradient sums (per thread). */
+static size_t winograd_kernel_slot(const Conv2dGeom *g) {
+  return winograd_applies(g) ? round16(winograd_kernel_floats(g)) : 0;
+}
+
 static size_t shared_floats(const Conv2dGeom *g) {
-  return round16(weight_floats(g)) + (winograd_applies(g) ? round16(winograd_kernel_floats(g)) : 0);
+  return round16(weight_floats(g)) + winograd_kernel_slot(g);
 }
 
 static SharedWork shared_work(const Conv2dGeom *g, float *work) {
@@ -110,25 +115,20 @@ static SharedWork shared_work(const Conv2dGeom *g, float *work) {
   return s;
 }
 
+/* Winograd convolutions never reach the im2col paths, so they reserve only Winograd's work. */
 static size_t chunk_floats(const Conv2dGeom *g, int threads) {
-  size_t n = forward_work(g, threads);
-  const size_t b = backward_work(g);
-  n = b > n ? b : n;
   if (winograd_applies(g)) {
     const Conv2dGeom t = transposed_geom(g);
     const size_t wf = winograd_chunk_floats(g), wb = winograd_chunk_floats(&t);
-    n = wf > n ? wf : n;
-    n = wb > n ? wb : n;
+    return round16(wf > wb ? wf : wb);
   }
-  return round16(n);
+  const size_t f = forward_work(g, threads), b = backward_work(g);
+  return round16(f > b ? f : b);
 }
 
-static size_t winograd_dw_floats(const Conv2dGeom *g) {
-  return winograd_applies(g) ? round16(winograd_kernel_floats(g)) : 0;
-}
 
 static size_t slice_floats(const Conv2dGeom *g, int threads) {
-  return chunk_floats(g, threads) + round16(weight_floats(g)) + round16((size_t)g->Cout) + winograd_dw_floats(g);
+  return chunk_floats(g, threads) + round16(weight_floats(g)) + round16((size_t)g->Cout) + winograd_kernel_slot(g);
 }
 
 static ThreadSlice thread_slice(const Conv2dGeom *g, float *work, int tid, int threads) {
@@ -280,25 +280,17 @@ static void input_grad_chunk(float *din, const float *dout, const float *dy, con
   col2im_add(din, col, g, Ho, Wo);
 }
 
-static void backward_chunk(float *din, float *dw, float *dbias, const float *dout, const float *in,
-                           const float *w_grad, const Conv2dGeom *g, float *work) {
+static void backward_chunk(float *din, float *dw, const float *dout, const float *in, const float *w_grad,
+                           const Conv2dGeom *g, float *work) {
   const int Ho = conv2d_out_h(g), Wo = conv2d_out_w(g), P = Ho * Wo, K = g->Cin * g->kh * g->kw;
   const int N = g->B * P, khw = g->kh * g->kw, Kt = g->Cout * khw;
   const bool single = g->B == 1;
   float *dy_folded = work, *col = dy_folded + (size_t)g->Cout * N;
   float *dx_folded = col + (size_t)(K > Kt ? K : Kt) * N;
   const float *dy = dout;
-  if (!single && (dw || dbias || (din && !backward_as_convolution(g)))) {
+  if (!single && (dw || (din && !backward_as_convolution(g)))) {
     fold(dy_folded, dout, g->B, g->Cout, P);
     dy = dy_folded;
-  }
-  if (dbias) {
-#pragma omp parallel for schedule(static)
-    for (int o = 0; o < g->Cout; o++) {
-      double s = 0.0;
-      for (int n = 0; n < N; n++) s += dy[(size_t)o * N + n];
-      dbias[o] += (float)s;
-    }
   }
   if (dw) {
     const float *cols = col;
@@ -358,9 +350,10 @@ void conv2d_forward(float *out, const float *in, const float *w, const float *bi
   }
 }
 
-/* dbias += the sums of dY over images [b0, b1) */
+/* dbias += the sums of dY over images [b0, b1) (threaded unless inside image threads) */
 static void bias_grad_images(float *dbias, const float *dout, const Conv2dGeom *g, int b0, int b1) {
   const int P = conv2d_out_h(g) * conv2d_out_w(g);
+#pragma omp parallel for schedule(static)
   for (int o = 0; o < g->Cout; o++) {
     double s = 0.0;
     for (int b = b0; b < b1; b++) {
@@ -372,25 +365,25 @@ static void bias_grad_images(float *dbias, const float *dout, const Conv2dGeom *
   }
 }
 
-/* Images [b0, b1) in chunks. 3x3 pad-1 convolutions use Winograd for the weight gradient
- * (accumulated in winograd_dw) and, given U_flipped (the Winograd kernel of W'), the input gradient;
- * everything else goes through backward_chunk. */
+/* Images [b0, b1) in chunks. dbias straight from dY. 3x3 pad-1 convolutions use Winograd for the
+ * weight gradient (accumulated in winograd_dw) and, given U_flipped (the Winograd kernel of W'), the
+ * input gradient; everything else goes through backward_chunk. */
 static void backward_images(float *din, float *dw, float *dbias, const float *dout, const float *in,
                             const float *w_grad, const float *U_flipped, const Conv2dGeom *g, int b0, int b1,
                             float *work, float *winograd_dw) {
   const size_t in_image = (size_t)g->Cin * g->H * g->W, out_image = (size_t)g->Cout * conv2d_out_h(g) * conv2d_out_w(g);
   const bool winograd = winograd_applies(g);
-  float *din_gemm = U_flipped ? NULL : din, *dw_gemm = winograd ? NULL : dw, *dbias_gemm = winograd ? NULL : dbias;
-  if (dw_gemm || dbias_gemm || din_gemm) {
+  float *din_gemm = U_flipped ? NULL : din, *dw_gemm = winograd ? NULL : dw;
+  if (dbias) bias_grad_images(dbias, dout, g, b0, b1);
+  if (dw_gemm || din_gemm) {
     const int step = images_per_gemm(g, COLUMNS);
     for (int b = b0; b < b1; b += step) {
       Conv2dGeom sub = *g;
       sub.B = b1 - b < step ? b1 - b : step;
-      backward_chunk(din_gemm ? din_gemm + b * in_image : NULL, dw_gemm, dbias_gemm, dout + b * out_image,
-                     in + b * in_image, w_grad, &sub, work);
+      backward_chunk(din_gemm ? din_gemm + b * in_image : NULL, dw_gemm, dout + b * out_image, in + b * in_image,
+                     w_grad, &sub, work);
     }
   }
-  if (winograd && dbias) bias_grad_images(dbias, dout, g, b0, b1);
   if (winograd && dw) {
     memset(winograd_dw, 0, winograd_kernel_floats(g) * sizeof(float));
     const int step = winograd_images_per_chunk(g);
