@@ -20,10 +20,21 @@ static bool openblas_runs_avx512(void) {
   return false;
 }
 
+/* Decided on the first call (atomics: image threads may make it at the same time). */
+static bool use_own_kernel(void) {
+  static int state = -1;
+  int s = __atomic_load_n(&state, __ATOMIC_RELAXED);
+  if (s < 0) {
+    s = gemm_avx512_available() && !openblas_runs_avx512();
+    __atomic_store_n(&state, s, __ATOMIC_RELAXED);
+  }
+  return s == 1;
+}
+
 void gemm_packed(bool trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
                  float *C, int ldc) {
   if (M == 0 || N == 0) return;
-  if (gemm_avx512_available() && !openblas_runs_avx512()) gemm_avx512(trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc);
+  if (use_own_kernel()) gemm_avx512(trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc);
   else gemm(false, trans_b, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
 }
 

@@ -13,6 +13,7 @@
 static int omp_in_parallel(void) { return 0; }
 #endif
 
+#include "core/error.h"
 #include "ops/gemm.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -72,14 +73,8 @@ static void column_block(bool trans_b, int M, int N, int K, const float *A, int 
     tile(M - m0 < MR ? M - m0 : MR, nr, K, A + (size_t)m0 * lda, lda, panel, beta, C + (size_t)m0 * ldc + n0, ldc);
 }
 
-bool gemm_avx512_available(void) {
-  static int state = -1; /* decided once; atomics since image threads may ask at the same time */
-  int s = __atomic_load_n(&state, __ATOMIC_RELAXED);
-  if (s < 0) { /* libgcc also checks that the OS saves the AVX-512 state */
-    s = getenv("DIFFUSE_NO_AVX512") ? 0 : __builtin_cpu_supports("avx512f") != 0;
-    __atomic_store_n(&state, s, __ATOMIC_RELAXED);
-  }
-  return s == 1;
+bool gemm_avx512_available(void) { /* libgcc also checks that the OS saves the AVX-512 state */
+  return !getenv("DIFFUSE_NO_AVX512") && __builtin_cpu_supports("avx512f");
 }
 
 /* This thread's panel buffer, grown to the largest K seen and then reused (one per thread for the
@@ -89,8 +84,7 @@ static float *thread_panel(int K) {
   static _Thread_local int capacity;
   if (K > capacity) {
     free(panel);
-    panel = aligned_alloc(64, sizeof(float) * NR * (size_t)K);
-    if (!panel) abort();
+    panel = xmalloc_aligned(64, sizeof(float) * NR * (size_t)K);
     capacity = K;
   }
   return panel;
