@@ -35,6 +35,20 @@ static int compare_doubles(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+/* Median of n timings (sorts them; ms[0] is then the minimum). */
+static double median_ms(double *ms, int n) {
+  qsort(ms, (size_t)n, sizeof(double), compare_doubles);
+  return n % 2 ? ms[n / 2] : 0.5 * (ms[n / 2 - 1] + ms[n / 2]);
+}
+
+static int omp_threads(void) {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
 static int by_total_time(const void *a, const void *b) {
   const GraphProfileEntry *x = a, *y = b;
   const double tx = x->forward_s + x->backward_s, ty = y->forward_s + y->backward_s;
@@ -74,15 +88,10 @@ static int bench_gemm(int steps, int warmup) {
     gemm(false, false, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
     if (s >= warmup) ms[s - warmup] = 1e3 * (now_seconds() - t0);
   }
-  qsort(ms, (size_t)steps, sizeof(double), compare_doubles);
-  const double median = steps % 2 ? ms[steps / 2] : 0.5 * (ms[steps / 2 - 1] + ms[steps / 2]);
-  int used_threads = 1;
-#ifdef _OPENMP
-  used_threads = omp_get_max_threads();
-#endif
+  const double median = median_ms(ms, steps);
   printf("{\"mode\": \"gemm\", \"n\": %d, \"threads\": %d, \"steps\": %d, \"ms_per_step\": %.2f, \"gflops\": %.2f, "
          "\"blas\": \"%s\"}\n",
-         n, used_threads, steps, median, 2.0 * n * n * (double)n / (median * 1e-3) / 1e9, gemm_kernel_name());
+         n, omp_threads(), steps, median, 2.0 * n * n * (double)n / (median * 1e-3) / 1e9, gemm_kernel_name());
   free(a), free(b), free(c), free(ms);
   return 0;
 }
@@ -170,18 +179,13 @@ int cmd_bench(int argc, char **argv) {
   }
   double mean = 0;
   for (int i = 0; i < steps; i++) mean += ms[i] / steps;
-  qsort(ms, (size_t)steps, sizeof(double), compare_doubles);
-  const double median = steps % 2 ? ms[steps / 2] : 0.5 * (ms[steps / 2 - 1] + ms[steps / 2]);
+  const double median = median_ms(ms, steps);
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   const double step_flops = train ? 3.0 * flops : flops;
-  int used_threads = 1;
-#ifdef _OPENMP
-  used_threads = omp_get_max_threads();
-#endif
   printf("{\"mode\": \"%s\", \"config\": \"%s\", \"batch\": %d, \"threads\": %d, \"steps\": %d, \"ms_per_step\": %.2f, "
          "\"ms_min\": %.2f, \"img_per_s\": %.3f, \"gflops\": %.2f, \"peak_rss_mib\": %.1f, \"blas\": \"%s\"}\n",
-         mode, config, batch, used_threads, steps, median, ms[0], batch / (median * 1e-3), step_flops / (median * 1e-3) / 1e9,
+         mode, config, batch, omp_threads(), steps, median, ms[0], batch / (median * 1e-3), step_flops / (median * 1e-3) / 1e9,
          ru.ru_maxrss / 1024.0, gemm_kernel_name());
   if (profile) print_profile(&prof, steps, mean);
   free(x), free(eps), free(labels), free(ms);
