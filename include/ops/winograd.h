@@ -1,12 +1,13 @@
-/* winograd.h - 3x3, stride-1, pad-1 convolutions by Winograd's minimal filtering F(2x2, 3x3)
+/* winograd.h - 3x3, stride-1, pad-1 convolutions by Winograd's minimal filtering F(m x m, 3x3)
  * (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR 2016).
  *
- * Each 2x2 output tile is A^T [ (G g G^T) . (B^T d B) ] A for the 4x4 input patch d around it: the
- * elementwise products over the 16 transformed positions become 16 GEMMs of (Cout, Cin) x (Cin, tiles),
- * 2.25x fewer multiplications than the direct convolution. Used by conv2d for the forward pass and
- * for the input gradient (itself a 3x3 pad-1 convolution), and in its F(3x3, 2x2) form for the
- * weight gradient.
- * Measured against im2col + GEMM (2 threads, alternating runs): CIFAR-10 U-Net batch 8 sampling
+ * Each m x m output tile is A^T [ (G g G^T) . (B^T d B) ] A for the (m+2) x (m+2) input patch d
+ * around it: the elementwise products over the (m+2)^2 transformed positions become (m+2)^2 GEMMs of
+ * (Cout, Cin) x (Cin, tiles). F(4x4, 3x3) (m = 4: 4x fewer multiplications than the direct
+ * convolution) serves images of 16x16 and up, F(2x2, 3x3) (2.25x) smaller ones. Used by conv2d for
+ * the forward pass and for the input gradient (itself a 3x3 pad-1 convolution), and in the
+ * F(3x3, 2x2) form for the weight gradient.
+ * Measured against im2col + GEMM with F(2x2, 3x3) (2 threads, alternating runs): CIFAR-10 U-Net batch 8 sampling
  * forward 412-448 -> 329-363 ms, training step 1304-1394 -> 1183-1355 ms; quickstart batch 16
  * 61-71 -> 48-55 ms and 159-210 -> 149-180 ms. The weight gradient by Winograd as well: CIFAR-10
  * training 1202-1286 -> 1127-1200 ms, quickstart about even (145-179 vs 147-172 ms). Its rounding differs from the direct sum by a few
@@ -21,19 +22,23 @@
 #include "ops/conv2d.h"
 
 bool winograd_applies(const Conv2dGeom *g);
-/* U (16, Cout, Cin) = G w G^T for each (output, input) channel pair of w (Cout, Cin, 3, 3). */
+/* U ((m+2)^2, Cout, Cin) = G w G^T for each (output, input) channel pair of w (Cout, Cin, 3, 3). */
 size_t winograd_kernel_floats(const Conv2dGeom *g);
 void winograd_transform_kernel(float *U, const float *w, const Conv2dGeom *g);
-/* Images per call of winograd_images (about 512 tiles), and the work floats such a call needs. */
+/* Images per call of winograd_images and of winograd_weight_grad_images (about 1024 outputs), and the
+ * work floats either call needs. */
 int winograd_images_per_chunk(const Conv2dGeom *g);
+int winograd_weight_grad_images_per_chunk(const Conv2dGeom *g);
 size_t winograd_chunk_floats(const Conv2dGeom *g);
 /* Weight gradient by F(3x3, 2x2), the same tiles seen from the other side: per tile, the 2x2 block
  * of dY (transformed by G' = [1 0; 1/2 1/2; 1/2 -1/2; 0 1]) meets the 4x4 input patch (transformed
  * by F(2x2, 3x3)'s B^T with the last row negated), 16 GEMMs (Cout, tiles) x (tiles, Cin) sum over
  * the tiles into acc (16, Cout, Cin), and dW = A'^T acc A' with A'^T = [1 1 1 0; 0 1 -1 0; 0 1 1 1].
- * winograd_weight_grad_images adds g->B images (at most winograd_images_per_chunk) to acc;
- * winograd_weight_grad_finish adds the result to dw (Cout, Cin, 3, 3). */
-void winograd_weight_grad_images(float *acc, const float *dout, const float *in, const Conv2dGeom *g,
+ * winograd_weight_grad_images adds g->B images (at most winograd_weight_grad_images_per_chunk) to
+ * acc (first: sets acc instead, so it needs no zeroing); winograd_weight_grad_finish adds the result to
+ * dw (Cout, Cin, 3, 3). */
+size_t winograd_weight_grad_floats(const Conv2dGeom *g);
+void winograd_weight_grad_images(float *acc, const float *dout, const float *in, const Conv2dGeom *g, bool first,
                                  float *work);
 void winograd_weight_grad_finish(float *dw, const float *acc, const Conv2dGeom *g);
 

@@ -101,9 +101,13 @@ typedef struct {
   float *chunk, *dw_sum, *dbias_sum, *winograd_dw; /* winograd_dw: weight gradient accumulator */
 } ThreadSlice;
 
-/* A Winograd kernel (16, Cout, Cin), for U / U' (shared) and the weight-gradient sums (per thread). */
+/* A Winograd kernel for U / U' (shared; U' has U's size) and the weight-gradient sums (per thread). */
 static size_t winograd_kernel_slot(const Conv2dGeom *g) {
   return winograd_applies(g) ? round16(winograd_kernel_floats(g)) : 0;
+}
+
+static size_t winograd_weight_grad_slot(const Conv2dGeom *g) {
+  return winograd_applies(g) ? round16(winograd_weight_grad_floats(g)) : 0;
 }
 
 static size_t shared_floats(const Conv2dGeom *g) {
@@ -128,7 +132,7 @@ static size_t chunk_floats(const Conv2dGeom *g, int threads) {
 
 
 static size_t slice_floats(const Conv2dGeom *g, int threads) {
-  return chunk_floats(g, threads) + round16(weight_floats(g)) + round16((size_t)g->Cout) + winograd_kernel_slot(g);
+  return chunk_floats(g, threads) + round16(weight_floats(g)) + round16((size_t)g->Cout) + winograd_weight_grad_slot(g);
 }
 
 static ThreadSlice thread_slice(const Conv2dGeom *g, float *work, int tid, int threads) {
@@ -384,13 +388,12 @@ static void backward_images(float *din, float *dw, float *dbias, const float *do
                      w_grad, &sub, work);
     }
   }
-  if (winograd && dw) {
-    memset(winograd_dw, 0, winograd_kernel_floats(g) * sizeof(float));
-    const int step = winograd_images_per_chunk(g);
+  if (winograd && dw && b1 > b0) {
+    const int step = winograd_weight_grad_images_per_chunk(g);
     for (int b = b0; b < b1; b += step) {
       Conv2dGeom sub = *g;
       sub.B = b1 - b < step ? b1 - b : step;
-      winograd_weight_grad_images(winograd_dw, dout + b * out_image, in + b * in_image, &sub, work);
+      winograd_weight_grad_images(winograd_dw, dout + b * out_image, in + b * in_image, &sub, b == b0, work);
     }
     winograd_weight_grad_finish(dw, winograd_dw, g);
   }

@@ -33,8 +33,13 @@ static void pack_panel(float *panel, bool trans_b, const float *B, int ldb, int 
     }
     return;
   }
-  for (int k = 0; k < K; k++)
-    for (int j = 0; j < NR; j++) panel[(size_t)k * NR + j] = j < nr ? B[(size_t)(n0 + j) * ldb + k] : 0.0f;
+  for (int j = 0; j < NR; j++) { /* each row of B read contiguously */
+    const float *src = B + (size_t)(n0 + j) * ldb;
+    if (j < nr)
+      for (int k = 0; k < K; k++) panel[(size_t)k * NR + j] = src[k];
+    else
+      for (int k = 0; k < K; k++) panel[(size_t)k * NR + j] = 0.0f;
+  }
 }
 
 __attribute__((target("avx512f"))) static void tile(int mr, int nr, int K, const float *A, int lda,
