@@ -102,133 +102,151 @@ void winograd_transform_kernel(float *U, const float *w, const Conv2dGeom *g) {
 }
 
 /* The transforms below work on one channel image at a time, in bands of tile rows (about
- * BAND_TILES tiles, so that a band's buffers stay in L1): the band's rows are copied into a
- * zero-padded buffer, each patch position is gathered into an array over the band's tiles, and the
- * two 1-D transforms then run over those arrays with unit stride (SIMD over tiles). */
-#define BAND_TILES 128
+ * BAND_TILES tiles, so that a band's buffers stay in L1), and run their two 1-D transforms over
+ * arrays that hold one patch position for all of the band's tiles (SIMD over tiles, unit stride). */
+#define BAND_TILES 256
 
 static int band_rows(int TH, int TW) {
   const int r = BAND_TILES / TW;
   return r < 1 ? 1 : (r > TH ? TH : r);
 }
 
-/* pad (rows x PW) = rows [y0, y0 + rows) of the channel image x (H, W) starting at column x0 of
- * each padded row, zero outside the image. */
-static void pad_rows(float *pad, int rows, int PW, const float *x, int H, int W, int y0, int x0) {
-  for (int i = 0; i < rows; i++) {
-    float *dst = pad + (size_t)i * PW;
-    const int yy = y0 + i;
-    if (yy < 0 || yy >= H) {
-      memset(dst, 0, sizeof(float) * PW);
-      continue;
-    }
-    for (int j = 0; j < x0; j++) dst[j] = 0.0f;
-    memcpy(dst + x0, x + (size_t)yy * W, sizeof(float) * W);
-    for (int j = x0 + W; j < PW; j++) dst[j] = 0.0f;
-  }
-}
-
-/* X[(i a + q) n + r TW + tx] = pad[m r + i][m tx + q]: the a x a patch of each of the band's
- * n = rows TW tiles, one array per patch position (inlined, so m and a are constants). */
-static inline void gather_patches(float *restrict X, const float *restrict pad, int PW, int m, int a, int rows,
-                                  int TW) {
-  const int n = rows * TW;
-  for (int i = 0; i < a; i++)
-    for (int q = 0; q < a; q++)
-      for (int r = 0; r < rows; r++) {
-        const float *src = pad + (size_t)(m * r + i) * PW + q;
-        float *dst = X + (size_t)(i * a + q) * n + (size_t)r * TW;
-        for (int tx = 0; tx < TW; tx++) dst[tx] = src[m * tx];
+/* Space-to-depth of a band, for a x a patches at stride m whose corner is (m ty - shift, m tx - shift)
+ * in the channel image x (H, W): S[((ip a + q) Yn + Y) TW + tx] = x(m (ty0 + Y) + ip - shift,
+ * m tx + q - shift), zero outside the image, for ip < m, q < a, Y < Yn. Patch position (i, q) of the
+ * band's tiles is then the contiguous array at patch_array(S, i, q), over t = (ty - ty0) TW + tx.
+ * `row` holds a padded image row (m TW + a floats). Inlined, so m and a are constants. */
+static inline void split_phases(float *restrict S, const float *restrict x, int H, int W, int m, int a, int shift,
+                                int ty0, int Yn, int TW, float *restrict row) {
+  const int PW = m * TW + a;
+  for (int Y = 0; Y < Yn; Y++)
+    for (int ip = 0; ip < m; ip++) {
+      const int yy = m * (ty0 + Y) + ip - shift;
+      memset(row, 0, sizeof(float) * PW);
+      if (yy >= 0 && yy < H) memcpy(row + shift, x + (size_t)yy * W, sizeof(float) * W);
+      for (int q = 0; q < a; q++) {
+        float *dst = S + ((size_t)(ip * a + q) * Yn + Y) * TW;
+        for (int tx = 0; tx < TW; tx++) dst[tx] = row[m * tx + q];
       }
+    }
 }
 
-/* 1-D transforms along one axis, for t < n: element i of the input vector is in[i * is + t],
- * element r of the result goes to out[r * os + t]. */
-static inline void input_axis_2(float *restrict out, size_t os, const float *restrict in, size_t is, int n) {
+static inline const float *patch_array(const float *S, int m, int a, int Yn, int TW, int i, int q) {
+  return S + ((size_t)((i % m) * a + q) * Yn + i / m) * TW;
+}
+
+/* p[i] = base + i stride for i < count */
+static inline void strided(const float **p, const float *base, size_t stride, int count) {
+  for (int i = 0; i < count; i++) p[i] = base + i * stride;
+}
+
+/* 1-D transforms along one axis: out[r][t] = (X in[.][t])_r for t < n. */
+static inline void input_axis_2(float *const *out, const float *const *in, int n) {
+  float *restrict o0 = out[0], *restrict o1 = out[1], *restrict o2 = out[2], *restrict o3 = out[3];
+  const float *restrict i0 = in[0], *restrict i1 = in[1], *restrict i2 = in[2], *restrict i3 = in[3];
 #pragma omp simd
   for (int t = 0; t < n; t++) { /* B^T d */
-    const float d0 = in[t], d1 = in[is + t], d2 = in[2 * is + t], d3 = in[3 * is + t];
-    out[t] = d0 - d2;
-    out[os + t] = d1 + d2;
-    out[2 * os + t] = d2 - d1;
-    out[3 * os + t] = d1 - d3;
+    o0[t] = i0[t] - i2[t];
+    o1[t] = i1[t] + i2[t];
+    o2[t] = i2[t] - i1[t];
+    o3[t] = i1[t] - i3[t];
   }
 }
 
-static inline void input_axis_4(float *restrict out, size_t os, const float *restrict in, size_t is, int n) {
+static inline void input_axis_4(float *const *out, const float *const *in, int n) {
+  float *restrict o0 = out[0], *restrict o1 = out[1], *restrict o2 = out[2], *restrict o3 = out[3];
+  float *restrict o4 = out[4], *restrict o5 = out[5];
+  const float *restrict i0 = in[0], *restrict i1 = in[1], *restrict i2 = in[2], *restrict i3 = in[3];
+  const float *restrict i4 = in[4], *restrict i5 = in[5];
 #pragma omp simd
   for (int t = 0; t < n; t++) { /* B^T d */
-    const float d0 = in[t], d1 = in[is + t], d2 = in[2 * is + t], d3 = in[3 * is + t], d4 = in[4 * is + t],
-                d5 = in[5 * is + t];
+    const float d0 = i0[t], d1 = i1[t], d2 = i2[t], d3 = i3[t], d4 = i4[t], d5 = i5[t];
     const float p = d4 - 4.0f * d2, q = d3 - 4.0f * d1, r = d4 - d2, s = 2.0f * (d3 - d1);
-    out[t] = 4.0f * d0 - 5.0f * d2 + d4;
-    out[os + t] = p + q;
-    out[2 * os + t] = p - q;
-    out[3 * os + t] = r + s;
-    out[4 * os + t] = r - s;
-    out[5 * os + t] = 4.0f * d1 - 5.0f * d3 + d5;
+    o0[t] = 4.0f * d0 - 5.0f * d2 + d4;
+    o1[t] = p + q;
+    o2[t] = p - q;
+    o3[t] = r + s;
+    o4[t] = r - s;
+    o5[t] = 4.0f * d1 - 5.0f * d3 + d5;
   }
 }
 
-static inline void output_axis_2(float *restrict out, size_t os, const float *restrict in, size_t is, int n) {
+static inline void output_axis_2(float *const *out, const float *const *in, int n) {
+  float *restrict o0 = out[0], *restrict o1 = out[1];
+  const float *restrict i0 = in[0], *restrict i1 = in[1], *restrict i2 = in[2], *restrict i3 = in[3];
 #pragma omp simd
   for (int t = 0; t < n; t++) { /* A^T m */
-    const float m0 = in[t], m1 = in[is + t], m2 = in[2 * is + t], m3 = in[3 * is + t];
-    out[t] = m0 + m1 + m2;
-    out[os + t] = m1 - m2 - m3;
+    o0[t] = i0[t] + i1[t] + i2[t];
+    o1[t] = i1[t] - i2[t] - i3[t];
   }
 }
 
-static inline void output_axis_4(float *restrict out, size_t os, const float *restrict in, size_t is, int n) {
+static inline void output_axis_4(float *const *out, const float *const *in, int n) {
+  float *restrict o0 = out[0], *restrict o1 = out[1], *restrict o2 = out[2], *restrict o3 = out[3];
+  const float *restrict i0 = in[0], *restrict i1 = in[1], *restrict i2 = in[2], *restrict i3 = in[3];
+  const float *restrict i4 = in[4], *restrict i5 = in[5];
 #pragma omp simd
   for (int t = 0; t < n; t++) { /* A^T m */
-    const float m0 = in[t], m1 = in[is + t], m2 = in[2 * is + t], m3 = in[3 * is + t], m4 = in[4 * is + t],
-                m5 = in[5 * is + t];
-    const float s12 = m1 + m2, d12 = m1 - m2, s34 = m3 + m4, d34 = m3 - m4;
-    out[t] = m0 + s12 + s34;
-    out[os + t] = d12 + 2.0f * d34;
-    out[2 * os + t] = s12 + 4.0f * s34;
-    out[3 * os + t] = d12 + 8.0f * d34 + m5;
+    const float s12 = i1[t] + i2[t], d12 = i1[t] - i2[t], s34 = i3[t] + i4[t], d34 = i3[t] - i4[t];
+    o0[t] = i0[t] + s12 + s34;
+    o1[t] = d12 + 2.0f * d34;
+    o2[t] = s12 + 4.0f * s34;
+    o3[t] = d12 + 8.0f * d34 + i5[t];
   }
 }
 
 /* F(3x3, 2x2)'s transform of a 2x2 block of dY by G' = [1 0; 1/2 1/2; 1/2 -1/2; 0 1], with the sign
  * s = (1, 1, 1, -1) per axis that turns transform_input's V (m = 2) into that algorithm's input
  * transform. */
-static inline void grad_axis(float *restrict out, size_t os, const float *restrict in, size_t is, int n) {
+static inline void grad_axis(float *const *out, const float *const *in, int n) {
+  float *restrict o0 = out[0], *restrict o1 = out[1], *restrict o2 = out[2], *restrict o3 = out[3];
+  const float *restrict i0 = in[0], *restrict i1 = in[1];
 #pragma omp simd
   for (int t = 0; t < n; t++) {
-    const float p = in[t], q = in[is + t];
-    out[t] = p;
-    out[os + t] = 0.5f * (p + q);
-    out[2 * os + t] = 0.5f * (p - q);
-    out[3 * os + t] = -q;
+    const float p = i0[t], q = i1[t];
+    o0[t] = p;
+    o1[t] = 0.5f * (p + q);
+    o2[t] = 0.5f * (p - q);
+    o3[t] = -q;
+  }
+}
+
+/* One channel image's band: the a x a patches at stride m (corner shift rows/columns before the
+ * tile) through axis (a values in, b out) along both axes, into planes out + k stride, k = r b + j.
+ * Inlined with constants. */
+static inline void transform_band(float *out, size_t stride, const float *x, int H, int W, int m, int a, int b,
+                                  int shift, int ty0, int rows, int TW, float *S, float *bt, float *row,
+                                  void (*axis)(float *const *, const float *const *, int)) {
+  const int Yn = rows + (a - 1) / m, n = rows * TW;
+  split_phases(S, x, H, W, m, a, shift, ty0, Yn, TW, row);
+  const float *in[6];
+  float *o[6];
+  for (int q = 0; q < a; q++) { /* first axis: bt[(r a + q) n + t] */
+    for (int i = 0; i < a; i++) in[i] = patch_array(S, m, a, Yn, TW, i, q);
+    for (int r = 0; r < b; r++) o[r] = bt + (size_t)(r * a + q) * n;
+    axis(o, in, n);
+  }
+  for (int r = 0; r < b; r++) { /* second axis */
+    strided(in, bt + (size_t)r * a * n, n, a);
+    for (int j = 0; j < b; j++) o[j] = out + (size_t)(r * b + j) * stride;
+    axis(o, in, n);
   }
 }
 
 /* V (a^2, C, T) from in (B, C, H, W): the a x a patch of tile (ty, tx) starts at (m ty - 1, m tx - 1). */
 static void transform_input(float *V, const float *in, const Conv2dGeom *g, int m, int C, size_t T) {
   const int a = m + 2, H = g->H, W = g->W, TH = (H + m - 1) / m, TW = (W + m - 1) / m, R = band_rows(TH, TW);
-  const int PW = m * TW + 2;
   const size_t stride = (size_t)C * T;
 #pragma omp parallel for schedule(static) collapse(2)
   for (int b = 0; b < g->B; b++)
     for (int c = 0; c < C; c++) {
       const float *x = in + ((size_t)b * C + c) * H * W;
-      float pad[(m * R + 2) * PW], X[a * a * R * TW], bt[a * a * R * TW];
+      float S[m * a * (R + 1) * TW], bt[a * a * R * TW], row[m * TW + a];
       for (int ty0 = 0; ty0 < TH; ty0 += R) {
-        const int rows = TH - ty0 < R ? TH - ty0 : R, n = rows * TW;
+        const int rows = TH - ty0 < R ? TH - ty0 : R;
         float *v = V + (size_t)c * T + (size_t)b * TH * TW + (size_t)ty0 * TW;
-        pad_rows(pad, m * rows + 2, PW, x, H, W, m * ty0 - 1, 1);
-        if (m == 4) {
-          gather_patches(X, pad, PW, 4, 6, rows, TW);
-          for (int q = 0; q < 6; q++) input_axis_4(bt + q * n, 6 * n, X + q * n, 6 * n, n);      /* B^T d */
-          for (int r = 0; r < 6; r++) input_axis_4(v + r * 6 * stride, stride, bt + r * 6 * n, n, n); /* (B^T d) B */
-        } else {
-          gather_patches(X, pad, PW, 2, 4, rows, TW);
-          for (int q = 0; q < 4; q++) input_axis_2(bt + q * n, 4 * n, X + q * n, 4 * n, n);
-          for (int r = 0; r < 4; r++) input_axis_2(v + r * 4 * stride, stride, bt + r * 4 * n, n, n);
-        }
+        if (m == 4) transform_band(v, stride, x, H, W, 4, 6, 6, 1, ty0, rows, TW, S, bt, row, input_axis_4);
+        else transform_band(v, stride, x, H, W, 2, 4, 4, 1, ty0, rows, TW, S, bt, row, input_axis_2);
       }
     }
 }
@@ -249,12 +267,19 @@ static void transform_output(float *out, const float *M, const float *bias, cons
       for (int ty0 = 0; ty0 < TH; ty0 += R) {
         const int rows = TH - ty0 < R ? TH - ty0 : R, n = rows * TW;
         const float *mt = M + (size_t)o * T + (size_t)b * TH * TW + (size_t)ty0 * TW;
-        if (m == 4) {
-          for (int j = 0; j < 6; j++) output_axis_4(at + j * n, 6 * n, mt + j * stride, 6 * stride, n); /* A^T m */
-          for (int r = 0; r < 4; r++) output_axis_4(yt + r * 4 * n, n, at + r * 6 * n, n, n); /* (A^T m) A */
-        } else {
-          for (int j = 0; j < 4; j++) output_axis_2(at + j * n, 4 * n, mt + j * stride, 4 * stride, n);
-          for (int r = 0; r < 2; r++) output_axis_2(yt + r * 2 * n, n, at + r * 4 * n, n, n);
+        const float *in[6];
+        float *out_rows[4];
+        for (int j = 0; j < a; j++) { /* A^T m: at[(r a + j) n + t] */
+          strided(in, mt + (size_t)j * stride, (size_t)a * stride, a);
+          for (int r = 0; r < m; r++) out_rows[r] = at + (size_t)(r * a + j) * n;
+          if (m == 4) output_axis_4(out_rows, in, n);
+          else output_axis_2(out_rows, in, n);
+        }
+        for (int r = 0; r < m; r++) { /* (A^T m) A: yt[(r m + c) n + t] */
+          strided(in, at + (size_t)r * a * n, n, a);
+          for (int c = 0; c < m; c++) out_rows[c] = yt + (size_t)(r * m + c) * n;
+          if (m == 4) output_axis_4(out_rows, in, n);
+          else output_axis_2(out_rows, in, n);
         }
         for (int r = 0; r < m; r++) /* rows_out[m rr + r][m tx + c] = yt[r m + c][rr TW + tx] */
           for (int c = 0; c < m; c++)
@@ -291,20 +316,16 @@ void winograd_images(float *out, const float *in, const float *U, const float *b
  * an odd edge. */
 static void transform_output_grad(float *Yt, const float *dout, const Conv2dGeom *g, size_t T) {
   const int H = g->H, W = g->W, TH = (H + 1) / 2, TW = (W + 1) / 2, R = band_rows(TH, TW), C = g->Cout;
-  const int PW = 2 * TW;
   const size_t stride = (size_t)C * T;
 #pragma omp parallel for schedule(static) collapse(2)
   for (int b = 0; b < g->B; b++)
     for (int o = 0; o < C; o++) {
       const float *dy = dout + ((size_t)b * C + o) * H * W;
-      float pad[2 * R * PW], D[4 * R * TW], gt[8 * R * TW];
+      float S[4 * R * TW], gt[8 * R * TW], row[2 * TW + 2];
       for (int ty0 = 0; ty0 < TH; ty0 += R) {
-        const int rows = TH - ty0 < R ? TH - ty0 : R, n = rows * TW;
+        const int rows = TH - ty0 < R ? TH - ty0 : R;
         float *v = Yt + (size_t)o * T + (size_t)b * TH * TW + (size_t)ty0 * TW;
-        pad_rows(pad, 2 * rows, PW, dy, H, W, 2 * ty0, 0);
-        gather_patches(D, pad, PW, 2, 2, rows, TW);
-        for (int q = 0; q < 2; q++) grad_axis(gt + q * n, 2 * n, D + q * n, 2 * n, n);
-        for (int r = 0; r < 4; r++) grad_axis(v + r * 4 * stride, stride, gt + r * 2 * n, n, n);
+        transform_band(v, stride, dy, H, W, 2, 2, 4, 0, ty0, rows, TW, S, gt, row, grad_axis);
       }
     }
 }
