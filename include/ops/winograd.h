@@ -25,6 +25,9 @@ bool winograd_applies(const Conv2dGeom *g);
 /* U ((m+2)^2, Cout, Cin) = G w G^T for each (output, input) channel pair of w (Cout, Cin, 3, 3). */
 size_t winograd_kernel_floats(const Conv2dGeom *g);
 void winograd_transform_kernel(float *U, const float *w, const Conv2dGeom *g);
+/* The same for the input gradient's kernel W' (Cin, Cout, 3, 3), W'[c][o] = W[o][c] turned by 180
+ * degrees, straight from w: U (planes, Cin, Cout) for the transposed geometry. */
+void winograd_transform_kernel_flipped(float *U, const float *w, const Conv2dGeom *g);
 /* Images per call of winograd_images and of winograd_weight_grad_images (about 1024 outputs), and the
  * work floats either call needs. */
 int winograd_images_per_chunk(const Conv2dGeom *g);

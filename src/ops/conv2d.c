@@ -423,14 +423,12 @@ void conv2d_backward(float *din, float *dw, float *dbias, const float *dout, con
   const int threads = image_threads(g);
   const SharedWork shared = shared_work(g, work);
   float *w_grad = NULL, *U_flipped = NULL;
-  if (din && backward_as_convolution(g)) {
+  if (din && winograd_applies(g)) { /* then so does the transposed geometry */
+    U_flipped = shared.winograd_kernel;
+    winograd_transform_kernel_flipped(U_flipped, w, g);
+  } else if (din && backward_as_convolution(g)) {
     w_grad = shared.w_grad;
     flip_weights(w_grad, w, g);
-    const Conv2dGeom t = transposed_geom(g);
-    if (winograd_applies(&t)) {
-      U_flipped = shared.winograd_kernel;
-      winograd_transform_kernel(U_flipped, w_grad, &t);
-    }
   } else if (din) {
     w_grad = shared.w_grad;
     transpose_weights(w_grad, w, g);

@@ -83,22 +83,38 @@ static void apply_G(int m, const float *k0, const float *k1, const float *k2, fl
 }
 
 /* Blocks of KERNEL_BLOCK channel pairs: the block's kernels are transposed into k[9][pair], so every
- * step below runs over the pairs in SIMD, and U is written in a^2 contiguous runs. */
-void winograd_transform_kernel(float *U, const float *w, const Conv2dGeom *g) {
+ * step below runs over the pairs in SIMD, and U is written in a^2 contiguous runs. With flipped, the
+ * pairs are those of W' (Cin, Cout, 3, 3), W'[c][o] = W[o][c] turned by 180 degrees, read from w. */
+static void transform_kernel(float *U, const float *w, const Conv2dGeom *g, bool flipped) {
   const int m = tile_size(g), a = m + 2;
   const size_t plane = (size_t)g->Cout * g->Cin;
 #pragma omp parallel for schedule(static)
   for (size_t oc0 = 0; oc0 < plane; oc0 += KERNEL_BLOCK) {
     const int n = plane - oc0 < KERNEL_BLOCK ? (int)(plane - oc0) : KERNEL_BLOCK;
     float k[9][KERNEL_BLOCK], t[3][6][KERNEL_BLOCK], u[6][KERNEL_BLOCK];
-    for (int p = 0; p < KERNEL_BLOCK; p++)
-      for (int q = 0; q < 9; q++) k[q][p] = p < n ? w[(oc0 + p) * 9 + q] : 0.0f;
+    for (int p = 0; p < KERNEL_BLOCK; p++) {
+      const size_t pair = oc0 + p;
+      if (p >= n)
+        for (int q = 0; q < 9; q++) k[q][p] = 0.0f;
+      else if (!flipped)
+        for (int q = 0; q < 9; q++) k[q][p] = w[pair * 9 + q];
+      else {
+        const float *src = w + ((pair % g->Cout) * g->Cin + pair / g->Cout) * 9;
+        for (int q = 0; q < 9; q++) k[q][p] = src[8 - q];
+      }
+    }
     for (int j = 0; j < 3; j++) apply_G(m, k[j], k[3 + j], k[6 + j], t[j]); /* t[j] = G (column j of g) */
     for (int i = 0; i < a; i++) {                                           /* row i of (G g) G^T */
       apply_G(m, t[0][i], t[1][i], t[2][i], u);
       for (int j = 0; j < a; j++) memcpy(U + (size_t)(i * a + j) * plane + oc0, u[j], sizeof(float) * n);
     }
   }
+}
+
+void winograd_transform_kernel(float *U, const float *w, const Conv2dGeom *g) { transform_kernel(U, w, g, false); }
+
+void winograd_transform_kernel_flipped(float *U, const float *w, const Conv2dGeom *g) {
+  transform_kernel(U, w, g, true);
 }
 
 /* The transforms below work on one channel image at a time, in bands of tile rows (about
@@ -341,22 +357,32 @@ void winograd_weight_grad_images(float *acc, const float *dout, const float *in,
                 (int)T, first ? 0.0f : 1.0f, acc + (size_t)k * g->Cout * g->Cin, g->Cin);
 }
 
+/* Blocks of KERNEL_BLOCK channel pairs, SIMD over the pairs; the nine sums per pair are then added
+ * to dw's (pair, 3, 3) layout. */
 void winograd_weight_grad_finish(float *dw, const float *acc, const Conv2dGeom *g) {
   const size_t plane = (size_t)g->Cout * g->Cin;
 #pragma omp parallel for schedule(static)
-  for (size_t oc = 0; oc < plane; oc++) {
-    float m[4][4], t[3][4];
-    for (int k = 0; k < 16; k++) m[k / 4][k % 4] = acc[(size_t)k * plane + oc];
-    for (int j = 0; j < 4; j++) { /* A'^T m */
-      t[0][j] = m[0][j] + m[1][j] + m[2][j];
-      t[1][j] = m[1][j] - m[2][j];
-      t[2][j] = m[1][j] + m[2][j] + m[3][j];
+  for (size_t oc0 = 0; oc0 < plane; oc0 += KERNEL_BLOCK) {
+    const int n = plane - oc0 < KERNEL_BLOCK ? (int)(plane - oc0) : KERNEL_BLOCK;
+    float t[3][4][KERNEL_BLOCK], d[9][KERNEL_BLOCK];
+    for (int j = 0; j < 4; j++) { /* A'^T m, A'^T = [1 1 1 0; 0 1 -1 0; 0 1 1 1] */
+      const float *m0 = acc + (size_t)j * plane + oc0, *m1 = m0 + 4 * plane, *m2 = m0 + 8 * plane, *m3 = m0 + 12 * plane;
+#pragma omp simd
+      for (int p = 0; p < n; p++) {
+        t[0][j][p] = m0[p] + m1[p] + m2[p];
+        t[1][j][p] = m1[p] - m2[p];
+        t[2][j][p] = m1[p] + m2[p] + m3[p];
+      }
     }
-    float *d = dw + oc * 9;
     for (int i = 0; i < 3; i++) { /* (A'^T m) A' */
-      d[i * 3 + 0] += t[i][0] + t[i][1] + t[i][2];
-      d[i * 3 + 1] += t[i][1] - t[i][2];
-      d[i * 3 + 2] += t[i][1] + t[i][2] + t[i][3];
+#pragma omp simd
+      for (int p = 0; p < n; p++) {
+        d[i * 3 + 0][p] = t[i][0][p] + t[i][1][p] + t[i][2][p];
+        d[i * 3 + 1][p] = t[i][1][p] - t[i][2][p];
+        d[i * 3 + 2][p] = t[i][1][p] + t[i][2][p] + t[i][3][p];
+      }
     }
+    for (int p = 0; p < n; p++)
+      for (int q = 0; q < 9; q++) dw[(oc0 + p) * 9 + q] += d[q][p];
   }
 }
