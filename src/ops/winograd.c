@@ -127,11 +127,32 @@ static int band_rows(int TH, int TW) {
   return r < 1 ? 1 : (r > TH ? TH : r);
 }
 
+/* d_q[k] = row[m k + q] for q < a, k < TW: one pass over a padded row splits it by phase (the
+ * compiler vectorises these as interleaved loads). */
+static inline void split_row_4x6(float *const *d, const float *restrict row, int TW) {
+  float *restrict d0 = d[0], *restrict d1 = d[1], *restrict d2 = d[2], *restrict d3 = d[3], *restrict d4 = d[4],
+                  *restrict d5 = d[5];
+  for (int k = 0; k < TW; k++) {
+    d0[k] = row[4 * k], d1[k] = row[4 * k + 1], d2[k] = row[4 * k + 2];
+    d3[k] = row[4 * k + 3], d4[k] = row[4 * k + 4], d5[k] = row[4 * k + 5];
+  }
+}
+
+static inline void split_row_2x4(float *const *d, const float *restrict row, int TW) {
+  float *restrict d0 = d[0], *restrict d1 = d[1], *restrict d2 = d[2], *restrict d3 = d[3];
+  for (int k = 0; k < TW; k++) d0[k] = row[2 * k], d1[k] = row[2 * k + 1], d2[k] = row[2 * k + 2], d3[k] = row[2 * k + 3];
+}
+
+static inline void split_row_2x2(float *const *d, const float *restrict row, int TW) {
+  float *restrict d0 = d[0], *restrict d1 = d[1];
+  for (int k = 0; k < TW; k++) d0[k] = row[2 * k], d1[k] = row[2 * k + 1];
+}
+
 /* Space-to-depth of a band, for a x a patches at stride m whose corner is (m ty - shift, m tx - shift)
  * in the channel image x (H, W): S[((ip a + q) Yn + Y) TW + tx] = x(m (ty0 + Y) + ip - shift,
  * m tx + q - shift), zero outside the image, for ip < m, q < a, Y < Yn. Patch position (i, q) of the
  * band's tiles is then the contiguous array at patch_array(S, i, q), over t = (ty - ty0) TW + tx.
- * `row` holds a padded image row (m TW + a floats). Inlined, so m and a are constants. */
+ * `row` holds one zero-padded image row (m TW + a floats). Inlined, so m and a are constants. */
 static inline void split_phases(float *restrict S, const float *restrict x, int H, int W, int m, int a, int shift,
                                 int ty0, int Yn, int TW, float *restrict row) {
   const int PW = m * TW + a;
@@ -140,10 +161,11 @@ static inline void split_phases(float *restrict S, const float *restrict x, int 
       const int yy = m * (ty0 + Y) + ip - shift;
       memset(row, 0, sizeof(float) * PW);
       if (yy >= 0 && yy < H) memcpy(row + shift, x + (size_t)yy * W, sizeof(float) * W);
-      for (int q = 0; q < a; q++) {
-        float *dst = S + ((size_t)(ip * a + q) * Yn + Y) * TW;
-        for (int tx = 0; tx < TW; tx++) dst[tx] = row[m * tx + q];
-      }
+      float *d[6];
+      for (int q = 0; q < a; q++) d[q] = S + ((size_t)(ip * a + q) * Yn + Y) * TW;
+      if (m == 4) split_row_4x6(d, row, TW);
+      else if (a == 4) split_row_2x4(d, row, TW);
+      else split_row_2x2(d, row, TW);
     }
 }
 
@@ -267,19 +289,30 @@ static void transform_input(float *V, const float *in, const Conv2dGeom *g, int 
     }
 }
 
-/* out (B, Cout, H, W) (+)= A^T m A + bias for each tile of M (a^2, Cout, T); a band's output rows
- * are assembled in a padded buffer, then stored (tiles past an edge cut off). */
+/* line[m k + c] = src[c stride + k] for c < m, k < TW (vectorised as interleaved stores) */
+static inline void interleave_row_4(float *restrict line, const float *restrict src, int stride, int TW) {
+  const float *restrict s0 = src, *restrict s1 = src + stride, *restrict s2 = src + 2 * stride, *restrict s3 = src + 3 * stride;
+  for (int k = 0; k < TW; k++) line[4 * k] = s0[k], line[4 * k + 1] = s1[k], line[4 * k + 2] = s2[k], line[4 * k + 3] = s3[k];
+}
+
+static inline void interleave_row_2(float *restrict line, const float *restrict src, int stride, int TW) {
+  const float *restrict s0 = src, *restrict s1 = src + stride;
+  for (int k = 0; k < TW; k++) line[2 * k] = s0[k], line[2 * k + 1] = s1[k];
+}
+
+/* out (B, Cout, H, W) (+)= A^T m A + bias for each tile of M (a^2, Cout, T); each output row is
+ * interleaved from the band's results into a padded line, then stored (tiles past an edge cut off). */
 static void transform_output(float *out, const float *M, const float *bias, const Conv2dGeom *g, int m, size_t T,
                              bool accumulate) {
   const int a = m + 2, H = g->H, W = g->W, TH = (H + m - 1) / m, TW = (W + m - 1) / m, R = band_rows(TH, TW);
-  const int C = g->Cout, PW = m * TW;
+  const int C = g->Cout;
   const size_t stride = (size_t)C * T;
 #pragma omp parallel for schedule(static) collapse(2)
   for (int b = 0; b < g->B; b++)
     for (int o = 0; o < C; o++) {
       float *y = out + ((size_t)b * C + o) * H * W;
       const float bo = bias ? bias[o] : 0.0f;
-      float at[m * a * R * TW], yt[m * m * R * TW], rows_out[m * R * PW];
+      float at[m * a * R * TW], yt[m * m * R * TW], line[m * TW];
       for (int ty0 = 0; ty0 < TH; ty0 += R) {
         const int rows = TH - ty0 < R ? TH - ty0 : R, n = rows * TW;
         const float *mt = M + (size_t)o * T + (size_t)b * TH * TW + (size_t)ty0 * TW;
@@ -297,21 +330,17 @@ static void transform_output(float *out, const float *M, const float *bias, cons
           if (m == 4) output_axis_4(out_rows, in, n);
           else output_axis_2(out_rows, in, n);
         }
-        for (int r = 0; r < m; r++) /* rows_out[m rr + r][m tx + c] = yt[r m + c][rr TW + tx] */
-          for (int c = 0; c < m; c++)
-            for (int rr = 0; rr < rows; rr++) {
-              const float *src = yt + (size_t)(r * m + c) * n + (size_t)rr * TW;
-              float *dst = rows_out + (size_t)(m * rr + r) * PW + c;
-              for (int tx = 0; tx < TW; tx++) dst[m * tx] = src[tx];
-            }
-        for (int i = 0; i < m * rows && m * ty0 + i < H; i++) {
-          float *yr = y + (size_t)(m * ty0 + i) * W;
-          const float *src = rows_out + (size_t)i * PW;
-          if (accumulate)
-            for (int xx = 0; xx < W; xx++) yr[xx] += src[xx] + bo;
-          else
-            for (int xx = 0; xx < W; xx++) yr[xx] = src[xx] + bo;
-        }
+        for (int rr = 0; rr < rows; rr++) /* output rows m (ty0 + rr) + r, interleaved from yt[r m + c] */
+          for (int r = 0; r < m && m * (ty0 + rr) + r < H; r++) {
+            const float *src = yt + (size_t)r * m * n + (size_t)rr * TW;
+            if (m == 4) interleave_row_4(line, src, n, TW);
+            else interleave_row_2(line, src, n, TW);
+            float *yr = y + (size_t)(m * (ty0 + rr) + r) * W;
+            if (accumulate)
+              for (int xx = 0; xx < W; xx++) yr[xx] += line[xx] + bo;
+            else
+              for (int xx = 0; xx < W; xx++) yr[xx] = line[xx] + bo;
+          }
       }
     }
 }
