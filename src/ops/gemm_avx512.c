@@ -22,24 +22,56 @@ static int omp_in_parallel(void) { return 0; }
 #define MR 8
 #define NR 32
 
-/* panel (K, NR) = columns [n0, n0 + nr) of op(B), zero beyond nr */
-static void pack_panel(float *panel, bool trans_b, const float *B, int ldb, int K, int n0, int nr) {
+/* r[i] := column i of the 16 x 16 block whose rows are r[0..16) */
+__attribute__((target("avx512f"))) static inline void transpose16(__m512 r[16]) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int g = 0; g < 4; g++) { /* u[4g + c]: column 4l + c of rows 4g..4g+3, in 128-bit lane l */
+    u[4 * g + 0] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+    u[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+    u[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+    u[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+  }
+  for (int c = 0; c < 4; c++) {
+    const __m512 xa = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44), xb = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xEE);
+    const __m512 ya = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44), yb = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xEE);
+    r[c] = _mm512_shuffle_f32x4(xa, ya, 0x88);
+    r[4 + c] = _mm512_shuffle_f32x4(xa, ya, 0xDD);
+    r[8 + c] = _mm512_shuffle_f32x4(xb, yb, 0x88);
+    r[12 + c] = _mm512_shuffle_f32x4(xb, yb, 0xDD);
+  }
+}
+
+/* panel (K, NR) = columns [n0, n0 + nr) of op(B), zero beyond nr. With trans_b the columns are rows
+ * of B, moved in 16 x 16 transposed blocks. */
+__attribute__((target("avx512f"))) static void pack_panel(float *panel, bool trans_b, const float *B, int ldb,
+                                                           int K, int n0, int nr) {
   if (!trans_b) {
     for (int k = 0; k < K; k++) {
       const float *src = B + (size_t)k * ldb + n0;
       float *dst = panel + (size_t)k * NR;
+      if (nr == NR) {
+        memcpy(dst, src, sizeof(float) * NR);
+        continue;
+      }
       memcpy(dst, src, sizeof(float) * nr);
       for (int j = nr; j < NR; j++) dst[j] = 0.0f;
     }
     return;
   }
-  for (int j = 0; j < NR; j++) { /* each row of B read contiguously */
-    const float *src = B + (size_t)(n0 + j) * ldb;
-    if (j < nr)
-      for (int k = 0; k < K; k++) panel[(size_t)k * NR + j] = src[k];
-    else
-      for (int k = 0; k < K; k++) panel[(size_t)k * NR + j] = 0.0f;
-  }
+  for (int j0 = 0; j0 < NR; j0 += 16)
+    for (int k0 = 0; k0 < K; k0 += 16) {
+      const int kn = K - k0 < 16 ? K - k0 : 16;
+      const __mmask16 mask = (__mmask16)((1u << kn) - 1);
+      __m512 r[16];
+      for (int i = 0; i < 16; i++)
+        r[i] = j0 + i < nr ? _mm512_maskz_loadu_ps(mask, B + (size_t)(n0 + j0 + i) * ldb + k0) : _mm512_setzero_ps();
+      transpose16(r);
+      for (int i = 0; i < kn; i++) _mm512_storeu_ps(panel + (size_t)(k0 + i) * NR + j0, r[i]);
+    }
 }
 
 __attribute__((target("avx512f"))) static void tile(int mr, int nr, int K, const float *A, int lda,
