@@ -5,13 +5,14 @@
  * around it: the elementwise products over the (m+2)^2 transformed positions become (m+2)^2 GEMMs of
  * (Cout, Cin) x (Cin, tiles). F(4x4, 3x3) (m = 4: 4x fewer multiplications than the direct
  * convolution) serves images of 16x16 and up, F(2x2, 3x3) (2.25x) smaller ones. Used by conv2d for
- * the forward pass and for the input gradient (itself a 3x3 pad-1 convolution), and in the
- * F(3x3, 2x2) form for the weight gradient.
- * Measured against im2col + GEMM with F(2x2, 3x3) (2 threads, alternating runs): CIFAR-10 U-Net batch 8 sampling
- * forward 412-448 -> 329-363 ms, training step 1304-1394 -> 1183-1355 ms; quickstart batch 16
- * 61-71 -> 48-55 ms and 159-210 -> 149-180 ms. The weight gradient by Winograd as well: CIFAR-10
- * training 1202-1286 -> 1127-1200 ms, quickstart about even (145-179 vs 147-172 ms). Its rounding differs from the direct sum by a few
- * ulps per layer; the op, U-Net and Inception reference tests pass at their tolerances.
+ * the forward pass, the input gradient (itself a 3x3 pad-1 convolution) and, seen from the other
+ * side as F(3x3, m x m), the weight gradient.
+ * Measured (2 threads, alternating A/B runs on the same machine state): F(2x2) against im2col + GEMM,
+ * CIFAR-10 U-Net batch 8 training step 1304-1394 -> 1127-1200 ms; then F(4x4) with faster transforms,
+ * 1144-1286 -> 982-1077 ms (sampling forward even at first, faster once the transforms were
+ * rewritten). Rounding differs from the direct sum by a few ulps per layer (more for F(4x4), whose
+ * transforms have larger coefficients); the op, U-Net and Inception reference tests pass at their
+ * tolerances, unchanged.
  */
 #ifndef DIFFUSE_OPS_WINOGRAD_H
 #define DIFFUSE_OPS_WINOGRAD_H
@@ -33,10 +34,12 @@ void winograd_transform_kernel_flipped(float *U, const float *w, const Conv2dGeo
 int winograd_images_per_chunk(const Conv2dGeom *g);
 int winograd_weight_grad_images_per_chunk(const Conv2dGeom *g);
 size_t winograd_chunk_floats(const Conv2dGeom *g);
-/* Weight gradient by F(3x3, 2x2), the same tiles seen from the other side: per tile, the 2x2 block
- * of dY (transformed by G' = [1 0; 1/2 1/2; 1/2 -1/2; 0 1]) meets the 4x4 input patch (transformed
- * by F(2x2, 3x3)'s B^T with the last row negated), 16 GEMMs (Cout, tiles) x (tiles, Cin) sum over
- * the tiles into acc (16, Cout, Cin), and dW = A'^T acc A' with A'^T = [1 1 1 0; 0 1 -1 0; 0 1 1 1].
+/* Weight gradient by F(3x3, m x m), the same tiles seen from the other side: per tile, the m x m
+ * block of dY meets the (m+2) x (m+2) input patch, (m+2)^2 GEMMs (Cout, tiles) x (tiles, Cin) sum over
+ * the tiles into acc ((m+2)^2, Cout, Cin), and a 3x3 output transform gives dW. For m = 4 (the
+ * transposition of F(4x4, 3x3)): patch by B^T, dY block by A, output by G^T. For m = 2: dY block by
+ * G' = [1 0; 1/2 1/2; 1/2 -1/2; 0 1], patch by F(2x2, 3x3)'s B^T with the last row negated, output
+ * by A'^T = [1 1 1 0; 0 1 -1 0; 0 1 1 1].
  * winograd_weight_grad_images adds g->B images (at most winograd_weight_grad_images_per_chunk) to
  * acc (first: sets acc instead, so it needs no zeroing); winograd_weight_grad_finish adds the result to
  * dw (Cout, Cin, 3, 3). */

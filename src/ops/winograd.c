@@ -24,10 +24,10 @@ bool winograd_applies(const Conv2dGeom *g) {
          g->pad_left == 1 && g->pad_right == 1;
 }
 
-/* Output tile size m of winograd_images: F(4x4, 3x3) (4x fewer multiplications than the direct
- * convolution instead of 2.25x, and 2.25 transformed floats per input float instead of 4) once an
- * image has enough tiles for wide GEMMs; below that the edge waste and narrow GEMMs favour
- * F(2x2, 3x3). The weight gradient always uses F(3x3, 2x2), whose tiles are F(2x2, 3x3)'s. */
+/* Output tile size m: F(4x4, 3x3) (4x fewer multiplications than the direct convolution instead of
+ * 2.25x, and 2.25 transformed floats per input float instead of 4) once an image has enough tiles for
+ * wide GEMMs; below that the edge waste and narrow GEMMs favour F(2x2, 3x3) (measured: a threshold
+ * of 8 or 32 instead of 16 was slower on the CIFAR-10 U-Net). The weight gradient uses the same m. */
 static int tile_size(const Conv2dGeom *g) { return g->H >= 16 && g->W >= 16 ? 4 : 2; }
 
 static int tiles_per_image(const Conv2dGeom *g, int m) { return ((g->H + m - 1) / m) * ((g->W + m - 1) / m); }
@@ -36,7 +36,7 @@ static size_t planes(int m) { return (size_t)(m + 2) * (m + 2); }
 
 size_t winograd_kernel_floats(const Conv2dGeom *g) { return planes(tile_size(g)) * g->Cout * g->Cin; }
 
-size_t winograd_weight_grad_floats(const Conv2dGeom *g) { return planes(2) * g->Cout * g->Cin; }
+size_t winograd_weight_grad_floats(const Conv2dGeom *g) { return planes(tile_size(g)) * g->Cout * g->Cin; }
 
 static int images_per_chunk(const Conv2dGeom *g, int m) {
   const int n = OUTPUTS_PER_CHUNK / (m * m) / tiles_per_image(g, m);
@@ -45,7 +45,7 @@ static int images_per_chunk(const Conv2dGeom *g, int m) {
 
 int winograd_images_per_chunk(const Conv2dGeom *g) { return images_per_chunk(g, tile_size(g)); }
 
-int winograd_weight_grad_images_per_chunk(const Conv2dGeom *g) { return images_per_chunk(g, 2); }
+int winograd_weight_grad_images_per_chunk(const Conv2dGeom *g) { return images_per_chunk(g, tile_size(g)); }
 
 static size_t chunk_floats(const Conv2dGeom *g, int m) {
   const size_t T = (size_t)images_per_chunk(g, m) * tiles_per_image(g, m);
@@ -143,6 +143,11 @@ static inline void split_row_2x4(float *const *d, const float *restrict row, int
   for (int k = 0; k < TW; k++) d0[k] = row[2 * k], d1[k] = row[2 * k + 1], d2[k] = row[2 * k + 2], d3[k] = row[2 * k + 3];
 }
 
+static inline void split_row_4x4(float *const *d, const float *restrict row, int TW) {
+  float *restrict d0 = d[0], *restrict d1 = d[1], *restrict d2 = d[2], *restrict d3 = d[3];
+  for (int k = 0; k < TW; k++) d0[k] = row[4 * k], d1[k] = row[4 * k + 1], d2[k] = row[4 * k + 2], d3[k] = row[4 * k + 3];
+}
+
 static inline void split_row_2x2(float *const *d, const float *restrict row, int TW) {
   float *restrict d0 = d[0], *restrict d1 = d[1];
   for (int k = 0; k < TW; k++) d0[k] = row[2 * k], d1[k] = row[2 * k + 1];
@@ -163,7 +168,8 @@ static inline void split_phases(float *restrict S, const float *restrict x, int 
       if (yy >= 0 && yy < H) memcpy(row + shift, x + (size_t)yy * W, sizeof(float) * W);
       float *d[6];
       for (int q = 0; q < a; q++) d[q] = S + ((size_t)(ip * a + q) * Yn + Y) * TW;
-      if (m == 4) split_row_4x6(d, row, TW);
+      if (m == 4 && a == 6) split_row_4x6(d, row, TW);
+      else if (m == 4) split_row_4x4(d, row, TW);
       else if (a == 4) split_row_2x4(d, row, TW);
       else split_row_2x2(d, row, TW);
     }
@@ -246,6 +252,24 @@ static inline void grad_axis(float *const *out, const float *const *in, int n) {
     o1[t] = 0.5f * (p + q);
     o2[t] = 0.5f * (p - q);
     o3[t] = -q;
+  }
+}
+
+/* F(3x3, 4x4)'s transform of a 4x4 block e of dY: A e, with A (6x4) the transpose of F(4x4, 3x3)'s A^T. */
+static inline void grad_axis_4(float *const *out, const float *const *in, int n) {
+  float *restrict o0 = out[0], *restrict o1 = out[1], *restrict o2 = out[2], *restrict o3 = out[3];
+  float *restrict o4 = out[4], *restrict o5 = out[5];
+  const float *restrict i0 = in[0], *restrict i1 = in[1], *restrict i2 = in[2], *restrict i3 = in[3];
+#pragma omp simd
+  for (int t = 0; t < n; t++) {
+    const float e0 = i0[t], e1 = i1[t], e2 = i2[t], e3 = i3[t];
+    const float s02 = e0 + e2, s13 = e1 + e3, q02 = e0 + 4.0f * e2, q13 = 2.0f * e1 + 8.0f * e3;
+    o0[t] = e0;
+    o1[t] = s02 + s13;
+    o2[t] = s02 - s13;
+    o3[t] = q02 + q13;
+    o4[t] = q02 - q13;
+    o5[t] = e3;
   }
 }
 
@@ -357,58 +381,91 @@ void winograd_images(float *out, const float *in, const float *U, const float *b
   transform_output(out, M, bias, g, m, T, accumulate);
 }
 
-/* Yt (16, Cout, T): G' dY_t G'^T (with grad_axis's signs) of each tile's 2x2 block of dY, zero past
- * an odd edge. */
-static void transform_output_grad(float *Yt, const float *dout, const Conv2dGeom *g, size_t T) {
-  const int H = g->H, W = g->W, TH = (H + 1) / 2, TW = (W + 1) / 2, R = band_rows(TH, TW), C = g->Cout;
+/* Yt (a^2, Cout, T): the transform of each tile's m x m block of dY (zero past an edge): for m = 2,
+ * G' dY_t G'^T with grad_axis's signs; for m = 4, A dY_t A^T. */
+static void transform_output_grad(float *Yt, const float *dout, const Conv2dGeom *g, int m, size_t T) {
+  const int a = m + 2, H = g->H, W = g->W, TH = (H + m - 1) / m, TW = (W + m - 1) / m, R = band_rows(TH, TW);
+  const int C = g->Cout;
   const size_t stride = (size_t)C * T;
 #pragma omp parallel for schedule(static) collapse(2)
   for (int b = 0; b < g->B; b++)
     for (int o = 0; o < C; o++) {
       const float *dy = dout + ((size_t)b * C + o) * H * W;
-      float S[4 * R * TW], gt[8 * R * TW], row[2 * TW + 2];
+      float S[m * m * R * TW], gt[a * m * R * TW], row[m * TW + m];
       for (int ty0 = 0; ty0 < TH; ty0 += R) {
         const int rows = TH - ty0 < R ? TH - ty0 : R;
         float *v = Yt + (size_t)o * T + (size_t)b * TH * TW + (size_t)ty0 * TW;
-        transform_band(v, stride, dy, H, W, 2, 2, 4, 0, ty0, rows, TW, S, gt, row, grad_axis);
+        if (m == 4) transform_band(v, stride, dy, H, W, 4, 4, 6, 0, ty0, rows, TW, S, gt, row, grad_axis_4);
+        else transform_band(v, stride, dy, H, W, 2, 2, 4, 0, ty0, rows, TW, S, gt, row, grad_axis);
       }
     }
 }
 
+/* F(3x3, 2x2) (m = 2) or F(3x3, 4x4) (m = 4, whose input transform is F(4x4, 3x3)'s, its dY transform
+ * A and its output transform G^T: dW_tile = G^T [(A dY_t A^T) . (B^T d B)] G). */
 void winograd_weight_grad_images(float *acc, const float *dout, const float *in, const Conv2dGeom *g, bool first,
                                  float *work) {
-  const size_t T = (size_t)g->B * tiles_per_image(g, 2);
-  float *V = work, *Yt = work + (size_t)16 * g->Cin * T;
-  transform_input(V, in, g, 2, g->Cin, T);
-  transform_output_grad(Yt, dout, g, T);
-  for (int k = 0; k < 16; k++)
-    gemm_packed(true, g->Cout, g->Cin, (int)T, Yt + (size_t)k * g->Cout * T, (int)T, V + (size_t)k * g->Cin * T,
-                (int)T, first ? 0.0f : 1.0f, acc + (size_t)k * g->Cout * g->Cin, g->Cin);
+  const int m = tile_size(g);
+  const size_t T = (size_t)g->B * tiles_per_image(g, m), P = planes(m);
+  float *V = work, *Yt = work + P * g->Cin * T;
+  transform_input(V, in, g, m, g->Cin, T);
+  transform_output_grad(Yt, dout, g, m, T);
+  for (size_t k = 0; k < P; k++)
+    gemm_packed(true, g->Cout, g->Cin, (int)T, Yt + k * g->Cout * T, (int)T, V + k * g->Cin * T, (int)T,
+                first ? 0.0f : 1.0f, acc + k * g->Cout * g->Cin, g->Cin);
+}
+
+/* o_u = (G^T (m0..m5))_u for F(3x3, 4x4), G^T = [1/4 -1/6 -1/6 1/24 1/24 0; 0 -1/6 1/6 1/12 -1/12 0;
+ * 0 -1/6 -1/6 1/6 1/6 1] */
+static inline void apply_GT(float *o0, float *o1, float *o2, const float *const *in, int n) {
+  const float *m0 = in[0], *m1 = in[1], *m2 = in[2], *m3 = in[3], *m4 = in[4], *m5 = in[5];
+  const float sixth = 1.0f / 6.0f, twelfth = 1.0f / 12.0f, twentyfourth = 1.0f / 24.0f;
+#pragma omp simd
+  for (int p = 0; p < n; p++) {
+    const float s12 = m1[p] + m2[p], d21 = m2[p] - m1[p], s34 = m3[p] + m4[p], d34 = m3[p] - m4[p];
+    o0[p] = 0.25f * m0[p] - sixth * s12 + twentyfourth * s34;
+    o1[p] = sixth * d21 + twelfth * d34;
+    o2[p] = sixth * (s34 - s12) + m5[p];
+  }
 }
 
 /* Blocks of KERNEL_BLOCK channel pairs, SIMD over the pairs; the nine sums per pair are then added
  * to dw's (pair, 3, 3) layout. */
 void winograd_weight_grad_finish(float *dw, const float *acc, const Conv2dGeom *g) {
   const size_t plane = (size_t)g->Cout * g->Cin;
+  const int m = tile_size(g);
 #pragma omp parallel for schedule(static)
   for (size_t oc0 = 0; oc0 < plane; oc0 += KERNEL_BLOCK) {
     const int n = plane - oc0 < KERNEL_BLOCK ? (int)(plane - oc0) : KERNEL_BLOCK;
-    float t[3][4][KERNEL_BLOCK], d[9][KERNEL_BLOCK];
-    for (int j = 0; j < 4; j++) { /* A'^T m, A'^T = [1 1 1 0; 0 1 -1 0; 0 1 1 1] */
-      const float *m0 = acc + (size_t)j * plane + oc0, *m1 = m0 + 4 * plane, *m2 = m0 + 8 * plane, *m3 = m0 + 12 * plane;
-#pragma omp simd
-      for (int p = 0; p < n; p++) {
-        t[0][j][p] = m0[p] + m1[p] + m2[p];
-        t[1][j][p] = m1[p] - m2[p];
-        t[2][j][p] = m1[p] + m2[p] + m3[p];
+    float t[3][6][KERNEL_BLOCK], d[9][KERNEL_BLOCK];
+    if (m == 4) {
+      const float *in[6];
+      for (int l = 0; l < 6; l++) { /* G^T acc: t[u][l] */
+        for (int j = 0; j < 6; j++) in[j] = acc + (size_t)(j * 6 + l) * plane + oc0;
+        apply_GT(t[0][l], t[1][l], t[2][l], in, n);
       }
-    }
-    for (int i = 0; i < 3; i++) { /* (A'^T m) A' */
+      for (int u = 0; u < 3; u++) { /* (G^T acc) G */
+        for (int l = 0; l < 6; l++) in[l] = t[u][l];
+        apply_GT(d[u * 3 + 0], d[u * 3 + 1], d[u * 3 + 2], in, n);
+      }
+    } else {
+      for (int j = 0; j < 4; j++) { /* A'^T m, A'^T = [1 1 1 0; 0 1 -1 0; 0 1 1 1] */
+        const float *m0 = acc + (size_t)j * plane + oc0, *m1 = m0 + 4 * plane, *m2 = m0 + 8 * plane,
+                    *m3 = m0 + 12 * plane;
 #pragma omp simd
-      for (int p = 0; p < n; p++) {
-        d[i * 3 + 0][p] = t[i][0][p] + t[i][1][p] + t[i][2][p];
-        d[i * 3 + 1][p] = t[i][1][p] - t[i][2][p];
-        d[i * 3 + 2][p] = t[i][1][p] + t[i][2][p] + t[i][3][p];
+        for (int p = 0; p < n; p++) {
+          t[0][j][p] = m0[p] + m1[p] + m2[p];
+          t[1][j][p] = m1[p] - m2[p];
+          t[2][j][p] = m1[p] + m2[p] + m3[p];
+        }
+      }
+      for (int i = 0; i < 3; i++) { /* (A'^T m) A' */
+#pragma omp simd
+        for (int p = 0; p < n; p++) {
+          d[i * 3 + 0][p] = t[i][0][p] + t[i][1][p] + t[i][2][p];
+          d[i * 3 + 1][p] = t[i][1][p] - t[i][2][p];
+          d[i * 3 + 2][p] = t[i][1][p] + t[i][2][p] + t[i][3][p];
+        }
       }
     }
     for (int p = 0; p < n; p++)
