@@ -165,53 +165,56 @@ static void test_dropout_mask(void) {
   EXPECT(!memcmp(mask, mask_split, N) && !memcmp(y, y_split, sizeof y), "dropout mask depends on the split");
 }
 
-typedef void (*GemmFn)(bool, int, int, int, const float *, int, const float *, int, float, float *, int);
+typedef void (*GemmFn)(bool, bool, int, int, int, float, const float *, int, const float *, int, float, float *,
+                       int);
 
-/* A GEMM against a double-precision product, on shapes with edges in every dimension, B plain and
- * transposed, beta 0 and 1. */
+/* A GEMM against a double-precision product, on shapes with edges in every dimension, A and B plain
+ * and transposed, alpha 1 and 0.5, beta 0 and 1. */
 static void check_gemm(const char *name, GemmFn fn) {
   static const int shapes[][3] = {{8, 32, 16}, {13, 45, 7}, {1, 1, 1}, {32, 256, 32}, {70, 33, 129}};
   for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-    for (int trans_b = 0; trans_b < 2; trans_b++)
-      for (int beta = 0; beta < 2; beta++) {
-        const int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], lda = K + 3, ldb = (trans_b ? K : N) + 5;
-        const int ldc = N + 2;
-        float *A = malloc(sizeof(float) * M * lda), *B = malloc(sizeof(float) * (trans_b ? N : K) * ldb);
-        float *C = malloc(sizeof(float) * M * ldc);
-        rng_fill_normal(A, (size_t)M * lda, 5, s, 0);
-        rng_fill_normal(B, (size_t)(trans_b ? N : K) * ldb, 6, s, 0);
-        rng_fill_normal(C, (size_t)M * ldc, 7, s, 0);
-        double worst = 0.0;
-        float *want = malloc(sizeof(float) * M * ldc);
-        memcpy(want, C, sizeof(float) * M * ldc);
-        fn(trans_b, M, N, K, A, lda, B, ldb, (float)beta, C, ldc);
-        for (int i = 0; i < M; i++)
-          for (int j = 0; j < ldc; j++) {
-            double ref = want[(size_t)i * ldc + j]; /* columns past N must stay untouched */
-            if (j < N) {
-              double dot = 0.0;
-              for (int k = 0; k < K; k++)
-                dot += (double)A[(size_t)i * lda + k] * (trans_b ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]);
-              ref = dot + beta * ref;
-            }
-            worst = fmax(worst, fabs(C[(size_t)i * ldc + j] - ref) / (1.0 + fabs(ref)));
+    for (int form = 0; form < 8; form++) {
+      const bool trans_a = form & 1, trans_b = form & 2;
+      const float alpha = form & 4 ? 0.5f : 1.0f, beta = (float)((form + (int)s) % 2);
+      const int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+      const int lda = (trans_a ? M : K) + 3, ldb = (trans_b ? K : N) + 5, ldc = N + 2;
+      const int rows_a = trans_a ? K : M, rows_b = trans_b ? N : K;
+      float *A = malloc(sizeof(float) * rows_a * lda), *B = malloc(sizeof(float) * rows_b * ldb);
+      float *C = malloc(sizeof(float) * M * ldc), *want = malloc(sizeof(float) * M * ldc);
+      rng_fill_normal(A, (size_t)rows_a * lda, 5, s, 0);
+      rng_fill_normal(B, (size_t)rows_b * ldb, 6, s, 0);
+      rng_fill_normal(C, (size_t)M * ldc, 7, s, 0);
+      memcpy(want, C, sizeof(float) * M * ldc);
+      fn(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      double worst = 0.0;
+      for (int i = 0; i < M; i++)
+        for (int j = 0; j < ldc; j++) {
+          double ref = want[(size_t)i * ldc + j]; /* columns past N must stay untouched */
+          if (j < N) {
+            double dot = 0.0;
+            for (int k = 0; k < K; k++)
+              dot += (double)(trans_a ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]) *
+                     (trans_b ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]);
+            ref = alpha * dot + beta * ref;
           }
-        EXPECT(worst < 1e-5, "%s %dx%dx%d trans_b %d beta %d: error %.3g", name, M, N, K, trans_b, beta, worst);
-        free(A), free(B), free(C), free(want);
-      }
+          worst = fmax(worst, fabs(C[(size_t)i * ldc + j] - ref) / (1.0 + fabs(ref)));
+        }
+      EXPECT(worst < 1e-5, "%s %dx%dx%d trans_a %d trans_b %d alpha %g beta %g: error %.3g", name, M, N, K, trans_a,
+             trans_b, alpha, beta, worst);
+      free(A), free(B), free(C), free(want);
+    }
 }
 
-/* gemm_packed, and our AVX-512 kernel itself wherever the CPU has AVX-512 (gemm_packed may pick
- * OpenBLAS instead). */
-static void test_gemm_packed(void) {
-  check_gemm("gemm_packed", gemm_packed);
+/* gemm (whichever kernel it picks here), and our AVX-512 kernel itself wherever the CPU has AVX-512. */
+static void test_gemm(void) {
+  check_gemm("gemm", gemm);
   if (gemm_avx512_available()) check_gemm("gemm_avx512", gemm_avx512);
-  printf("ops_reference: gemm_packed%s checked\n", gemm_avx512_available() ? " and the AVX-512 kernel" : "");
+  printf("ops_reference: gemm%s checked\n", gemm_avx512_available() ? " and the AVX-512 kernel" : "");
 }
 
 int main(void) {
   test_simd_exp();
-  test_gemm_packed();
+  test_gemm();
   test_dropout_mask();
   SafeTensors st;
   load_fixture(&st, "ops.safetensors");

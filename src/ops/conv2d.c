@@ -9,7 +9,7 @@
  * padding kh-1-pad), computed as W' (Cin, Cout*kh*kw) x im2col(dY) with a long contraction and no
  * scatter-add (for a 1x1 convolution, W' = W^T and im2col(dY) is dY); strided convolutions use
  * dcol = W^T x dY and col2im, with W^T materialised so that every GEMM has an untransposed A (the
- * form gemm_packed's own kernel takes). For a 1x1, stride-1, unpadded convolution col is the input
+ * form the own GEMM kernel reads fastest). For a 1x1, stride-1, unpadded convolution col is the input
  * itself, regrouped.
  * Chunk sizes (measured on the CIFAR-10 U-Net, 2 cores): about 1024 columns per GEMM, where the
  * operands stay cache-sized, except for a forward with threads inside each GEMM, which folds up to
@@ -257,7 +257,7 @@ static void forward_chunk(float *out, const float *in, const float *w, const flo
   if (is_pointwise(g) && single) cols = in;
   else if (is_pointwise(g)) fold(col, in, g->B, g->Cin, P);
   else im2col(col, in, g, Ho, Wo);
-  gemm_packed(false, g->Cout, N, K, w, K, cols, N, 0.0f, y, N);
+  gemm(false, false, g->Cout, N, K, 1.0f, w, K, cols, N, 0.0f, y, N);
   if (!single) unfold(out, y, bias, g->B, g->Cout, P, false);
   else if (bias) unfold(out, out, bias, 1, g->Cout, P, false);
 }
@@ -276,11 +276,11 @@ static void input_grad_chunk(float *din, const float *dout, const float *dy, con
     const float *cols = col;
     if (is_pointwise(g) && single) cols = dout;
     else im2col(col, dout, &t, g->H, g->W);
-    gemm_packed(false, g->Cin, Nx, Kt, w_grad, Kt, cols, Nx, single ? 1.0f : 0.0f, single ? din : dx_folded, Nx);
+    gemm(false, false, g->Cin, Nx, Kt, 1.0f, w_grad, Kt, cols, Nx, single ? 1.0f : 0.0f, single ? din : dx_folded, Nx);
     if (!single) unfold(din, dx_folded, NULL, g->B, g->Cin, HW, true);
     return;
   }
-  gemm_packed(false, K, N, g->Cout, w_grad, g->Cout, dy, N, 0.0f, col, N);
+  gemm(false, false, K, N, g->Cout, 1.0f, w_grad, g->Cout, dy, N, 0.0f, col, N);
   col2im_add(din, col, g, Ho, Wo);
 }
 
@@ -301,7 +301,7 @@ static void backward_chunk(float *din, float *dw, const float *dout, const float
     if (is_pointwise(g) && single) cols = in;
     else if (is_pointwise(g)) fold(col, in, g->B, g->Cin, P);
     else im2col(col, in, g, Ho, Wo);
-    gemm_packed(true, g->Cout, K, N, dy, N, cols, N, 1.0f, dw, K);
+    gemm(false, true, g->Cout, K, N, 1.0f, dy, N, cols, N, 1.0f, dw, K);
   }
   if (din) input_grad_chunk(din, dout, dy, w_grad, g, col, dx_folded);
 }

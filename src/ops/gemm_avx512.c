@@ -1,8 +1,8 @@
-/* gemm_avx512.c - an AVX-512 sgemm kernel for the convolutions' products; see gemm_packed in gemm.h.
+/* gemm_avx512.c - an AVX-512 sgemm kernel; see gemm in gemm.h.
  *
  * For each block of NR = 32 columns, B's K x 32 panel is packed contiguously (zero-padded past N)
  * and every MR = 8 rows of A meet it in an 8 x 32 register tile (16 zmm accumulators): per k, two
- * loads of the panel, eight broadcasts of A and sixteen FMAs. Column blocks are spread over the
+ * loads of the panel, eight broadcasts of op(A) and sixteen FMAs. Column blocks are spread over the
  * OpenMP threads unless the caller already runs in a parallel region (conv2d's image threads).
  */
 #include <stdlib.h>
@@ -74,40 +74,60 @@ __attribute__((target("avx512f"))) static void pack_panel(float *panel, bool tra
     }
 }
 
-__attribute__((target("avx512f"))) static void tile(int mr, int nr, int K, const float *A, int lda,
-                                                     const float *panel, float beta, float *C, int ldc) {
+/* C rows [0, mr) x panel columns [0, nr) = alpha * op(A) panel + beta * C; element (i, k) of op(A)
+ * at A[i * rs + k * cs] (rs = lda, cs = 1 untransposed; rs = 1, cs = lda transposed). Inlined with
+ * constant strides for each form. */
+__attribute__((target("avx512f"))) static inline void tile_impl(int mr, int nr, int K, const float *A, size_t rs,
+                                                                 size_t cs, const float *panel, float alpha,
+                                                                 float beta, float *C, int ldc) {
   __m512 acc[MR][2];
   for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
   const float *a[MR];
-  for (int i = 0; i < MR; i++) a[i] = A + (size_t)(i < mr ? i : 0) * lda;
+  for (int i = 0; i < MR; i++) a[i] = A + (size_t)(i < mr ? i : 0) * rs;
   for (int k = 0; k < K; k++) {
     const __m512 b0 = _mm512_loadu_ps(panel + (size_t)k * NR), b1 = _mm512_loadu_ps(panel + (size_t)k * NR + 16);
     for (int i = 0; i < MR; i++) {
-      const __m512 ai = _mm512_set1_ps(a[i][k]);
+      const __m512 ai = _mm512_set1_ps(a[i][k * cs]);
       acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
       acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
     }
   }
   const __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
   const __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
   for (int i = 0; i < mr; i++) {
     float *c = C + (size_t)i * ldc;
     __m512 r0 = acc[i][0], r1 = acc[i][1];
+    if (alpha != 1.0f) r0 = _mm512_mul_ps(va, r0), r1 = _mm512_mul_ps(va, r1);
     if (beta != 0.0f) {
-      r0 = _mm512_fmadd_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(m0, c), r0);
-      r1 = _mm512_fmadd_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(m1, c + 16), r1);
+      r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, c), r0);
+      r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, c + 16), r1);
     }
     _mm512_mask_storeu_ps(c, m0, r0);
     _mm512_mask_storeu_ps(c + 16, m1, r1);
   }
 }
 
-static void column_block(bool trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
-                         float beta, float *C, int ldc, int n0, float *panel) {
+__attribute__((target("avx512f"))) static void tile(int mr, int nr, int K, const float *A, int lda,
+                                                     const float *panel, float alpha, float beta, float *C, int ldc) {
+  tile_impl(mr, nr, K, A, (size_t)lda, 1, panel, alpha, beta, C, ldc);
+}
+
+__attribute__((target("avx512f"))) static void tile_trans_a(int mr, int nr, int K, const float *A, int lda,
+                                                             const float *panel, float alpha, float beta, float *C,
+                                                             int ldc) {
+  tile_impl(mr, nr, K, A, 1, (size_t)lda, panel, alpha, beta, C, ldc);
+}
+
+static void column_block(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                         const float *B, int ldb, float beta, float *C, int ldc, int n0, float *panel) {
   const int nr = N - n0 < NR ? N - n0 : NR;
   pack_panel(panel, trans_b, B, ldb, K, n0, nr);
-  for (int m0 = 0; m0 < M; m0 += MR)
-    tile(M - m0 < MR ? M - m0 : MR, nr, K, A + (size_t)m0 * lda, lda, panel, beta, C + (size_t)m0 * ldc + n0, ldc);
+  for (int m0 = 0; m0 < M; m0 += MR) {
+    const int mr = M - m0 < MR ? M - m0 : MR;
+    if (trans_a) tile_trans_a(mr, nr, K, A + m0, lda, panel, alpha, beta, C + (size_t)m0 * ldc + n0, ldc);
+    else tile(mr, nr, K, A + (size_t)m0 * lda, lda, panel, alpha, beta, C + (size_t)m0 * ldc + n0, ldc);
+  }
 }
 
 bool gemm_avx512_available(void) { /* libgcc also checks that the OS saves the AVX-512 state */
@@ -127,23 +147,25 @@ static float *thread_panel(int K) {
   return panel;
 }
 
-void gemm_avx512(bool trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
-                 float *C, int ldc) {
+void gemm_avx512(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc) {
   const int blocks = (N + NR - 1) / NR;
   if (omp_in_parallel() || blocks == 1) {
     float *panel = thread_panel(K > 0 ? K : 1);
-    for (int nb = 0; nb < blocks; nb++) column_block(trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, nb * NR, panel);
+    for (int nb = 0; nb < blocks; nb++)
+      column_block(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nb * NR, panel);
     return;
   }
 #pragma omp parallel for schedule(static)
   for (int nb = 0; nb < blocks; nb++)
-    column_block(trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, nb * NR, thread_panel(K > 0 ? K : 1));
+    column_block(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nb * NR, thread_panel(K > 0 ? K : 1));
 }
 
 #else
 bool gemm_avx512_available(void) { return false; }
-void gemm_avx512(bool trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
-                 float *C, int ldc) {
-  (void)trans_b, (void)M, (void)N, (void)K, (void)A, (void)lda, (void)B, (void)ldb, (void)beta, (void)C, (void)ldc;
+void gemm_avx512(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc) {
+  (void)trans_a, (void)trans_b, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda, (void)B, (void)ldb;
+  (void)beta, (void)C, (void)ldc;
 }
 #endif

@@ -376,8 +376,7 @@ void winograd_images(float *out, const float *in, const float *U, const float *b
   float *V = work, *M = work + P * g->Cin * T;
   transform_input(V, in, g, m, g->Cin, T);
   for (size_t k = 0; k < P; k++)
-    gemm_packed(false, g->Cout, (int)T, g->Cin, U + k * g->Cout * g->Cin, g->Cin, V + k * g->Cin * T, (int)T, 0.0f,
-                M + k * g->Cout * T, (int)T);
+    gemm(false, false, g->Cout, (int)T, g->Cin, 1.0f, U + k * g->Cout * g->Cin, g->Cin, V + k * g->Cin * T, (int)T, 0.0f, M + k * g->Cout * T, (int)T);
   transform_output(out, M, bias, g, m, T, accumulate);
 }
 
@@ -411,8 +410,7 @@ void winograd_weight_grad_images(float *acc, const float *dout, const float *in,
   transform_input(V, in, g, m, g->Cin, T);
   transform_output_grad(Yt, dout, g, m, T);
   for (size_t k = 0; k < P; k++)
-    gemm_packed(true, g->Cout, g->Cin, (int)T, Yt + k * g->Cout * T, (int)T, V + k * g->Cin * T, (int)T,
-                first ? 0.0f : 1.0f, acc + k * g->Cout * g->Cin, g->Cin);
+    gemm(false, true, g->Cout, g->Cin, (int)T, 1.0f, Yt + k * g->Cout * T, (int)T, V + k * g->Cin * T, (int)T, first ? 0.0f : 1.0f, acc + k * g->Cout * g->Cin, g->Cin);
 }
 
 /* o_u = (G^T (m0..m5))_u for F(3x3, 4x4), G^T = [1/4 -1/6 -1/6 1/24 1/24 0; 0 -1/6 1/6 1/12 -1/12 0;
