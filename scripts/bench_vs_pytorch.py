@@ -15,12 +15,13 @@ modes, 2 threads. Run with Debian's PyTorch after building diffuse:
 
   /usr/bin/python3 scripts/bench_vs_pytorch.py [--diffuse build/diffuse] [--threads 2] [--steps 5]
 
-It also prints the machine's sgemm rate (diffuse bench --mode gemm) and, per config, the conv2d
-forward/backward GFLOP/s of a profiled training step, as a share of it. Both programs run with the
-same environment. OpenBLAS reads OPENBLAS_CORETYPE when it loads: set to an older kernel family than
-the CPU supports (this development VM sets Haswell on an AVX-512 CPU), it roughly halves diffuse's
-GEMM speed while PyTorch's convolutions (oneDNN) do not use OpenBLAS. --openblas-coretype auto
-removes the variable for both programs so that OpenBLAS picks the kernels for the CPU itself.
+It also prints the machine's sgemm rate (diffuse bench --mode gemm, with the kernels diffuse runs)
+and, per config, the conv2d forward/backward GFLOP/s of a profiled training step, as a share of it.
+Both programs run with the same environment. OpenBLAS reads OPENBLAS_CORETYPE when it loads: set to
+an older kernel family than the CPU supports (this development VM sets Haswell on an AVX-512 CPU),
+OpenBLAS runs at about half speed, and diffuse then runs its own AVX-512 kernel instead (PyTorch's
+convolutions, oneDNN, do not use OpenBLAS). --openblas-coretype auto removes the variable for both
+programs so that OpenBLAS picks the kernels for the CPU itself.
 """
 
 import argparse
@@ -112,7 +113,7 @@ def main():
     elif args.openblas_coretype != "inherit":
         env["OPENBLAS_CORETYPE"] = args.openblas_coretype
     sgemm = run_json([args.diffuse, "bench", "--mode", "gemm", "--steps", "9", "--threads", str(args.threads)], env)
-    print(f"OpenBLAS kernels: {sgemm['blas']} (OPENBLAS_CORETYPE={env.get('OPENBLAS_CORETYPE', 'unset')}), "
+    print(f"GEMM kernels: {sgemm['blas']} (OPENBLAS_CORETYPE={env.get('OPENBLAS_CORETYPE', 'unset')}), "
           f"sgemm 2048^3: {sgemm['gflops']:.1f} GFLOP/s on {args.threads} threads")
     rows = []
     for config, batch in cases:

@@ -21,8 +21,8 @@ bool gemm_avx512_available(void);
 void gemm_avx512(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                  const float *B, int ldb, float beta, float *C, int ldc);
 
-/* The kernel family OpenBLAS runs ("Haswell", "SkylakeX", "Cooperlake", ...): its own CPU detection
- * unless the environment sets OPENBLAS_CORETYPE. */
+/* The kernels gemm runs: "diffuse AVX-512 (OpenBLAS Haswell)" for our own, else OpenBLAS's family
+ ("Haswell", "SkylakeX", "Cooperlake", ...: its CPU detection unless OPENBLAS_CORETYPE is set). */
 const char *gemm_kernel_name(void);
 
 #endif

@@ -75,7 +75,8 @@ static void print_profile(GraphProfile *p, int steps, double step_ms) {
           100 * (step_ms - covered) / step_ms);
 }
 
-/* --mode gemm: OpenBLAS sgemm on 2048 x 2048 matrices, the machine's reference rate. */
+/* --mode gemm: sgemm on 2048 x 2048 matrices by the kernels diffuse runs (its own or OpenBLAS's, see
+ * gemm.h), the machine's reference rate. */
 static int bench_gemm(int steps, int warmup) {
   const int n = 2048;
   float *a = xmalloc_aligned(64, sizeof(float) * n * n), *b = xmalloc_aligned(64, sizeof(float) * n * n);

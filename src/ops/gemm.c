@@ -2,13 +2,14 @@
 #include "ops/gemm.h"
 
 #include <cblas.h>
+#include <stdio.h>
 #include <strings.h>
 
 /* OpenBLAS's own AVX-512 kernels are as fast as ours on the convolutions' shapes (and faster on
  * small matrices). */
 static bool openblas_runs_avx512(void) {
   static const char *const names[] = {"SkylakeX", "Cooperlake", "SapphireRapids"};
-  const char *core = gemm_kernel_name();
+  const char *core = openblas_get_corename();
   for (size_t i = 0; core && i < sizeof names / sizeof names[0]; i++)
     if (!strcasecmp(core, names[i])) return true;
   return false;
@@ -34,4 +35,9 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
                 alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-const char *gemm_kernel_name(void) { return openblas_get_corename(); }
+const char *gemm_kernel_name(void) {
+  static char name[64];
+  if (!use_own_kernel()) return openblas_get_corename();
+  if (!name[0]) snprintf(name, sizeof name, "diffuse AVX-512 (OpenBLAS %s)", openblas_get_corename());
+  return name;
+}
