@@ -77,9 +77,10 @@ __attribute__((target("avx512f"))) static void pack_panel(float *panel, bool tra
 /* C rows [0, mr) x panel columns [0, nr) = alpha * op(A) panel + beta * C; element (i, k) of op(A)
  * at A[i * rs + k * cs] (rs = lda, cs = 1 untransposed; rs = 1, cs = lda transposed). Inlined with
  * constant strides for each form. */
-__attribute__((target("avx512f"), always_inline)) static inline void tile_impl(int mr, int nr, int K, const float *A, size_t rs,
-                                                                 size_t cs, const float *panel, float alpha,
-                                                                 float beta, float *C, int ldc) {
+__attribute__((target("avx512f"), always_inline)) static inline void tile_impl(int mr, int nr, int K,
+                                                                                const float *A, size_t rs, size_t cs,
+                                                                                const float *panel, float alpha,
+                                                                                float beta, float *C, int ldc) {
   __m512 acc[MR][2];
   for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
   const float *a[MR];
