@@ -16,7 +16,8 @@ modes, 2 threads. Run with Debian's PyTorch after building diffuse:
   /usr/bin/python3 scripts/bench_vs_pytorch.py [--diffuse build/diffuse] [--threads 2] [--steps 5]
 
 It also prints the machine's sgemm rate (diffuse bench --mode gemm, with the kernels diffuse runs)
-and, per config, the conv2d forward/backward GFLOP/s of a profiled training step, as a share of it.
+and, per config, the conv2d forward/backward GFLOP/s of a profiled training step as a share of an
+sgemm run made just before it (medians over the rounds).
 Both programs run with the same environment. OpenBLAS reads OPENBLAS_CORETYPE when it loads: set to
 an older kernel family than the CPU supports (this development VM sets Haswell on an AVX-512 CPU),
 OpenBLAS runs at about half speed, and diffuse then runs its own AVX-512 kernel instead (PyTorch's
@@ -132,13 +133,21 @@ def main():
                          max(r["peak_rss_mib"] for r in ours), max(r["peak_rss_mib"] for r in theirs),
                          statistics.median(r["gflops"] for r in ours)))
     for config, batch in cases:  # conv2d rates of a profiled training step (direct-convolution equivalents)
-        prof = subprocess.run([args.diffuse, "bench", "--config", config, "--batch", str(batch), "--mode", "train",
-                               "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads),
-                               "--profile"], capture_output=True, text=True, env=env, check=True).stderr
-        conv = next(line.split() for line in prof.splitlines() if line.startswith("conv2d"))
-        fwd, bwd = float(conv[-2]), float(conv[-1])
-        print(f"{os.path.basename(config)} batch {batch}: conv2d forward {fwd:.1f} GFLOP/s "
-              f"({100 * fwd / sgemm['gflops']:.0f}% of sgemm), backward {bwd:.1f} ({100 * bwd / sgemm['gflops']:.0f}%)")
+        fwd_share, bwd_share, fwd_rate, bwd_rate, sgemm_rate = [], [], [], [], []
+        for _ in range(args.rounds):  # each next to an sgemm run: this VM's speed drifts by minutes
+            g = run_json([args.diffuse, "bench", "--mode", "gemm", "--steps", "5", "--threads", str(args.threads)], env)
+            prof = subprocess.run([args.diffuse, "bench", "--config", config, "--batch", str(batch), "--mode", "train",
+                                   "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads",
+                                   str(args.threads), "--profile"], capture_output=True, text=True, env=env,
+                                  check=True).stderr
+            conv = next(line.split() for line in prof.splitlines() if line.startswith("conv2d"))
+            fwd, bwd = float(conv[-2]), float(conv[-1])
+            fwd_rate.append(fwd), bwd_rate.append(bwd), sgemm_rate.append(g["gflops"])
+            fwd_share.append(fwd / g["gflops"]), bwd_share.append(bwd / g["gflops"])
+        med = statistics.median
+        print(f"{os.path.basename(config)} batch {batch}: conv2d forward {med(fwd_rate):.1f} GFLOP/s "
+              f"({100 * med(fwd_share):.0f}% of sgemm), backward {med(bwd_rate):.1f} ({100 * med(bwd_share):.0f}%); "
+              f"sgemm next to them {med(sgemm_rate):.1f} GFLOP/s (medians of {args.rounds})")
     print(f"{'config':<20} {'batch':>5} {'mode':<6} {'diffuse img/s':>13} {'torch img/s':>11} {'ratio':>6} "
           f"{'diffuse RSS':>11} {'torch RSS':>9} {'diffuse GFLOP/s':>15}")
     for r in rows:
