@@ -110,12 +110,13 @@ static size_t winograd_weight_grad_slot(const Conv2dGeom *g) {
   return winograd_applies(g) ? round16(winograd_weight_grad_floats(g)) : 0;
 }
 
-static size_t shared_floats(const Conv2dGeom *g) {
-  return round16(weight_floats(g)) + winograd_kernel_slot(g);
-}
+/* W' or W^T, for the im2col input gradient (Winograd convolutions transform W directly) */
+static size_t w_grad_slot(const Conv2dGeom *g) { return winograd_applies(g) ? 0 : round16(weight_floats(g)); }
+
+static size_t shared_floats(const Conv2dGeom *g) { return w_grad_slot(g) + winograd_kernel_slot(g); }
 
 static SharedWork shared_work(const Conv2dGeom *g, float *work) {
-  const SharedWork s = {work, work + round16(weight_floats(g))};
+  const SharedWork s = {work, work + w_grad_slot(g)};
   return s;
 }
 
