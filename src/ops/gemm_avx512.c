@@ -37,7 +37,8 @@ __attribute__((target("avx512f"))) static inline void transpose16(__m512 r[16]) 
   }
   for (int c = 0; c < 4; c++) {
     const __m512 xa = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44), xb = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xEE);
-    const __m512 ya = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44), yb = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xEE);
+    const __m512 ya = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44);
+    const __m512 yb = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xEE);
     r[c] = _mm512_shuffle_f32x4(xa, ya, 0x88);
     r[4 + c] = _mm512_shuffle_f32x4(xa, ya, 0xDD);
     r[8 + c] = _mm512_shuffle_f32x4(xb, yb, 0x88);

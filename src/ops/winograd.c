@@ -27,7 +27,7 @@ bool winograd_applies(const Conv2dGeom *g) {
 /* Output tile size m: F(4x4, 3x3) (4x fewer multiplications than the direct convolution instead of
  * 2.25x, and 2.25 transformed floats per input float instead of 4) once an image has enough tiles for
  * wide GEMMs; below that the edge waste and narrow GEMMs favour F(2x2, 3x3) (measured: a threshold
- * of 8 or 32 instead of 16 was slower on the CIFAR-10 U-Net). The weight gradient uses the same m. */
+ * of 8 or 32 instead of 16 was not faster on either shipped U-Net). The weight gradient uses the same m. */
 static int tile_size(const Conv2dGeom *g) { return g->H >= 16 && g->W >= 16 ? 4 : 2; }
 
 static int tiles_per_image(const Conv2dGeom *g, int m) { return ((g->H + m - 1) / m) * ((g->W + m - 1) / m); }
@@ -140,12 +140,14 @@ static inline void split_row_4x6(float *const *d, const float *restrict row, int
 
 static inline void split_row_2x4(float *const *d, const float *restrict row, int TW) {
   float *restrict d0 = d[0], *restrict d1 = d[1], *restrict d2 = d[2], *restrict d3 = d[3];
-  for (int k = 0; k < TW; k++) d0[k] = row[2 * k], d1[k] = row[2 * k + 1], d2[k] = row[2 * k + 2], d3[k] = row[2 * k + 3];
+  for (int k = 0; k < TW; k++)
+    d0[k] = row[2 * k], d1[k] = row[2 * k + 1], d2[k] = row[2 * k + 2], d3[k] = row[2 * k + 3];
 }
 
 static inline void split_row_4x4(float *const *d, const float *restrict row, int TW) {
   float *restrict d0 = d[0], *restrict d1 = d[1], *restrict d2 = d[2], *restrict d3 = d[3];
-  for (int k = 0; k < TW; k++) d0[k] = row[4 * k], d1[k] = row[4 * k + 1], d2[k] = row[4 * k + 2], d3[k] = row[4 * k + 3];
+  for (int k = 0; k < TW; k++)
+    d0[k] = row[4 * k], d1[k] = row[4 * k + 1], d2[k] = row[4 * k + 2], d3[k] = row[4 * k + 3];
 }
 
 static inline void split_row_2x2(float *const *d, const float *restrict row, int TW) {
@@ -240,7 +242,7 @@ static inline void output_axis_4(float *const *out, const float *const *in, int 
 }
 
 /* F(3x3, 2x2)'s transform of a 2x2 block of dY by G' = [1 0; 1/2 1/2; 1/2 -1/2; 0 1], with the sign
- * s = (1, 1, 1, -1) per axis that turns transform_input's V (m = 2) into that algorithm's input
+ * s = (1, 1, 1, -1) per axis that turns transform_patches's V (m = 2) into that algorithm's input
  * transform. */
 static inline void grad_axis(float *const *out, const float *const *in, int n) {
   float *restrict o0 = out[0], *restrict o1 = out[1], *restrict o2 = out[2], *restrict o3 = out[3];
@@ -295,28 +297,36 @@ static inline void transform_band(float *out, size_t stride, const float *x, int
   }
 }
 
-/* V (a^2, C, T) from in (B, C, H, W): the a x a patch of tile (ty, tx) starts at (m ty - 1, m tx - 1). */
-static void transform_input(float *V, const float *in, const Conv2dGeom *g, int m, int C, size_t T) {
-  const int a = m + 2, H = g->H, W = g->W, TH = (H + m - 1) / m, TW = (W + m - 1) / m, R = band_rows(TH, TW);
+/* out (a^2, C, T), a = m + 2, from x (B, C, H, W), one band at a time. Without dy: V, the a x a input
+ * patch of tile (ty, tx) starting at (m ty - 1, m tx - 1) through B^T. With dy: the weight gradient's
+ * transform of each tile's m x m block of dY (zero past an edge): for m = 2, G' dY_t G'^T with
+ * grad_axis's signs; for m = 4, A dY_t A^T. */
+static void transform_patches(float *out, const float *x, const Conv2dGeom *g, int C, size_t T, int m, bool dy) {
+  const int a = m + 2, patch = dy ? m : a, H = g->H, W = g->W, TH = (H + m - 1) / m, TW = (W + m - 1) / m;
+  const int R = band_rows(TH, TW);
   const size_t stride = (size_t)C * T;
 #pragma omp parallel for schedule(static) collapse(2)
   for (int b = 0; b < g->B; b++)
     for (int c = 0; c < C; c++) {
-      const float *x = in + ((size_t)b * C + c) * H * W;
-      float S[m * a * (R + 1) * TW], bt[a * a * R * TW], row[m * TW + a];
+      const float *xc = x + ((size_t)b * C + c) * H * W;
+      float S[m * patch * (R + 1) * TW], bt[a * patch * R * TW], row[m * TW + patch];
       for (int ty0 = 0; ty0 < TH; ty0 += R) {
         const int rows = TH - ty0 < R ? TH - ty0 : R;
-        float *v = V + (size_t)c * T + (size_t)b * TH * TW + (size_t)ty0 * TW;
-        if (m == 4) transform_band(v, stride, x, H, W, 4, 6, 6, 1, ty0, rows, TW, S, bt, row, input_axis_4);
-        else transform_band(v, stride, x, H, W, 2, 4, 4, 1, ty0, rows, TW, S, bt, row, input_axis_2);
+        float *v = out + (size_t)c * T + (size_t)b * TH * TW + (size_t)ty0 * TW;
+        if (!dy && m == 4) transform_band(v, stride, xc, H, W, 4, 6, 6, 1, ty0, rows, TW, S, bt, row, input_axis_4);
+        else if (!dy) transform_band(v, stride, xc, H, W, 2, 4, 4, 1, ty0, rows, TW, S, bt, row, input_axis_2);
+        else if (m == 4) transform_band(v, stride, xc, H, W, 4, 4, 6, 0, ty0, rows, TW, S, bt, row, grad_axis_4);
+        else transform_band(v, stride, xc, H, W, 2, 2, 4, 0, ty0, rows, TW, S, bt, row, grad_axis);
       }
     }
 }
 
 /* line[m k + c] = src[c stride + k] for c < m, k < TW (vectorised as interleaved stores) */
 static inline void interleave_row_4(float *restrict line, const float *restrict src, int stride, int TW) {
-  const float *restrict s0 = src, *restrict s1 = src + stride, *restrict s2 = src + 2 * stride, *restrict s3 = src + 3 * stride;
-  for (int k = 0; k < TW; k++) line[4 * k] = s0[k], line[4 * k + 1] = s1[k], line[4 * k + 2] = s2[k], line[4 * k + 3] = s3[k];
+  const float *restrict s0 = src, *restrict s1 = src + stride, *restrict s2 = src + 2 * stride;
+  const float *restrict s3 = src + 3 * stride;
+  for (int k = 0; k < TW; k++)
+    line[4 * k] = s0[k], line[4 * k + 1] = s1[k], line[4 * k + 2] = s2[k], line[4 * k + 3] = s3[k];
 }
 
 static inline void interleave_row_2(float *restrict line, const float *restrict src, int stride, int TW) {
@@ -374,30 +384,11 @@ void winograd_images(float *out, const float *in, const float *U, const float *b
   const int m = tile_size(g);
   const size_t T = (size_t)g->B * tiles_per_image(g, m), P = planes(m);
   float *V = work, *M = work + P * g->Cin * T;
-  transform_input(V, in, g, m, g->Cin, T);
+  transform_patches(V, in, g, g->Cin, T, m, false);
   for (size_t k = 0; k < P; k++)
-    gemm(false, false, g->Cout, (int)T, g->Cin, 1.0f, U + k * g->Cout * g->Cin, g->Cin, V + k * g->Cin * T, (int)T, 0.0f, M + k * g->Cout * T, (int)T);
+    gemm(false, false, g->Cout, (int)T, g->Cin, 1.0f, U + k * g->Cout * g->Cin, g->Cin, V + k * g->Cin * T, (int)T,
+         0.0f, M + k * g->Cout * T, (int)T);
   transform_output(out, M, bias, g, m, T, accumulate);
-}
-
-/* Yt (a^2, Cout, T): the transform of each tile's m x m block of dY (zero past an edge): for m = 2,
- * G' dY_t G'^T with grad_axis's signs; for m = 4, A dY_t A^T. */
-static void transform_output_grad(float *Yt, const float *dout, const Conv2dGeom *g, int m, size_t T) {
-  const int a = m + 2, H = g->H, W = g->W, TH = (H + m - 1) / m, TW = (W + m - 1) / m, R = band_rows(TH, TW);
-  const int C = g->Cout;
-  const size_t stride = (size_t)C * T;
-#pragma omp parallel for schedule(static) collapse(2)
-  for (int b = 0; b < g->B; b++)
-    for (int o = 0; o < C; o++) {
-      const float *dy = dout + ((size_t)b * C + o) * H * W;
-      float S[m * m * R * TW], gt[a * m * R * TW], row[m * TW + m];
-      for (int ty0 = 0; ty0 < TH; ty0 += R) {
-        const int rows = TH - ty0 < R ? TH - ty0 : R;
-        float *v = Yt + (size_t)o * T + (size_t)b * TH * TW + (size_t)ty0 * TW;
-        if (m == 4) transform_band(v, stride, dy, H, W, 4, 4, 6, 0, ty0, rows, TW, S, gt, row, grad_axis_4);
-        else transform_band(v, stride, dy, H, W, 2, 2, 4, 0, ty0, rows, TW, S, gt, row, grad_axis);
-      }
-    }
 }
 
 /* F(3x3, 2x2) (m = 2) or F(3x3, 4x4) (m = 4, whose input transform is F(4x4, 3x3)'s, its dY transform
@@ -407,10 +398,11 @@ void winograd_weight_grad_images(float *acc, const float *dout, const float *in,
   const int m = tile_size(g);
   const size_t T = (size_t)g->B * tiles_per_image(g, m), P = planes(m);
   float *V = work, *Yt = work + P * g->Cin * T;
-  transform_input(V, in, g, m, g->Cin, T);
-  transform_output_grad(Yt, dout, g, m, T);
+  transform_patches(V, in, g, g->Cin, T, m, false);
+  transform_patches(Yt, dout, g, g->Cout, T, m, true);
   for (size_t k = 0; k < P; k++)
-    gemm(false, true, g->Cout, g->Cin, (int)T, 1.0f, Yt + k * g->Cout * T, (int)T, V + k * g->Cin * T, (int)T, first ? 0.0f : 1.0f, acc + k * g->Cout * g->Cin, g->Cin);
+    gemm(false, true, g->Cout, g->Cin, (int)T, 1.0f, Yt + k * g->Cout * T, (int)T, V + k * g->Cin * T, (int)T,
+         first ? 0.0f : 1.0f, acc + k * g->Cout * g->Cin, g->Cin);
 }
 
 /* o_u = (G^T (m0..m5))_u for F(3x3, 4x4), G^T = [1/4 -1/6 -1/6 1/24 1/24 0; 0 -1/6 1/6 1/12 -1/12 0;
