@@ -131,9 +131,9 @@ static size_t chunk_floats(const Conv2dGeom *g, int threads) {
   return round16(f > b ? f : b);
 }
 
-
 static size_t slice_floats(const Conv2dGeom *g, int threads) {
-  return chunk_floats(g, threads) + round16(weight_floats(g)) + round16((size_t)g->Cout) + winograd_weight_grad_slot(g);
+  return chunk_floats(g, threads) + round16(weight_floats(g)) + round16((size_t)g->Cout) +
+         winograd_weight_grad_slot(g);
 }
 
 static ThreadSlice thread_slice(const Conv2dGeom *g, float *work, int tid, int threads) {
