@@ -64,9 +64,21 @@ static RunConfig tiny_config(const char *data_dir) {
   return rc;
 }
 
+/* What the CLI does around the trainer: open it, create the run directory, run. 0 or 1. */
 static int train(const RunConfig *rc, const char *out, const char *resume) {
-  const TrainOptions opt = {out, resume, false, true};
-  return train_run(rc, &opt);
+  const TrainOptions opt = {out, resume, false};
+  char err[1024], samples[600];
+  Trainer *tr = trainer_open(rc, &opt, err, sizeof err);
+  if (!tr) {
+    fprintf(stderr, "%s\n", err);
+    return 1;
+  }
+  snprintf(samples, sizeof samples, "%s/samples", out);
+  mkdir(out, 0755);
+  mkdir(samples, 0755);
+  const TrainOutcome outcome = trainer_run(tr, NULL);
+  trainer_close(tr);
+  return outcome == TRAIN_FINISHED ? 0 : 1;
 }
 
 static void path_in(char *buf, size_t n, const char *sub) { snprintf(buf, n, "%s/%s", g_dir, sub); }

@@ -69,6 +69,12 @@ void unet_free(UNet *m);
  * and zero for the last conv of each ResBlock, the attention output projection and conv_out. */
 void unet_init_weights(UNet *m, uint64_t seed);
 
+/* Floats of the parameter table of a (valid) config, without allocating it. */
+size_t unet_param_floats(const UNetConfig *cfg);
+/* Activation memory (the autograd arena's high-water mark in bytes) of one forward pass at batch B
+ * (1 or 2), with its backward when train; *flops (may be NULL) gets the forward FLOPs per image. */
+size_t unet_activation_bytes(UNet *m, int B, bool train, double *flops);
+
 /* x (B, in_channels, res, res), t (B) timesteps as floats, labels (B) or NULL -> (B, in_channels, res, res). */
 Tensor *unet_forward(UNet *m, Graph *g, Tensor *x, Tensor *t, const int *labels);
 

@@ -2,6 +2,7 @@
 #ifndef DIFFUSE_CLI_ARGS_H
 #define DIFFUSE_CLI_ARGS_H
 
+#include <limits.h>
 #include <stdbool.h>
 
 typedef enum { ARG_STRING, ARG_INT, ARG_DOUBLE, ARG_FLAG, ARG_LIST } ArgType;
@@ -18,8 +19,13 @@ typedef struct {
   void *dst; /* const char **, int *, double *, bool *, ArgList * */
 } ArgSpec;
 
-/* Parse argv[1..] (argv[0] is the command name). Unknown flags, missing or malformed values print
- * a usage error naming the flag; returns 0 on success, 2 on a usage error. */
+/* An ARG_INT destination initialised to ARG_UNSET still holds it when the flag was not given
+ * (no value parses to it). ARG_DOUBLE values are always finite, so NAN can mark "not given". */
+#define ARG_UNSET INT_MIN
+
+/* Parse argv[1..] (argv[0] is the command name). Errors print a message naming the flag. Returns 0;
+ * 2 for a usage error (unknown flag, missing value, a value that is not a number); 1 for a number
+ * that cannot be used (out of int range, NaN, infinite). */
 int args_parse(int argc, char **argv, const ArgSpec *specs, int n_specs, const char *command);
 
 #endif

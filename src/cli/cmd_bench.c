@@ -106,7 +106,8 @@ int cmd_bench(int argc, char **argv) {
       {"--steps", ARG_INT, &steps},      {"--warmup", ARG_INT, &warmup},    {"--threads", ARG_INT, &threads},
       {"--profile", ARG_FLAG, &profile},
   };
-  if (args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "bench")) return 2;
+  const int parse_rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "bench");
+  if (parse_rc) return parse_rc;
   const bool train = !strcmp(mode, "train");
   const bool gemm_mode = !strcmp(mode, "gemm");
   if (profile && !train) {

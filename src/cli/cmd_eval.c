@@ -164,7 +164,8 @@ static int parse_eval_args(int argc, char **argv, EvalArgs *a, const char *comma
   };
   int n_specs = 14;
   if (!strcmp(command, "eval fid")) n_specs += sampler_flag_specs(&a->sampler, specs + n_specs);
-  if (args_parse(argc, argv, specs, n_specs, command)) return 2;
+  const int parse_rc = args_parse(argc, argv, specs, n_specs, command);
+  if (parse_rc) return parse_rc;
   a->n = n;
   const int sources = !!a->images + !!a->data + (!strcmp(command, "eval fid") && a->ckpt);
   if (sources != 1) {
@@ -300,7 +301,8 @@ static int eval_nll(int argc, char **argv) {
       {"--n", ARG_INT, &n},              {"--batch", ARG_INT, &batch},      {"--seed", ARG_INT, &seed},
       {"--terms", ARG_INT, &terms},      {"--rtol", ARG_DOUBLE, &rtol},     {"--atol", ARG_DOUBLE, &atol},
   };
-  if (args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "eval nll")) return 2;
+  const int parse_rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "eval nll");
+  if (parse_rc) return parse_rc;
   const bool vlb = !strcmp(method, "vlb");
   if (!ckpt || !data || n < 1 || batch < 1 || seed < 0 || terms < 0 || !(rtol > 0 && atol > 0) ||
       (!vlb && strcmp(method, "ode")) || (strcmp(variance, "fixed_small") && strcmp(variance, "fixed_large")) ||

@@ -1,39 +1,17 @@
 /* cmd_info.c - `diffuse info`: model summary (parameters, per-level shapes, forward GFLOPs per
  * image, memory estimate for a training batch). GFLOPs count 2 x multiply-adds of convolutions,
  * linears and attention, measured by running one forward pass; activation memory is measured as
- * the autograd arena's high-water mark for a forward+backward at batch 1 and 2, extrapolated
- * linearly. */
+ * the autograd arena's high-water mark for a forward+backward at batch 1 and 2 (unet_activation_bytes),
+ * extrapolated linearly, as the trainer's memory check does. */
 #include <stdio.h>
 #include <string.h>
 
 #include "args.h"
-#include "autograd/functions.h"
 #include "commands.h"
 #include "run_config_source.h"
 #include "nn/checkpoint.h"
 
 static double MiB(double bytes) { return bytes / (1024.0 * 1024.0); }
-
-/* Arena high-water mark of one forward (+ backward when train) at batch B, and the forward FLOPs. */
-static size_t measure(UNet *m, int B, bool train, double *flops) {
-  const UNetConfig *c = &m->cfg;
-  Graph g;
-  graph_init(&g, 1 << 20);
-  g.grad_enabled = train;
-  const int xs[4] = {B, c->in_channels, c->resolution, c->resolution};
-  Tensor *x = graph_tensor_zeros(&g, 4, xs);
-  Tensor *t = graph_tensor_zeros(&g, 1, &B);
-  int labels[2] = {0, 0};
-  Tensor *y = unet_forward(m, &g, x, t, c->num_classes > 0 ? labels : NULL);
-  if (flops) *flops = g.flops / B;
-  if (train) {
-    Tensor *loss = ag_mse(&g, y, x);
-    graph_backward(&g, loss);
-  }
-  const size_t hw = g.arena.high_water;
-  graph_free(&g);
-  return hw;
-}
 
 static void print_list(const int *v, int n) {
   printf("[");
@@ -46,7 +24,8 @@ int cmd_info(int argc, char **argv) {
   int batch = 1;
   const ArgSpec specs[] = {
       {"--config", ARG_STRING, &config_path}, {"--ckpt", ARG_STRING, &ckpt_path}, {"--batch", ARG_INT, &batch}};
-  if (args_parse(argc, argv, specs, 3, "info")) return 2;
+  const int parse_rc = args_parse(argc, argv, specs, 3, "info");
+  if (parse_rc) return parse_rc;
   if (batch < 1) {
     fprintf(stderr, "diffuse info: --batch must be >= 1\n");
     return 2;
@@ -89,8 +68,8 @@ int cmd_info(int argc, char **argv) {
            cfg.num_res_blocks + 1, m.up[u].has_attn ? "yes" : "no");
 
   double flops = 0.0;
-  measure(&m, 1, false, &flops);
-  const size_t act1 = measure(&m, 1, true, NULL), act2 = measure(&m, 2, true, NULL);
+  unet_activation_bytes(&m, 1, false, &flops);
+  const size_t act1 = unet_activation_bytes(&m, 1, true, NULL), act2 = unet_activation_bytes(&m, 2, true, NULL);
   const double per_image = (double)act2 - (double)act1, fixed = (double)act1 - per_image;
   const double state = 5.0 * 4.0 * (double)m.params.total; /* weights, grads, 2 AdamW moments, EMA */
   printf("\nforward     %.2f GFLOP per image\n", flops / 1e9);

@@ -112,7 +112,8 @@ int cmd_sample(int argc, char **argv) {
       {"--save-tensor", ARG_STRING, &save_tensor},
   };
   const int n_specs = 12 + sampler_flag_specs(&f, specs + 12);
-  if (args_parse(argc, argv, specs, n_specs, "sample")) return 2;
+  const int parse_rc = args_parse(argc, argv, specs, n_specs, "sample");
+  if (parse_rc) return parse_rc;
   if (!ckpt || (!out && !outdir && !save_tensor)) {
     fprintf(stderr, "diffuse sample: --ckpt and one of --out, --outdir, --save-tensor are required "
                     "(see diffuse sample --help)\n");

@@ -1,73 +1,186 @@
 /* cmd_train.c - `diffuse train`: build the run config from the file, --set overrides and flags
- * (flags win), then hand over to the trainer. */
+ * (flags win), check and lock the run directory, then run the trainer with the CLI's progress
+ * display and signal handling.
+ *
+ * Signals: SIGINT, SIGTERM and SIGHUP stop the run after the current step with a checkpoint, and
+ * the exit code is 128 + the signal (130, 143, 129), so a script can tell an interrupted run from
+ * a finished one. A second signal stops at once: immediately between checkpoints, or as soon as a
+ * checkpoint being written is complete (never leaving a half-written one).
+ */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "args.h"
 #include "commands.h"
+#include "core/error.h"
 #include "nn/checkpoint.h"
+#include "run_dir.h"
 #include "train/trainer.h"
 
-static int set_number(cJSON *root, const char *section, const char *key, double v) {
+static volatile sig_atomic_t g_signal = 0, g_saving = 0, g_exit_after_save = 0;
+
+static void say(const char *msg) { /* async-signal-safe */
+  ssize_t unused = write(STDERR_FILENO, msg, strlen(msg));
+  (void)unused;
+}
+
+static void on_signal(int sig) {
+  if (!g_signal) {
+    g_signal = sig;
+    return;
+  }
+  if (g_saving) {
+    g_exit_after_save = 1;
+    return;
+  }
+  say("\ndiffuse train: second signal: stopping now, without a checkpoint of the steps since the last one\n");
+  _exit(128 + g_signal);
+}
+
+static void install_signal_handlers(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+  for (int i = 0; i < 3; i++) sigaction(sigs[i], &sa, NULL);
+}
+
+static bool stop_requested(void *ctx) { return g_signal != 0; }
+
+static void on_save(void *ctx, bool begin) {
+  g_saving = begin;
+  if (!begin && g_exit_after_save) {
+    say("diffuse train: second signal: checkpoint written, stopping now\n");
+    _exit(128 + g_signal);
+  }
+}
+
+static void format_duration(char *buf, size_t n, double s) {
+  if (!(s >= 0) || s > 1e9) snprintf(buf, n, "?");
+  else if (s < 60) snprintf(buf, n, "%.0fs", s);
+  else if (s < 3600) snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+  else snprintf(buf, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+}
+
+/* A progress bar on a terminal, plain lines otherwise. */
+static void on_report(void *ctx, const TrainReport *r) {
+  const bool tty = *(const bool *)ctx;
+  if (!r) {
+    if (tty) fputc('\n', stderr);
+    return;
+  }
+  char eta[32];
+  format_duration(eta, sizeof eta, r->eta_s);
+  if (tty) {
+    const int width = 24, filled = (int)((double)r->step / r->steps * width);
+    fprintf(stderr, "\r[%.*s%*s] step %ld/%d  loss %.4f  %.1f img/s  ETA %s   ", filled, "========================",
+            width - filled, "", r->step, r->steps, r->loss, r->img_per_s, eta);
+  } else {
+    fprintf(stderr, "step %ld/%d loss %.4f grad_norm %.3f %.1f img/s ETA %s\n", r->step, r->steps, r->loss,
+            r->grad_norm, r->img_per_s, eta);
+  }
+}
+
+static int set_number(cJSON *root, const char *section, const char *key, double v, char *err, size_t errlen) {
   cJSON *sec = cJSON_GetObjectItemCaseSensitive(root, section);
   if (!sec) sec = cJSON_AddObjectToObject(root, section);
-  if (!cJSON_IsObject(sec)) return -1;
+  if (!cJSON_IsObject(sec)) return errorf(err, errlen, "the config's \"%s\" section is not an object", section);
   cJSON_DeleteItemFromObjectCaseSensitive(sec, key);
   cJSON_AddNumberToObject(sec, key, v);
   return 0;
 }
 
+/* The config file (or the resumed checkpoint's), with --set and the flags applied. NULL + err. */
+static cJSON *build_config(const char *config_path, const char *resume, const ArgList *sets, const char *data, int steps,
+                           int batch, int seed, const char **origin, char *err, size_t errlen) {
+  cJSON *root = NULL;
+  *origin = config_path ? config_path : resume;
+  if (config_path) {
+    root = cfg_load_file(config_path, err, errlen);
+  } else {
+    root = checkpoint_read_config(resume, err, errlen);
+    if (!root && !err[0]) errorf(err, errlen, "%s carries no config: give --config", resume);
+  }
+  int rc = root ? 0 : -1;
+  for (int i = 0; i < sets->n && rc == 0; i++) rc = cfg_apply_override(root, sets->items[i], err, errlen);
+  if (rc == 0 && data) {
+    cJSON *sec = cJSON_GetObjectItemCaseSensitive(root, "data");
+    if (!sec) sec = cJSON_AddObjectToObject(root, "data");
+    if (!cJSON_IsObject(sec)) {
+      rc = errorf(err, errlen, "the config's \"data\" section is not an object");
+    } else {
+      cJSON_DeleteItemFromObjectCaseSensitive(sec, "path");
+      cJSON_AddStringToObject(sec, "path", data);
+    }
+  }
+  if (rc == 0 && steps != ARG_UNSET) rc = set_number(root, "train", "steps", steps, err, errlen);
+  if (rc == 0 && batch != ARG_UNSET) rc = set_number(root, "train", "batch", batch, err, errlen);
+  if (rc == 0 && seed != ARG_UNSET) rc = set_number(root, "train", "seed", seed, err, errlen);
+  if (rc) {
+    cJSON_Delete(root);
+    return NULL;
+  }
+  return root;
+}
+
 int cmd_train(int argc, char **argv) {
   const char *config_path = NULL, *data = NULL, *out = "out", *resume = NULL;
-  int steps = 0, batch = 0, seed = -1;
-  bool skip_bad = false, quiet = false;
+  int steps = ARG_UNSET, batch = ARG_UNSET, seed = ARG_UNSET;
+  bool skip_bad = false, quiet = false, force = false;
   ArgList sets = {0};
   const ArgSpec specs[] = {
       {"--config", ARG_STRING, &config_path}, {"--data", ARG_STRING, &data},  {"--out", ARG_STRING, &out},
       {"--steps", ARG_INT, &steps},           {"--batch", ARG_INT, &batch},   {"--seed", ARG_INT, &seed},
       {"--resume", ARG_STRING, &resume},      {"--set", ARG_LIST, &sets},     {"--skip-bad", ARG_FLAG, &skip_bad},
-      {"--quiet", ARG_FLAG, &quiet},
+      {"--quiet", ARG_FLAG, &quiet},          {"--force", ARG_FLAG, &force},
   };
-  if (args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "train")) return 2;
-  if (steps < 0 || batch < 0) {
-    fprintf(stderr, "diffuse train: --steps and --batch must be positive\n");
-    return 2;
-  }
-  char err[1024];
-  cJSON *root = NULL;
-  const char *origin = config_path;
-  if (config_path) {
-    root = cfg_load_file(config_path, err, sizeof err);
-  } else if (resume) {
-    root = checkpoint_read_config(resume, err, sizeof err);
-    origin = resume;
-    if (!root && !err[0]) snprintf(err, sizeof err, "%s carries no config: give --config", resume);
-  } else {
+  const int parse_rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "train");
+  if (parse_rc) return parse_rc;
+  if (!config_path && !resume) {
     fprintf(stderr, "diffuse train: --config FILE is required (see diffuse train --help)\n");
     return 2;
   }
-  if (!root) {
+  if (force && resume) {
+    fprintf(stderr, "diffuse train: --force starts the run over and --resume continues it: give one of them\n");
+    return 2;
+  }
+  if ((steps != ARG_UNSET && steps < 1) || (batch != ARG_UNSET && batch < 1) || (seed != ARG_UNSET && seed < 0)) {
+    fprintf(stderr, "diffuse train: %s\n", steps != ARG_UNSET && steps < 1 ? "--steps must be >= 1"
+                                           : batch != ARG_UNSET && batch < 1 ? "--batch must be >= 1"
+                                                                               : "--seed must be >= 0");
+    return 1;
+  }
+  char err[1024] = "";
+  if (run_dir_check(out, resume != NULL, force, err, sizeof err)) {
     fprintf(stderr, "diffuse train: %s\n", err);
     return 1;
   }
-  int rc = 0;
-  for (int i = 0; i < sets.n && rc == 0; i++) rc = cfg_apply_override(root, sets.items[i], err, sizeof err);
-  if (rc == 0 && data) {
-    cJSON *sec = cJSON_GetObjectItemCaseSensitive(root, "data");
-    if (!sec) sec = cJSON_AddObjectToObject(root, "data");
-    cJSON_DeleteItemFromObjectCaseSensitive(sec, "path");
-    cJSON_AddStringToObject(sec, "path", data);
-  }
-  if (rc == 0 && steps) rc = set_number(root, "train", "steps", steps);
-  if (rc == 0 && batch) rc = set_number(root, "train", "batch", batch);
-  if (rc == 0 && seed >= 0) rc = set_number(root, "train", "seed", seed);
+  const char *origin;
+  cJSON *root = build_config(config_path, resume, &sets, data, steps, batch, seed, &origin, err, sizeof err);
   RunConfig run;
-  if (rc == 0) rc = run_config_read(root, origin, &run, err, sizeof err);
+  const int rc = root ? run_config_read(root, origin, &run, err, sizeof err) : -1;
   cJSON_Delete(root);
   if (rc) {
     fprintf(stderr, "diffuse train: %s\n", err);
     return 1;
   }
-  const TrainOptions opt = {out, resume, skip_bad, quiet};
-  return train_run(&run, &opt);
+  const TrainOptions opt = {out, resume, skip_bad};
+  Trainer *tr = trainer_open(&run, &opt, err, sizeof err);
+  RunDir dir;
+  if (!tr || run_dir_open(&dir, out, resume != NULL, force, err, sizeof err)) {
+    fprintf(stderr, "diffuse train: %s\n", err);
+    trainer_close(tr);
+    return 1;
+  }
+  install_signal_handlers();
+  bool tty = isatty(STDERR_FILENO) && !quiet;
+  const TrainCallbacks cb = {&tty, stop_requested, on_report, on_save};
+  const TrainOutcome outcome = trainer_run(tr, &cb);
+  trainer_close(tr);
+  run_dir_close(&dir);
+  if (outcome == TRAIN_STOPPED) return 128 + g_signal;
+  return outcome == TRAIN_FINISHED ? 0 : 1;
 }

@@ -1,7 +1,8 @@
 /* main.c - the `diffuse` command line: dispatch to subcommands, global --help / --version.
  *
- * Exit codes: 0 success, 1 user or environment error (bad file, bad config), 2 usage error
- * (unknown command or flag) and commands that are not implemented yet.
+ * Exit codes: 0 success, 1 user or environment error (bad file, bad config, a flag value out of
+ * range), 2 usage error (unknown command or flag, missing value, a value that is not a number,
+ * missing or conflicting flags); `train` stopped by a signal: 128 + the signal.
  */
 #include <stdio.h>
 #include <string.h>
@@ -18,16 +19,19 @@ typedef struct {
 static const Command COMMANDS[] = {
     {"train", "train a diffusion model on an image folder, CIFAR-10 batches or IDX files",
      "usage: diffuse train --config F [--data PATH] [--out DIR] [--steps N] [--batch N] [--seed S]\n"
-     "                     [--resume CKPT] [--set section.key=value ...] [--skip-bad] [--quiet]\n"
+     "                     [--resume CKPT | --force] [--set section.key=value ...] [--skip-bad] [--quiet]\n"
      "  --config F       JSON config with sections model, diffusion, train, data (see configs/)\n"
      "  --data PATH      image folder (png/jpg/bmp/tga, recursive), CIFAR-10 binary batches dir,\n"
      "                   or IDX file/dir (MNIST format, .gz ok); overrides data.path\n"
      "  --out DIR        output dir: config.json, log.jsonl, ckpt.safetensors, samples/ (default out)\n"
      "  --steps/--batch/--seed  override train.steps / train.batch / train.seed\n"
      "  --resume CKPT    continue a run exactly from a training checkpoint\n"
+     "  --force          start over in an --out that holds a run (deletes its log, checkpoint, grids);\n"
+     "                   without --resume or --force such an --out is refused\n"
      "  --set S.K=V      override any config key (V parsed as JSON, else a string); repeatable\n"
      "  --skip-bad       skip unreadable images (counted) instead of stopping\n"
-     "  --quiet          plain log lines instead of a progress bar\n",
+     "  --quiet          plain log lines instead of a progress bar\n"
+     "SIGINT, SIGTERM, SIGHUP: checkpoint and exit 130, 143, 129; a second signal stops at once\n",
      cmd_train},
     {"sample", "generate images from a checkpoint with any sampler",
      "usage: diffuse sample --ckpt F [--config C] [--sampler NAME] [--steps N] [--n N] --out grid.png\n"

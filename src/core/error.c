@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void check_failed(const char *expr, const char *file, int line) {
   fprintf(stderr, "diffuse: internal error: CHECK(%s) failed at %s:%d\n", expr, file, line);
@@ -12,8 +13,10 @@ void check_failed(const char *expr, const char *file, int line) {
 }
 
 static void *oom(size_t n) {
-  fprintf(stderr, "diffuse: out of memory allocating %zu bytes\n", n);
-  abort();
+  char size[32];
+  fprintf(stderr, "diffuse: out of memory allocating %s (%zu bytes); free memory or make the job smaller\n",
+          format_bytes(size, sizeof size, (double)n), n);
+  exit(1);
 }
 
 void *xmalloc(size_t n) {
@@ -42,6 +45,32 @@ char *xstrdup(const char *s) {
   char *d = xmalloc(n);
   memcpy(d, s, n);
   return d;
+}
+
+char *xasprintf(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  const int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  CHECK(n >= 0);
+  char *s = xmalloc((size_t)n + 1);
+  va_start(ap, fmt);
+  vsnprintf(s, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  return s;
+}
+
+size_t memory_total_bytes(void) {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? (size_t)pages * (size_t)page : 0;
+}
+
+const char *format_bytes(char *buf, size_t n, double bytes) {
+  static const char *const UNITS[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  int u = 0;
+  while (bytes >= 1024.0 && u < 5) bytes /= 1024.0, u++;
+  snprintf(buf, n, u ? "%.1f %s" : "%.0f %s", bytes, UNITS[u]);
+  return buf;
 }
 
 int errorf(char *err, size_t errlen, const char *fmt, ...) {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "io/file_read.h"
 
 static const CfgField *find_field(const CfgField *fields, int n, const char *key) {
   for (int i = 0; i < n; i++)
@@ -78,7 +79,8 @@ int cfg_read_section(const cJSON *root, const char *name, const CfgField *fields
       char known[512] = "";
       for (int i = 0; i < n_fields && len < (int)sizeof known - 40; i++)
         len += snprintf(known + len, sizeof known - (size_t)len, "%s%s", i ? ", " : "", fields[i].key);
-      return errorf(err, errlen, "%s.%s: unknown key (known keys: %s)", name, kv->string, known);
+      return errorf(err, errlen, "%s.%.60s%s: unknown key (known keys: %s)", name, kv->string,
+                    strlen(kv->string) > 60 ? "..." : "", known);
     }
     if (read_field(kv, name, f, out, err, errlen)) return -1;
   }
@@ -104,12 +106,24 @@ void cfg_write_section(cJSON *root, const char *name, const CfgField *fields, in
   }
 }
 
+/* The first key of obj that appears twice, or NULL (cJSON keeps both; the first would silently win). */
+static const char *duplicate_key(const cJSON *obj) {
+  for (const cJSON *a = obj->child; a; a = a->next)
+    for (const cJSON *b = a->next; b; b = b->next)
+      if (a->string && b->string && strcmp(a->string, b->string) == 0) return a->string;
+  return NULL;
+}
+
 int cfg_check_sections(const cJSON *root, const char *const *known, char *err, size_t errlen) {
   if (!cJSON_IsObject(root)) return errorf(err, errlen, "config must be a JSON object");
+  const char *dup = duplicate_key(root);
+  if (dup) return errorf(err, errlen, "%s: section given twice (merge them into one)", dup);
   for (const cJSON *kv = root->child; kv; kv = kv->next) {
     bool ok = false;
     for (int i = 0; known[i] && !ok; i++) ok = strcmp(known[i], kv->string) == 0;
     if (!ok) return errorf(err, errlen, "%s: unknown config section", kv->string);
+    if (cJSON_IsObject(kv) && (dup = duplicate_key(kv)))
+      return errorf(err, errlen, "%s.%s: key given twice (keep one)", kv->string, dup);
   }
   return 0;
 }
@@ -117,19 +131,21 @@ int cfg_check_sections(const cJSON *root, const char *const *known, char *err, s
 int cfg_apply_override(cJSON *root, const char *assignment, char *err, size_t errlen) {
   const char *dot = strchr(assignment, '.'), *eq = strchr(assignment, '=');
   if (!dot || !eq || dot > eq || dot == assignment || eq == dot + 1)
-    return errorf(err, errlen, "--set %s: expected section.key=value", assignment);
+    return errorf(err, errlen, "--set %.80s%s: expected section.key=value", assignment, strlen(assignment) > 80 ? "..." : "");
   char section[CFG_STRING_MAX], key[CFG_STRING_MAX];
   if ((size_t)(dot - assignment) >= sizeof section || (size_t)(eq - dot - 1) >= sizeof key)
-    return errorf(err, errlen, "--set %s: name too long", assignment);
+    return errorf(err, errlen, "--set %.40s...: section or key name longer than %d characters (no such key)", assignment,
+                  CFG_STRING_MAX - 1);
   snprintf(section, sizeof section, "%.*s", (int)(dot - assignment), assignment);
   snprintf(key, sizeof key, "%.*s", (int)(eq - dot - 1), dot + 1);
-  cJSON *value = cJSON_Parse(eq + 1);
+  /* the whole value must be one JSON value ("2 junk" is not the number 2); otherwise it is a string */
+  cJSON *value = cJSON_ParseWithOpts(eq + 1, NULL, 1);
   if (!value) value = cJSON_CreateString(eq + 1);
   cJSON *sec = cJSON_GetObjectItemCaseSensitive(root, section);
   if (!sec) sec = cJSON_AddObjectToObject(root, section);
   if (!cJSON_IsObject(sec)) {
     cJSON_Delete(value);
-    return errorf(err, errlen, "--set %s: %s is not a section", assignment, section);
+    return errorf(err, errlen, "--set %s.%s: %s is not a section (an object) in the config", section, key, section);
   }
   if (cJSON_GetObjectItemCaseSensitive(sec, key)) cJSON_ReplaceItemInObjectCaseSensitive(sec, key, value);
   else cJSON_AddItemToObject(sec, key, value);
@@ -137,23 +153,10 @@ int cfg_apply_override(cJSON *root, const char *assignment, char *err, size_t er
 }
 
 cJSON *cfg_load_file(const char *path, char *err, size_t errlen) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    errorf(err, errlen, "%s: cannot open config: %s", path, strerror(errno));
-    return NULL;
-  }
-  fseek(f, 0, SEEK_END);
-  const long size = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  if (size < 0 || size > (1 << 24)) {
-    fclose(f);
-    errorf(err, errlen, "%s: not a config file (size %ld)", path, size);
-    return NULL;
-  }
-  char *text = xmalloc((size_t)size + 1);
-  const size_t got = fread(text, 1, (size_t)size, f);
-  fclose(f);
-  text[got] = '\0';
+  uint8_t *bytes;
+  size_t size;
+  if (file_read_all(path, 1u << 24, &bytes, &size, err, errlen)) return NULL;
+  char *text = (char *)bytes;
   const char *end = NULL;
   cJSON *root = cJSON_ParseWithOpts(text, &end, 1);
   if (!root) {

@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/file_read.h"
 
 static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n) {
   static uint32_t table[256];
@@ -199,17 +200,11 @@ int npz_read_buffer(const uint8_t *buf, size_t size, const char *name, NpzArray 
 
 int npz_read(const char *path, const char *name, NpzArray *out, char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
-  FILE *f = fopen(path, "rb");
-  if (!f) return errorf(err, errlen, "%s: cannot open", path);
-  uint8_t *buf = NULL;
-  long size = -1;
-  if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-    buf = xmalloc((size_t)size + 1);
-    if (fread(buf, 1, (size_t)size, f) != (size_t)size) size = -1;
-  }
-  fclose(f);
+  uint8_t *buf;
+  size_t size;
+  if (file_read_all(path, 0, &buf, &size, err, errlen)) return -1;
   char why[512];
-  int rc = size < 0 ? errorf(why, sizeof why, "read error") : npz_read_buffer(buf, (size_t)size, name, out, why, sizeof why);
+  const int rc = npz_read_buffer(buf, size, name, out, why, sizeof why);
   free(buf);
   if (rc) return errorf(err, errlen, "%s: %s", path, why);
   return 0;

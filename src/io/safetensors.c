@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/file_read.h"
 
 static const struct {
   const char *name;
@@ -156,21 +157,11 @@ done:
 
 int st_load(SafeTensors *st, const char *path, char *err, size_t errlen) {
   memset(st, 0, sizeof *st);
-  FILE *f = fopen(path, "rb");
-  if (!f) return errorf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-  uint8_t *buf = NULL;
-  long size = -1;
-  if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-    buf = xmalloc((size_t)size);
-    if (fread(buf, 1, (size_t)size, f) != (size_t)size) size = -1;
-  }
-  fclose(f);
-  if (size < 0) {
-    free(buf);
-    return errorf(err, errlen, "%s: read error", path);
-  }
+  uint8_t *buf;
+  size_t size;
+  if (file_read_all(path, 0, &buf, &size, err, errlen)) return -1;
   char inner[512];
-  if (st_parse(st, buf, (size_t)size, inner, sizeof inner) != 0)
+  if (st_parse(st, buf, size, inner, sizeof inner) != 0)
     return errorf(err, errlen, "%s: not a valid safetensors file: %s", path, inner);
   return 0;
 }

@@ -62,6 +62,24 @@ int unet_config_validate(const UNetConfig *c, char *err, size_t errlen) {
     return errorf(err, errlen, "model.resolution: %d is not divisible by 2^%d (one halving per extra level)",
                   c->resolution, c->n_ch_mult - 1);
   if (c->norm_eps <= 0) return errorf(err, errlen, "model.norm_eps: must be > 0");
+  for (int a = 0; a < c->n_attn_resolutions; a++) {
+    bool found = false;
+    for (int i = 0; i < c->n_ch_mult && !found; i++) found = c->resolution >> i == c->attn_resolutions[a];
+    if (!found)
+      return errorf(err, errlen,
+                    "model.attn_resolutions: %d is not a resolution of this model (it has %d down to %d, halving per "
+                    "level)",
+                    c->attn_resolutions[a], c->resolution, c->resolution >> (c->n_ch_mult - 1));
+  }
+  /* the weights and their gradients are allocated for any use of the model */
+  const double bytes = 2.0 * sizeof(float) * (double)unet_param_floats(c), total = (double)memory_total_bytes();
+  if (total > 0 && bytes > total) {
+    char need[32], have[32];
+    return errorf(err, errlen,
+                  "the model has %.0f parameters and needs %s for its weights and gradients alone, more than this "
+                  "machine's %s: lower model.ch, model.ch_mult, model.num_res_blocks or model.resolution",
+                  bytes / 8.0, format_bytes(need, sizeof need, bytes), format_bytes(have, sizeof have, total));
+  }
   return 0;
 }
 
@@ -119,7 +137,8 @@ static bool has_attention(const UNetConfig *c, int resolution) {
   return false;
 }
 
-void unet_init(UNet *m, const UNetConfig *cfg) {
+/* Register every parameter of the model in m->params (not allocated yet). */
+static void unet_register(UNet *m, const UNetConfig *cfg) {
   memset(m, 0, sizeof *m);
   m->cfg = *cfg;
   ParamTable *p = &m->params;
@@ -186,7 +205,38 @@ void unet_init(UNet *m, const UNetConfig *cfg) {
   CHECK(n_skip == 0);
   add_norm(p, "", "conv_norm_out", ch, &m->norm_out_w, &m->norm_out_b);
   add_conv(p, "", "conv_out", cfg->in_channels, ch, 3, &m->conv_out_w, &m->conv_out_b);
-  params_finalize(p);
+}
+
+void unet_init(UNet *m, const UNetConfig *cfg) {
+  unet_register(m, cfg);
+  params_finalize(&m->params);
+}
+
+size_t unet_param_floats(const UNetConfig *cfg) {
+  UNet m;
+  unet_register(&m, cfg);
+  const size_t total = m.params.total;
+  unet_free(&m);
+  return total;
+}
+
+size_t unet_activation_bytes(UNet *m, int B, bool train, double *flops) {
+  CHECK(B >= 1 && B <= 2);
+  const UNetConfig *c = &m->cfg;
+  Graph g;
+  graph_init(&g, 1 << 20);
+  g.grad_enabled = train;
+  const int xs[4] = {B, c->in_channels, c->resolution, c->resolution};
+  Tensor *x = graph_tensor_zeros(&g, 4, xs);
+  Tensor *t = graph_tensor_zeros(&g, 1, &B);
+  const int labels[2] = {0, 0};
+  Tensor *y = unet_forward(m, &g, x, t, c->num_classes > 0 ? labels : NULL);
+  if (flops) *flops = g.flops / B;
+  if (train) graph_backward(&g, ag_mse(&g, y, x));
+  const size_t high_water = g.arena.high_water;
+  graph_free(&g);
+  if (train) params_zero_grad(&m->params);
+  return high_water;
 }
 
 void unet_free(UNet *m) { params_free(&m->params); }

@@ -6,16 +6,18 @@
  * to an uninterrupted one with the same thread count. Learning rate: linear warmup to lr over
  * `warmup` steps, then constant (DDPM). Nothing is allocated per step once the graph arena
  * has reached its high-water mark on the first step.
+ *
+ * trainer_open does everything that can fail on bad input (data, model, checkpoint, memory
+ * estimate) and writes nothing; trainer_run is the first to write into the run directory.
  */
 #include "train/trainer.h"
 
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,49 +35,27 @@
 
 /* ---- helpers ---- */
 
-static volatile sig_atomic_t g_stop_signal = 0;
-static void on_signal(int sig) { g_stop_signal = sig; }
-
 static double now_seconds(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static int make_dir(const char *path, char *err, size_t errlen) {
-  char buf[1024];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char *p = buf + 1; *p; p++)
-    if (*p == '/') {
-      *p = '\0';
-      if (mkdir(buf, 0755) && errno != EEXIST) return errorf(err, errlen, "%s: cannot create: %s", buf, strerror(errno));
-      *p = '/';
-    }
-  if (mkdir(buf, 0755) && errno != EEXIST) return errorf(err, errlen, "%s: cannot create: %s", buf, strerror(errno));
-  return 0;
-}
-
-static void format_duration(char *buf, size_t n, double s) {
-  if (!isfinite(s) || s < 0) snprintf(buf, n, "?");
-  else if (s < 60) snprintf(buf, n, "%.0fs", s);
-  else if (s < 3600) snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
-  else snprintf(buf, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
-}
-
-typedef struct {
+struct Trainer {
   const RunConfig *rc;
-  const TrainOptions *opt;
+  TrainOptions opt;
   Dataset data;
   Diffusion diffusion;
   UNet model;
   Graph graph;
   cJSON *config_json;
-  char ckpt_path[1100], log_path[1100];
+  char *ckpt_path, *log_path, *config_path, *samples_dir;
+  long step, first_step, saved_step; /* the next step to run; where this run started; the last checkpoint */
   SamplerOptions grid_sampler; /* DDIM, trailing spacing: the first step at tau_max */
   float *grid_noise, *grid_work;
   int *batch_idx, *batch_labels;
   uint8_t *batch_flip;
-} Trainer;
+};
 
 static void save_sample_grid(Trainer *tr, long step) {
   const RunConfig *rc = tr->rc;
@@ -95,17 +75,21 @@ static void save_sample_grid(Trainer *tr, long step) {
   NoiseSource unused = noise_source_rng(0, 0); /* DDIM with eta = 0 draws no noise */
   sampler_run(&tr->grid_sampler, &tr->diffusion, &den, &unused, x, N, per, tr->grid_work);
   params_swap_ema(&tr->model.params);
-  char path[1200], err[512];
-  snprintf(path, sizeof path, "%s/samples/step_%07ld.png", tr->opt->out_dir, step);
+  char err[512], *path = xasprintf("%s/step_%07ld.png", tr->samples_dir, step);
   if (image_write_grid_png(path, x, N, m->in_channels, m->resolution, m->resolution, err, sizeof err))
     fprintf(stderr, "diffuse train: warning: %s\n", err);
+  free(path);
   free(x);
   free(labels);
 }
 
-static int save_checkpoint(Trainer *tr, long step, char *err, size_t errlen) {
-  const TrainProgress prog = {step, (uint64_t)tr->rc->train.seed};
-  return checkpoint_save(tr->ckpt_path, &tr->model, tr->config_json, &prog, err, errlen);
+static int save_checkpoint(Trainer *tr, const TrainCallbacks *cb, char *err, size_t errlen) {
+  const TrainProgress prog = {tr->step, (uint64_t)tr->rc->train.seed};
+  if (cb && cb->on_save) cb->on_save(cb->ctx, true);
+  const int rc = checkpoint_save(tr->ckpt_path, &tr->model, tr->config_json, &prog, err, errlen);
+  if (rc == 0) tr->saved_step = tr->step;
+  if (cb && cb->on_save) cb->on_save(cb->ctx, false);
+  return rc;
 }
 
 /* Name of the first parameter holding a non-finite value in buf, or NULL. */
@@ -176,26 +160,53 @@ static double train_step(Trainer *tr, long step, double *grad_norm_out) {
   return loss;
 }
 
-static int trainer_setup(Trainer *tr, long *start_step, char *err, size_t errlen) {
+static int trainer_setup(Trainer *tr, char *err, size_t errlen);
+
+/* Refuse a training batch that cannot fit: the parameter state (weights, gradients, two AdamW moments,
+ * EMA) plus the activations of one micro-batch, measured on batches of 1 and 2 and extrapolated. */
+static int check_training_memory(Trainer *tr, char *err, size_t errlen) {
+  const size_t total = memory_total_bytes();
+  const TrainConfig *t = &tr->rc->train;
+  const int micro = t->micro_batch ? t->micro_batch : t->batch;
+  const double state = 5.0 * sizeof(float) * (double)tr->model.params.total;
+  const double a1 = (double)unet_activation_bytes(&tr->model, 1, true, NULL);
+  const double a2 = (double)unet_activation_bytes(&tr->model, 2, true, NULL);
+  const double need = state + a1 + (a2 - a1) * (micro - 1);
+  if (total == 0 || need <= (double)total) return 0;
+  char need_s[32], state_s[32], total_s[32];
+  return errorf(err, errlen,
+                "a training step at micro-batch %d needs about %s (parameter state %s + activations), more than this "
+                "machine's %s: lower train.batch (--batch), or set train.micro_batch to accumulate gradients over "
+                "smaller pieces",
+                micro, format_bytes(need_s, sizeof need_s, need), format_bytes(state_s, sizeof state_s, state),
+                format_bytes(total_s, sizeof total_s, (double)total));
+}
+
+Trainer *trainer_open(const RunConfig *rc, const TrainOptions *opt, char *err, size_t errlen) {
+  Trainer *tr = xcalloc(1, sizeof *tr);
+  tr->rc = rc;
+  tr->opt = *opt;
+  if (trainer_setup(tr, err, errlen)) {
+    trainer_close(tr);
+    return NULL;
+  }
+  return tr;
+}
+
+static int trainer_setup(Trainer *tr, char *err, size_t errlen) {
   const RunConfig *rc = tr->rc;
   const UNetConfig *m = &rc->model;
-  if (make_dir(tr->opt->out_dir, err, errlen)) return -1;
-  char samples[1100];
-  snprintf(samples, sizeof samples, "%s/samples", tr->opt->out_dir);
-  if (make_dir(samples, err, errlen)) return -1;
-  snprintf(tr->ckpt_path, sizeof tr->ckpt_path, "%s/ckpt.safetensors", tr->opt->out_dir);
-  snprintf(tr->log_path, sizeof tr->log_path, "%s/log.jsonl", tr->opt->out_dir);
+  const char *out = tr->opt.out_dir;
+  tr->ckpt_path = xasprintf("%s/ckpt.safetensors", out);
+  tr->log_path = xasprintf("%s/log.jsonl", out);
+  tr->config_path = xasprintf("%s/config.json", out);
+  tr->samples_dir = xasprintf("%s/samples", out);
   tr->config_json = run_config_to_json(rc);
-  char *text = cJSON_Print(tr->config_json), cfg_path[1100];
-  snprintf(cfg_path, sizeof cfg_path, "%s/config.json", tr->opt->out_dir);
-  const int wrc = atomic_file_write(cfg_path, text, strlen(text), err, errlen);
-  free(text);
-  if (wrc) return -1;
 
   if (!rc->data.path[0]) return errorf(err, errlen, "no training data: give --data PATH or data.path in the config");
   DatasetOptions dopt = {.kind = DATASET_AUTO, .path = rc->data.path, .resolution = m->resolution,
                          .channels = m->in_channels, .center_crop = rc->data.center_crop,
-                         .train_split = strcmp(rc->data.split, "train") == 0, .skip_bad = tr->opt->skip_bad,
+                         .train_split = strcmp(rc->data.split, "train") == 0, .skip_bad = tr->opt.skip_bad,
                          .with_labels = m->num_classes > 0, .max_images = rc->data.max_images,
                          .seed = (uint64_t)rc->train.seed,
                          .cache_limit_bytes = (size_t)rc->data.cache_mb << 20};
@@ -220,21 +231,26 @@ static int trainer_setup(Trainer *tr, long *start_step, char *err, size_t errlen
     return errorf(err, errlen, "train.sample_steps: %s", why);
 
   unet_init(&tr->model, m);
+  if (check_training_memory(tr, err, errlen)) return -1;
   params_alloc_optimizer(&tr->model.params);
-  *start_step = 0;
-  if (tr->opt->resume) {
+  tr->step = 0;
+  if (tr->opt.resume) {
     params_alloc_ema(&tr->model.params);
     TrainProgress prog;
     const CheckpointLoadOptions lo = {.for_training = true};
-    if (checkpoint_load(tr->opt->resume, &tr->model, &lo, &prog, err, errlen)) return -1;
+    if (checkpoint_load(tr->opt.resume, &tr->model, &lo, &prog, err, errlen)) return -1;
     if (prog.seed != (uint64_t)rc->train.seed)
       fprintf(stderr, "diffuse train: note: resuming with seed %d (checkpoint used %llu)\n", rc->train.seed,
               (unsigned long long)prog.seed);
-    *start_step = prog.step;
+    if (prog.step >= rc->train.steps)
+      return errorf(err, errlen, "%s is at step %ld, so train.steps %d leaves nothing to train: give --steps above %ld",
+                    tr->opt.resume, prog.step, rc->train.steps, prog.step);
+    tr->step = prog.step;
   } else {
     unet_init_weights(&tr->model, (uint64_t)rc->train.seed);
     params_alloc_ema(&tr->model.params);
   }
+  tr->first_step = tr->saved_step = tr->step;
   graph_init(&tr->graph, 64u << 20);
   const int micro = rc->train.micro_batch ? rc->train.micro_batch : rc->train.batch;
   tr->batch_idx = xmalloc((size_t)micro * sizeof(int));
@@ -249,100 +265,96 @@ static int trainer_setup(Trainer *tr, long *start_step, char *err, size_t errlen
   return 0;
 }
 
-static void trainer_free(Trainer *tr) {
+void trainer_close(Trainer *tr) {
+  if (!tr) return;
   dataset_free(&tr->data);
   diffusion_free(&tr->diffusion);
   unet_free(&tr->model);
   graph_free(&tr->graph);
   cJSON_Delete(tr->config_json);
   free(tr->grid_noise), free(tr->grid_work), free(tr->batch_idx), free(tr->batch_labels), free(tr->batch_flip);
+  free(tr->ckpt_path), free(tr->log_path), free(tr->config_path), free(tr->samples_dir);
+  free(tr);
 }
 
-int train_run(const RunConfig *rc, const TrainOptions *opt) {
-  Trainer tr;
-  memset(&tr, 0, sizeof tr);
-  tr.rc = rc;
-  tr.opt = opt;
-  char err[1024];
-  long step = 0;
-  if (trainer_setup(&tr, &step, err, sizeof err)) {
-    fprintf(stderr, "diffuse train: %s\n", err);
-    trainer_free(&tr);
-    return 1;
+/* log.jsonl, appended to; never through a symlink planted in the run directory. */
+static FILE *open_log(const char *path, char *err, size_t errlen) {
+  const int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+  FILE *f = fd >= 0 ? fdopen(fd, "a") : NULL;
+  if (!f) {
+    const int e = errno;
+    if (fd >= 0) close(fd);
+    errorf(err, errlen, "%s: cannot open: %s", path,
+           e == ELOOP ? "it is a symbolic link (remove it; the log is never written through a link)" : strerror(e));
   }
-  const TrainConfig *t = &rc->train;
-  FILE *log = fopen(tr.log_path, "a");
-  if (!log) {
-    fprintf(stderr, "diffuse train: %s: cannot open: %s\n", tr.log_path, strerror(errno));
-    trainer_free(&tr);
-    return 1;
-  }
-  const bool tty = isatty(STDERR_FILENO) && !opt->quiet;
-  fprintf(stderr, "diffuse train: %d images (%dx%dx%d), %zu parameters, batch %d, steps %ld -> %d, out %s\n",
-          tr.data.n, tr.data.C, tr.data.H, tr.data.W, tr.model.params.total, t->batch, step, t->steps, opt->out_dir);
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
+  return f;
+}
 
+TrainOutcome trainer_run(Trainer *tr, const TrainCallbacks *cb) {
+  const RunConfig *rc = tr->rc;
+  const TrainConfig *t = &rc->train;
+  char err[1024];
+  char *text = cJSON_Print(tr->config_json);
+  int failed = atomic_file_write(tr->config_path, text, strlen(text), err, sizeof err);
+  free(text);
+  FILE *log = failed ? NULL : open_log(tr->log_path, err, sizeof err);
+  if (!log) {
+    fprintf(stderr, "diffuse train: %s\n", err);
+    return TRAIN_FAILED;
+  }
+  fprintf(stderr, "diffuse train: %d images (%dx%dx%d), %zu parameters, batch %d, steps %ld -> %d, out %s\n",
+          tr->data.n, tr->data.C, tr->data.H, tr->data.W, tr->model.params.total, t->batch, tr->step, t->steps,
+          tr->opt.out_dir);
   const double t0 = now_seconds();
   double window_t = t0, loss_acc = 0.0, norm_last = 0.0;
-  int window_n = 0, rc_exit = 0;
-  const long first = step;
-  while (step < t->steps && !g_stop_signal) {
+  int window_n = 0;
+  bool stopped = false;
+  while (tr->step < t->steps && !failed && !(stopped = cb && cb->should_stop && cb->should_stop(cb->ctx))) {
     double norm = 0.0;
-    const double loss = train_step(&tr, step, &norm);
+    const double loss = train_step(tr, tr->step, &norm);
     if (isnan(loss)) {
-      rc_exit = 1;
+      failed = 1;
       break;
     }
-    step++;
+    const long step = ++tr->step;
     loss_acc += loss, norm_last = norm, window_n++;
     const bool last = step == t->steps;
     if (step % t->log_every == 0 || last) {
       const double now = now_seconds(), ips = window_n * (double)t->batch / (now - window_t);
-      const double eta = (t->steps - step) * (double)t->batch / ips;
       const double warm = t->warmup > 0 ? fmin(1.0, step / t->warmup) : 1.0;
+      const TrainReport r = {step, t->steps, loss_acc / window_n, norm_last, t->lr * warm, ips,
+                             (t->steps - step) * (double)t->batch / ips, now - t0};
       fprintf(log,
               "{\"step\": %ld, \"loss\": %.6g, \"lr\": %.6g, \"grad_norm\": %.6g, \"img_per_s\": %.4g, \"elapsed\": "
               "%.3f}\n",
-              step, loss_acc / window_n, t->lr * warm, norm_last, ips, now - t0);
+              r.step, r.loss, r.lr, r.grad_norm, r.img_per_s, r.elapsed_s);
       fflush(log);
-      char eta_s[32];
-      format_duration(eta_s, sizeof eta_s, eta);
-      if (tty) {
-        const int width = 24, filled = (int)((double)step / t->steps * width);
-        fprintf(stderr, "\r[%.*s%*s] step %ld/%d  loss %.4f  %.1f img/s  ETA %s   ", filled,
-                "========================", width - filled, "", step, t->steps, loss_acc / window_n, ips, eta_s);
-      } else {
-        fprintf(stderr, "step %ld/%d loss %.4f grad_norm %.3f %.1f img/s ETA %s\n", step, t->steps,
-                loss_acc / window_n, norm_last, ips, eta_s);
-      }
+      if (cb && cb->on_report) cb->on_report(cb->ctx, &r);
       loss_acc = 0.0, window_n = 0, window_t = now_seconds();
     }
-    if (t->ckpt_every && step % t->ckpt_every == 0 && !last && save_checkpoint(&tr, step, err, sizeof err)) {
-      fprintf(stderr, "\ndiffuse train: %s\n", err);
-      rc_exit = 1;
-      break;
-    }
-    if (t->sample_every && step % t->sample_every == 0 && !last) save_sample_grid(&tr, step);
-  }
-  if (tty) fputc('\n', stderr);
-  if (rc_exit == 0) {
-    if (step > first && save_checkpoint(&tr, step, err, sizeof err)) {
+    if (t->ckpt_every && step % t->ckpt_every == 0 && !last && save_checkpoint(tr, cb, err, sizeof err)) {
       fprintf(stderr, "diffuse train: %s\n", err);
-      rc_exit = 1;
-    } else if (g_stop_signal) {
-      fprintf(stderr, "diffuse train: stopped by signal at step %ld; checkpoint %s (continue with --resume %s)\n", step,
-              tr.ckpt_path, tr.ckpt_path);
-    } else {
-      save_sample_grid(&tr, step);
-      fprintf(stderr, "diffuse train: done, %ld steps in %.1fs; checkpoint %s, samples in %s/samples\n", step - first,
-              now_seconds() - t0, tr.ckpt_path, opt->out_dir);
+      failed = 1;
     }
+    if (!failed && t->sample_every && step % t->sample_every == 0 && !last) save_sample_grid(tr, step);
+  }
+  if (cb && cb->on_report) cb->on_report(cb->ctx, NULL);
+  if (!failed && tr->step > tr->saved_step && save_checkpoint(tr, cb, err, sizeof err)) {
+    fprintf(stderr, "diffuse train: %s\n", err);
+    failed = 1;
   }
   fclose(log);
-  trainer_free(&tr);
-  return rc_exit;
+  if (failed) return TRAIN_FAILED;
+  if (stopped) {
+    if (tr->step > tr->first_step)
+      fprintf(stderr, "diffuse train: stopped at step %ld of %d; checkpoint %s (continue with --resume %s)\n",
+              tr->step, t->steps, tr->ckpt_path, tr->ckpt_path);
+    else
+      fprintf(stderr, "diffuse train: stopped before the first step; nothing to save\n");
+    return TRAIN_STOPPED;
+  }
+  save_sample_grid(tr, tr->step);
+  fprintf(stderr, "diffuse train: done, %ld steps in %.1fs; checkpoint %s, samples in %s\n",
+          tr->step - tr->first_step, now_seconds() - t0, tr->ckpt_path, tr->samples_dir);
+  return TRAIN_FINISHED;
 }
