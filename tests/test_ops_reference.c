@@ -138,6 +138,11 @@ static void test_simd_exp(void) {
   EXPECT(worst < 2e-7, "simd_expf relative error %.3g at x = %g", worst, worst_x);
   EXPECT(simd_expf(-1000.0f) >= 0.0f && simd_expf(-1000.0f) < 1e-37f && isfinite(simd_expf(1000.0f)),
          "simd_expf out of range: %g %g", simd_expf(-1000.0f), simd_expf(1000.0f));
+  /* defined for every input (UBSan checks the NaN path has no undefined conversion or shift) */
+  EXPECT(isnan(simd_expf(NAN)) && isnan(simd_silu(NAN)), "simd_expf(NaN) = %g, silu(NaN) = %g", simd_expf(NAN),
+         simd_silu(NAN));
+  EXPECT(simd_expf(-INFINITY) < 1e-37f && isfinite(simd_expf(INFINITY)), "simd_expf(+-inf): %g %g",
+         simd_expf(-INFINITY), simd_expf(INFINITY));
   printf("ops_reference: simd_expf max relative error %.3g\n", worst);
 }
 

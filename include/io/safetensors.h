@@ -48,7 +48,9 @@ void st_free(SafeTensors *st);
 
 const StTensor *st_find(const SafeTensors *st, const char *name);
 const char *st_meta_get(const SafeTensors *st, const char *key);
-/* Copy a tensor into float32 (F32, F16, BF16 and F64 are converted). 0 or -1 + err. */
+/* Copy a tensor into float32 (F32, F16, BF16 and F64 are converted). A NaN or infinite value (also
+ * an F64 beyond float range) is an error naming the tensor: nothing diffuse reads may hold one.
+ * 0 or -1 + err. */
 int st_tensor_to_f32(const StTensor *t, float *out, char *err, size_t errlen);
 
 /* ---- writing ---- */
@@ -71,7 +73,7 @@ void st_writer_init(StWriter *w);
 void st_writer_free(StWriter *w);
 void st_writer_add_f32(StWriter *w, const char *name, int ndim, const int64_t *shape, const float *data);
 void st_writer_set_meta(StWriter *w, const char *key, const char *value);
-/* Atomic: writes PATH.tmp.<pid>, flushes and fsyncs it, then renames over PATH. 0 or -1 + err. */
+/* Atomic (io/atomic_file.h): a temporary beside PATH, flushed, fsynced, renamed over PATH. 0 or -1 + err. */
 int st_writer_save(const StWriter *w, const char *path, char *err, size_t errlen);
 
 #endif

@@ -18,6 +18,7 @@
 #include "nn/unet.h"
 
 #define CHECKPOINT_FORMAT "diffuse/1"
+#define CHECKPOINT_MAX_STEP 1000000000 /* = the largest train.steps */
 
 typedef struct {
   long step;
@@ -39,7 +40,8 @@ typedef struct {
 cJSON *checkpoint_read_config(const char *path, char *err, size_t errlen);
 
 /* Fill an initialised model (unet_init with the matching config) from a checkpoint. Every
- * parameter must be present with the right shape; unknown tensors are errors too. */
+ * parameter must be present with the right shape and finite values; unknown tensors are errors
+ * too; a training checkpoint's step and seed must be decimal integers (step <= CHECKPOINT_MAX_STEP). */
 int checkpoint_load(const char *path, UNet *m, const CheckpointLoadOptions *opt, TrainProgress *progress, char *err,
                     size_t errlen);
 

@@ -3,6 +3,7 @@
 
 #include <cJSON.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -196,28 +197,30 @@ static float half_to_float(uint16_t h) {
 int st_tensor_to_f32(const StTensor *t, float *out, char *err, size_t errlen) {
   const uint8_t *p = t->data;
   switch (t->dtype) {
-    case ST_F32:
-      memcpy(out, p, t->numel * 4); /* little-endian host */
-      return 0;
+    case ST_F32: memcpy(out, p, t->numel * 4); break; /* little-endian host */
     case ST_F16:
       for (size_t i = 0; i < t->numel; i++) out[i] = half_to_float((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
-      return 0;
+      break;
     case ST_BF16:
       for (size_t i = 0; i < t->numel; i++) {
         const uint32_t bits = (uint32_t)(p[2 * i] | p[2 * i + 1] << 8) << 16;
         memcpy(&out[i], &bits, 4);
       }
-      return 0;
+      break;
     case ST_F64:
       for (size_t i = 0; i < t->numel; i++) {
         double d;
         memcpy(&d, p + 8 * i, 8);
-        out[i] = (float)d;
+        out[i] = fabs(d) <= FLT_MAX ? (float)d : (float)(d * INFINITY); /* out of range: +-inf (NaN stays NaN) */
       }
-      return 0;
+      break;
     default:
       return errorf(err, errlen, "tensor '%s' has dtype %s; expected a floating-point type", t->name, t->dtype_name);
   }
+  for (size_t i = 0; i < t->numel; i++)
+    if (!isfinite(out[i]))
+      return errorf(err, errlen, "tensor '%s' holds a non-finite value (%g at index %zu)", t->name, out[i], i);
+  return 0;
 }
 
 /* ---- writer ---- */

@@ -1,6 +1,7 @@
 /* checkpoint.c - save/load U-Net checkpoints; see checkpoint.h. */
 #include "nn/checkpoint.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,7 +130,8 @@ static int load_buffer(const char *path, const ParamTable *p, const SafeTensors 
                     path, t->name, shape, want);
     }
     char inner[256];
-    if (st_tensor_to_f32(t, buf + pi->offset, inner, sizeof inner) != 0) return errorf(err, errlen, "%s: %s", path, inner);
+    if (st_tensor_to_f32(t, buf + pi->offset, inner, sizeof inner) != 0)
+      return errorf(err, errlen, "%s: %s (a corrupt checkpoint, or one from a diverged run)", path, inner);
     used[k] = true;
   }
   if (n_missing)
@@ -139,6 +141,21 @@ static int load_buffer(const char *path, const ParamTable *p, const SafeTensors 
 }
 
 static bool has_prefix(const char *s, const char *prefix) { return strncmp(s, prefix, strlen(prefix)) == 0; }
+
+/* A metadata value that must be a decimal integer in [0, max]. */
+static int read_count(const char *path, const char *key, const char *text, uint64_t max, uint64_t *out, char *err,
+                      size_t errlen) {
+  if (!text) return errorf(err, errlen, "%s: not a training checkpoint (no %s in its metadata): cannot resume from it", path, key);
+  bool digits = text[0] != '\0' && strlen(text) <= 20;
+  for (const char *c = text; digits && *c; c++) digits = *c >= '0' && *c <= '9';
+  errno = 0;
+  const unsigned long long v = digits ? strtoull(text, NULL, 10) : 0;
+  if (!digits || errno || v > max)
+    return errorf(err, errlen, "%s: metadata %s is \"%.40s\", not an integer in [0, %llu]: the checkpoint is corrupt", path,
+                  key, text, (unsigned long long)max);
+  *out = v;
+  return 0;
+}
 
 int checkpoint_load(const char *path, UNet *m, const CheckpointLoadOptions *opt, TrainProgress *progress, char *err,
                     size_t errlen) {
@@ -151,16 +168,16 @@ int checkpoint_load(const char *path, UNet *m, const CheckpointLoadOptions *opt,
   int rc;
   if (opt->for_training) {
     CHECK(p->adam_m && p->ema);
-    const char *step = st_meta_get(&st, "step"), *seed = st_meta_get(&st, "seed");
-    rc = (!step || !seed) ? errorf(err, errlen, "%s: not a training checkpoint (no step/seed): cannot resume from it", path)
-                          : 0;
+    uint64_t step = 0, seed = 0;
+    rc = read_count(path, "step", st_meta_get(&st, "step"), CHECKPOINT_MAX_STEP, &step, err, errlen);
+    if (rc == 0) rc = read_count(path, "seed", st_meta_get(&st, "seed"), UINT64_MAX, &seed, err, errlen);
     if (rc == 0) rc = load_buffer(path, p, &st, has_online ? PREFIX_ONLINE : "", p->data, used, err, errlen);
     if (rc == 0) rc = load_buffer(path, p, &st, "", p->ema, used, err, errlen);
     if (rc == 0) rc = load_buffer(path, p, &st, PREFIX_M, p->adam_m, used, err, errlen);
     if (rc == 0) rc = load_buffer(path, p, &st, PREFIX_V, p->adam_v, used, err, errlen);
     if (rc == 0 && progress) {
-      progress->step = strtol(step, NULL, 10);
-      progress->seed = strtoull(seed, NULL, 10);
+      progress->step = (long)step;
+      progress->seed = seed;
     }
   } else {
     const char *prefix = (!opt->use_ema && has_online) ? PREFIX_ONLINE : "";

@@ -4,7 +4,8 @@
  * floorf and fmaxf keep GCC from vectorising without -ffast-math), r = x - n ln 2 in two parts, a degree-6
  * polynomial for e^r on [-ln2/2, ln2/2] and 2^n built in the exponent bits. Inputs are clamped to
  * [-87.3, 88.3] (2^n stays a normal float). Relative error below 2e-7 (measured 8.5e-8) against exp on
- * [-87, 88.3], checked in test_ops_reference. glibc's expf is a scalar call that stops loops from
+ * [-87, 88.3], checked in test_ops_reference. NaN in, NaN out, with no undefined behaviour (2^n is
+ * built from the float's bits with unsigned integer arithmetic, not by converting n). glibc's expf is a scalar call that stops loops from
  * vectorising: SiLU forward + backward in the CIFAR-10 U-Net training step went from 122 to 27 ms.
  * Vectorised at -O3 with -fno-trapping-math (the clamps are comparisons).
  */
@@ -16,7 +17,8 @@
 static inline float simd_expf(float x) {
   x = x > 88.3f ? 88.3f : x;
   x = x < -87.3f ? -87.3f : x;
-  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  const float shifted = x * 1.44269504088896341f + 12582912.0f; /* 1.5 * 2^23 + n: n in the low mantissa bits */
+  const float n = shifted - 12582912.0f;
   const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
@@ -25,11 +27,14 @@ static inline float simd_expf(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  const union {
-    int32_t i;
+  /* 2^n from the bits of `shifted` (0x4B400000 + n), in unsigned arithmetic: defined for every input,
+   * NaN included (a NaN x gives garbage bits here, and p is NaN, so the result is NaN) */
+  union {
     float f;
-  } scale = {.i = ((int32_t)n + 127) << 23};
-  return p * scale.f;
+    uint32_t u;
+  } bits = {.f = shifted};
+  bits.u = (bits.u - 0x4B400000u + 127u) << 23;
+  return p * bits.f;
 }
 
 /* SiLU x sigmoid(x) and its derivative s (1 + x (1 - s)), on simd_expf. (x * (1 / (1 + e)) runs
