@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "io/atomic_file.h"
+
 #define ST_MAX_DIMS 8
 #define ST_MAX_HEADER_BYTES (100u * 1024u * 1024u)
 
@@ -75,5 +77,18 @@ void st_writer_add_f32(StWriter *w, const char *name, int ndim, const int64_t *s
 void st_writer_set_meta(StWriter *w, const char *key, const char *value);
 /* Atomic (io/atomic_file.h): a temporary beside PATH, flushed, fsynced, renamed over PATH. 0 or -1 + err. */
 int st_writer_save(const StWriter *w, const char *path, char *err, size_t errlen);
+
+/* One F32 tensor written in pieces (samples batch by batch): open writes the header, write appends
+ * floats in order, close commits (atomically, as st_writer_save) only when ok and every float of the
+ * shape was written, else removes the temporary. */
+typedef struct {
+  AtomicFile file;
+  size_t remaining; /* floats still to write */
+} StStream;
+
+int st_stream_open(StStream *s, const char *path, const char *name, int ndim, const int64_t *shape, char *err,
+                   size_t errlen);
+int st_stream_write(StStream *s, const float *data, size_t n); /* 0, or -1 (write error, or too many floats) */
+int st_stream_close(StStream *s, int ok, char *err, size_t errlen);
 
 #endif

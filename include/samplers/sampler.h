@@ -49,6 +49,9 @@ typedef struct {
   double rtol, atol;           /* ode rk45 */
 } SamplerOptions;
 
+#define SAMPLER_MAX_STEPS 100000
+#define SAMPLER_MAX_CORRECTOR_STEPS 1000
+
 /* Defaults per kind: ddim uniform spacing (use trailing for VE models), eta 0; dpmpp logsnr; the others trailing; langevin eps 6.2e-6, K 5
  * (NCSNv2 CIFAR-10); pc reverse_diffusion, snr 0.16, K 1 (Song et al. 2021); ode rk45 with
  * rtol = atol = 1e-5 (Song et al. 2021). */

@@ -27,6 +27,7 @@
 #include "nn/inception.h"
 #include "ops/gemm.h"
 #include "run_config_source.h"
+#include "samplers/rk45.h"
 #include "sampler_flags.h"
 
 #define FEATURE_DIM 2048
@@ -153,18 +154,20 @@ static int parse_eval_args(int argc, char **argv, EvalArgs *a, const char *comma
   a->split = "train", a->resolution = 32, a->batch = 50, a->splits = 10;
   a->inception = getenv("DIFFUSE_INCEPTION");
   sampler_flags_default(&a->sampler);
-  ArgSpec specs[40] = {
-      {"--images", ARG_STRING, &a->images},   {"--data", ARG_STRING, &a->data},
-      {"--split", ARG_STRING, &a->split},     {"--ckpt", ARG_STRING, &a->ckpt},
-      {"--config", ARG_STRING, &a->config},   {"--inception", ARG_STRING, &a->inception},
-      {"--ref", ARG_STRING, &a->ref},         {"--out", ARG_STRING, &a->out},
-      {"--resolution", ARG_INT, &a->resolution}, {"--batch", ARG_INT, &a->batch},
-      {"--seed", ARG_INT, &a->seed},          {"--splits", ARG_INT, &a->splits},
-      {"--n", ARG_INT, &n},                   {"--allow-few-images", ARG_FLAG, &a->allow_few},
-  };
-  int n_specs = 14;
-  if (!strcmp(command, "eval fid")) n_specs += sampler_flag_specs(&a->sampler, specs + n_specs);
-  const int parse_rc = args_parse(argc, argv, specs, n_specs, command);
+#define EVAL_COMMON_SPECS                                                                   \
+  {"--images", ARG_STRING, &a->images}, {"--data", ARG_STRING, &a->data},                   \
+      {"--split", ARG_STRING, &a->split}, {"--ckpt", ARG_STRING, &a->ckpt},                 \
+      {"--config", ARG_STRING, &a->config}, {"--inception", ARG_STRING, &a->inception},     \
+      {"--ref", ARG_STRING, &a->ref}, {"--out", ARG_STRING, &a->out},                       \
+      {"--resolution", ARG_INT, &a->resolution}, {"--batch", ARG_INT, &a->batch},           \
+      {"--seed", ARG_INT, &a->seed}, {"--splits", ARG_INT, &a->splits}, {"--n", ARG_INT, &n}, \
+      {"--allow-few-images", ARG_FLAG, &a->allow_few}
+  const ArgSpec stats_specs[] = {EVAL_COMMON_SPECS};
+  const ArgSpec fid_specs[] = {EVAL_COMMON_SPECS, SAMPLER_FLAG_SPECS(a->sampler)};
+#undef EVAL_COMMON_SPECS
+  const bool fid = !strcmp(command, "eval fid");
+  const int parse_rc = fid ? args_parse(argc, argv, fid_specs, (int)(sizeof fid_specs / sizeof fid_specs[0]), command)
+                           : args_parse(argc, argv, stats_specs, (int)(sizeof stats_specs / sizeof stats_specs[0]), command);
   if (parse_rc) return parse_rc;
   a->n = n;
   const int sources = !!a->images + !!a->data + (!strcmp(command, "eval fid") && a->ckpt);
@@ -173,13 +176,14 @@ static int parse_eval_args(int argc, char **argv, EvalArgs *a, const char *comma
             strcmp(command, "eval fid") ? "" : " or --ckpt F");
     return 2;
   }
-  if (a->batch < 1 || a->resolution < 8 || a->n < 0 || a->splits < 1 || (a->ckpt && a->n < 1)) {
-    fprintf(stderr, "diffuse %s: --batch >= 1, --resolution >= 8, --splits >= 1 and (with --ckpt) --n >= 1\n", command);
-    return 2;
+  if (a->batch < 1 || a->resolution < 8 || a->n < 0 || a->splits < 1 || a->seed < 0 || (a->ckpt && a->n < 1)) {
+    fprintf(stderr, "diffuse %s: --batch >= 1, --resolution >= 8, --splits >= 1, --seed >= 0 and (with --ckpt) --n >= 1\n",
+            command);
+    return 1;
   }
   if (strcmp(a->split, "train") && strcmp(a->split, "test")) {
     fprintf(stderr, "diffuse %s: --split must be train or test\n", command);
-    return 2;
+    return 1;
   }
   return 0;
 }
@@ -304,14 +308,22 @@ static int eval_nll(int argc, char **argv) {
   const int parse_rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "eval nll");
   if (parse_rc) return parse_rc;
   const bool vlb = !strcmp(method, "vlb");
-  if (!ckpt || !data || n < 1 || batch < 1 || seed < 0 || terms < 0 || !(rtol > 0 && atol > 0) ||
-      (!vlb && strcmp(method, "ode")) || (strcmp(variance, "fixed_small") && strcmp(variance, "fixed_large")) ||
-      (strcmp(split, "train") && strcmp(split, "test"))) {
-    fprintf(stderr, "diffuse eval nll: need --ckpt and --data; --method vlb|ode, --variance fixed_small|fixed_large, "
-                    "--split train|test, --n/--batch >= 1, --terms >= 0, --rtol/--atol > 0\n");
+  if (!ckpt || !data) {
+    fprintf(stderr, "diffuse eval nll: --ckpt and --data are required (see diffuse eval --help)\n");
     return 2;
   }
-  char err[1024];
+  char err[1024] = "";
+  if (n < 1 || batch < 1 || seed < 0 || terms < 0)
+    errorf(err, sizeof err, "--n and --batch must be >= 1, --seed and --terms >= 0");
+  else if (!vlb && strcmp(method, "ode")) errorf(err, sizeof err, "--method must be vlb or ode");
+  else if (strcmp(variance, "fixed_small") && strcmp(variance, "fixed_large"))
+    errorf(err, sizeof err, "--variance must be fixed_small or fixed_large");
+  else if (strcmp(split, "train") && strcmp(split, "test")) errorf(err, sizeof err, "--split must be train or test");
+  else if (!vlb) rk45_check_tolerances(rtol, atol, err, sizeof err);
+  if (err[0]) {
+    fprintf(stderr, "diffuse eval nll: %s\n", err);
+    return 1;
+  }
   RunConfig run;
   if (resolve_run_config(config, ckpt, &run, err, sizeof err)) {
     fprintf(stderr, "diffuse eval nll: %s\n", err);

@@ -2,9 +2,12 @@
  *
  * The prior noise of sample k is drawn from stream k of --seed (or read from --init-noise), and
  * samplers draw per-sample noise the same way, so sample k is the same whatever --batch is.
- * Writes a PNG grid (--out), one PNG per sample (--outdir, numbered, never overwriting without
- * --force) and/or the raw float samples (--save-tensor, tensor "x" of shape [N, C, H, W]).
+ * Writes a PNG grid (--out, at most SAMPLE_GRID_MAX images), one PNG per sample (--outdir, numbered,
+ * never overwriting without --force) and/or the raw float samples (--save-tensor, tensor "x" of
+ * shape [N, C, H, W]). Samples stream: only a batch is in memory (plus the grid's images), PNGs
+ * and the tensor are written batch by batch, and the tensor file appears only when complete.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +27,7 @@
 #include "sampler_flags.h"
 #include "samplers/sampler.h"
 
+#define SAMPLE_GRID_MAX 4096
 
 /* A denoiser that forwards to another and reports progress on a terminal. */
 typedef struct {
@@ -65,63 +69,104 @@ static float *load_init_noise(const char *path, const UNetConfig *mc, int *n, ch
   return x;
 }
 
-/* --outdir: create it and refuse, before any sampling, to overwrite numbered PNGs without --force. */
-static int prepare_outdir(const char *outdir, int n, bool force, char *err, size_t errlen) {
-  if (mkdir(outdir, 0755) && errno != EEXIST) return errorf(err, errlen, "%s: cannot create: %s", outdir, strerror(errno));
-  for (int k = 0; k < n && !force; k++) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%06d.png", outdir, k);
-    if (access(path, F_OK) == 0) return errorf(err, errlen, "%s exists (use --force to overwrite)", path);
+/* k if name is a numbered sample PNG ("000042.png", digits then .png), else -1. */
+static long numbered_png(const char *name) {
+  const char *dot = strchr(name, '.');
+  if (!dot || dot == name || dot - name > 12 || strcmp(dot, ".png")) return -1;
+  long k = 0;
+  for (const char *c = name; c < dot; c++) {
+    if (*c < '0' || *c > '9') return -1;
+    k = k * 10 + (*c - '0');
   }
+  return k;
+}
+
+/* --outdir: create it and refuse, before any sampling, to overwrite numbered PNGs without --force
+ * (one pass over the directory, whatever --n is). */
+static int prepare_outdir(const char *outdir, int n, bool force, char *err, size_t errlen) {
+  if (!outdir[0]) return errorf(err, errlen, "--outdir: the directory name is empty");
+  if (mkdir(outdir, 0755) && errno != EEXIST) return errorf(err, errlen, "%s: cannot create: %s", outdir, strerror(errno));
+  if (force) return 0;
+  DIR *dp = opendir(outdir);
+  if (!dp) return errorf(err, errlen, "%s: cannot open directory: %s", outdir, strerror(errno));
+  int rc = 0;
+  for (struct dirent *e; rc == 0 && (e = readdir(dp)) != NULL;) {
+    const long k = numbered_png(e->d_name);
+    if (k >= 0 && k < n) rc = errorf(err, errlen, "%s/%s exists (use --force to overwrite)", outdir, e->d_name);
+  }
+  closedir(dp);
+  return rc;
+}
+
+/* Where the samples go, written batch by batch as they are made. */
+typedef struct {
+  const char *out, *outdir;
+  float *grid;     /* (n, per): the --out grid needs every image; NULL without --out */
+  StStream tensor; /* --save-tensor */
+  bool tensor_open;
+} SampleSinks;
+
+static int sinks_open(SampleSinks *s, const char *out, const char *outdir, const char *save_tensor, int n,
+                      const UNetConfig *mc, char *err, size_t errlen) {
+  const size_t per = (size_t)mc->in_channels * mc->resolution * mc->resolution;
+  memset(s, 0, sizeof *s);
+  s->out = out, s->outdir = outdir;
+  s->grid = out ? xmalloc((size_t)n * per * sizeof(float)) : NULL;
+  if (!save_tensor) return 0;
+  const int64_t shape[4] = {n, mc->in_channels, mc->resolution, mc->resolution};
+  if (st_stream_open(&s->tensor, save_tensor, "x", 4, shape, err, errlen)) return -1;
+  s->tensor_open = true;
   return 0;
 }
 
-static int save_outputs(const char *out, const char *outdir, const char *save_tensor, const float *all, int n,
-                        const UNetConfig *mc, char *err, size_t errlen) {
+static int sinks_add(SampleSinks *s, const float *x, int first, int B, const UNetConfig *mc, char *err, size_t errlen) {
   const size_t per = (size_t)mc->in_channels * mc->resolution * mc->resolution;
-  for (int k = 0; outdir && k < n; k++) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%06d.png", outdir, k);
-    if (image_write_png(path, all + (size_t)k * per, mc->in_channels, mc->resolution, mc->resolution, err, errlen))
-      return -1;
-  }
-  if (out && image_write_grid_png(out, all, n, mc->in_channels, mc->resolution, mc->resolution, err, errlen)) return -1;
-  if (save_tensor) {
-    StWriter w;
-    st_writer_init(&w);
-    const int64_t shape[4] = {n, mc->in_channels, mc->resolution, mc->resolution};
-    st_writer_add_f32(&w, "x", 4, shape, all);
-    const int rc = st_writer_save(&w, save_tensor, err, errlen);
-    st_writer_free(&w);
+  for (int b = 0; s->outdir && b < B; b++) {
+    char *path = xasprintf("%s/%06d.png", s->outdir, first + b);
+    const int rc = image_write_png(path, x + (size_t)b * per, mc->in_channels, mc->resolution, mc->resolution, err, errlen);
+    free(path);
     if (rc) return -1;
   }
+  if (s->grid) memcpy(s->grid + (size_t)first * per, x, (size_t)B * per * sizeof(float));
+  if (s->tensor_open && st_stream_write(&s->tensor, x, (size_t)B * per))
+    return errorf(err, errlen, "--save-tensor: write failed: %s", strerror(errno));
   return 0;
+}
+
+/* Finish the outputs (grid, tensor commit) when ok; otherwise drop the unfinished tensor file. */
+static int sinks_close(SampleSinks *s, int ok, int n, const UNetConfig *mc, char *err, size_t errlen) {
+  int rc = ok ? 0 : -1;
+  if (rc == 0 && s->grid)
+    rc = image_write_grid_png(s->out, s->grid, n, mc->in_channels, mc->resolution, mc->resolution, err, errlen);
+  if (s->tensor_open && st_stream_close(&s->tensor, rc == 0, err, errlen) && rc == 0) rc = -1;
+  free(s->grid);
+  return rc;
 }
 
 int cmd_sample(int argc, char **argv) {
   const char *ckpt = NULL, *config = NULL, *out = NULL, *outdir = NULL, *init_noise = NULL, *save_tensor = NULL;
   SamplerFlags f;
   sampler_flags_default(&f);
-  int n = -1, batch = 16, seed = 0, class_label = -1;
+  int n = ARG_UNSET, batch = 16, seed = 0, class_label = ARG_UNSET;
   bool no_ema = false, force = false;
-  ArgSpec specs[32] = {
+  ArgSpec specs[] = {
       {"--ckpt", ARG_STRING, &ckpt},       {"--config", ARG_STRING, &config},   {"--n", ARG_INT, &n},
       {"--batch", ARG_INT, &batch},        {"--seed", ARG_INT, &seed},          {"--out", ARG_STRING, &out},
       {"--outdir", ARG_STRING, &outdir},   {"--force", ARG_FLAG, &force},       {"--no-ema", ARG_FLAG, &no_ema},
       {"--class", ARG_INT, &class_label},  {"--init-noise", ARG_STRING, &init_noise},
       {"--save-tensor", ARG_STRING, &save_tensor},
+      SAMPLER_FLAG_SPECS(f),
   };
-  const int n_specs = 12 + sampler_flag_specs(&f, specs + 12);
-  const int parse_rc = args_parse(argc, argv, specs, n_specs, "sample");
+  const int parse_rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "sample");
   if (parse_rc) return parse_rc;
   if (!ckpt || (!out && !outdir && !save_tensor)) {
     fprintf(stderr, "diffuse sample: --ckpt and one of --out, --outdir, --save-tensor are required "
                     "(see diffuse sample --help)\n");
     return 2;
   }
-  if ((n != -1 && n < 1) || batch < 1 || seed < 0) {
-    fprintf(stderr, "diffuse sample: --n and --batch must be >= 1, --seed >= 0\n");
-    return 2;
+  if ((n != ARG_UNSET && n < 1) || batch < 1 || seed < 0 || (class_label != ARG_UNSET && class_label < 0)) {
+    fprintf(stderr, "diffuse sample: --n and --batch must be >= 1, --seed and --class >= 0\n");
+    return 1;
   }
   SamplerOptions so;
   int rc = sampler_options_from_flags(&f, &so);
@@ -134,7 +179,7 @@ int cmd_sample(int argc, char **argv) {
     return 1;
   }
   const UNetConfig *mc = &run.model;
-  if (class_label >= 0 && class_label >= mc->num_classes) {
+  if (class_label != ARG_UNSET && class_label >= mc->num_classes) {
     fprintf(stderr, "diffuse sample: --class %d but the model has %d classes\n", class_label, mc->num_classes);
     return 1;
   }
@@ -144,36 +189,34 @@ int cmd_sample(int argc, char **argv) {
     diffusion_free(&diffusion);
     return 1;
   }
-  float *all = NULL;
-  if (init_noise && !(all = load_init_noise(init_noise, mc, &n, err, sizeof err))) {
+  float *x_init = NULL; /* all of --init-noise, or NULL: the prior noise is drawn batch by batch */
+  if (init_noise && !(x_init = load_init_noise(init_noise, mc, &n, err, sizeof err))) {
     fprintf(stderr, "diffuse sample: --init-noise %s\n", err);
     diffusion_free(&diffusion);
     return 1;
   }
-  if (n < 0) n = 64;
-  if (outdir && prepare_outdir(outdir, n, force, err, sizeof err)) {
-    fprintf(stderr, "diffuse sample: %s\n", err);
-    free(all);
-    diffusion_free(&diffusion);
-    return 1;
-  }
+  if (n == ARG_UNSET) n = 64;
+  if (out && n > SAMPLE_GRID_MAX)
+    rc = errorf(err, sizeof err, "--out: a grid holds at most %d images, not %d: use --outdir or --save-tensor for more",
+                SAMPLE_GRID_MAX, n);
+  if (rc == 0 && outdir) rc = prepare_outdir(outdir, n, force, err, sizeof err);
   UNet model;
   unet_init(&model, mc);
   const CheckpointLoadOptions lo = {.use_ema = !no_ema};
-  if (checkpoint_load(ckpt, &model, &lo, NULL, err, sizeof err)) {
+  if (rc == 0) rc = checkpoint_load(ckpt, &model, &lo, NULL, err, sizeof err);
+  if (batch > n) batch = n;
+  SampleSinks sinks = {0};
+  if (rc == 0) rc = sinks_open(&sinks, out, outdir, save_tensor, n, mc, err, sizeof err);
+  if (rc) {
     fprintf(stderr, "diffuse sample: %s\n", err);
-    free(all);
+    free(x_init);
     unet_free(&model);
     diffusion_free(&diffusion);
     return 1;
   }
 
   const size_t per = (size_t)mc->in_channels * mc->resolution * mc->resolution;
-  if (!all) {
-    all = xmalloc((size_t)n * per * sizeof(float));
-    sample_prior_noise(all, n, per, 0, seed, &diffusion);
-  }
-  if (batch > n) batch = n;
+  float *x = xmalloc((size_t)batch * per * sizeof(float));
   float *work = xmalloc(sampler_work_floats(&so, (size_t)batch * per) * sizeof(float));
   int *labels = mc->num_classes > 0 ? xmalloc((size_t)batch * sizeof(int)) : NULL;
   Graph g;
@@ -183,19 +226,22 @@ int cmd_sample(int argc, char **argv) {
   Progress prog = {&den, isatty(STDERR_FILENO), 0, n, now_seconds()};
   Denoiser shown = {progress_predict, 0, &prog, NULL};
   long nfe_per_batch = 0;
-  for (int first = 0; first < n; first += batch) {
+  for (int first = 0; first < n && rc == 0; first += batch) {
     const int B = n - first < batch ? n - first : batch;
-    for (int b = 0; b < B && labels; b++) labels[b] = class_label >= 0 ? class_label : (first + b) % mc->num_classes;
+    for (int b = 0; b < B && labels; b++)
+      labels[b] = class_label != ARG_UNSET ? class_label : (first + b) % mc->num_classes;
+    if (x_init) memcpy(x, x_init + (size_t)first * per, (size_t)B * per * sizeof(float));
+    else sample_prior_noise(x, B, per, first, seed, &diffusion);
     NoiseSource noise = sample_step_noise(seed, first);
     shown.nfe = 0;
-    nfe_per_batch = sampler_run(&so, &diffusion, &shown, &noise, all + (size_t)first * per, B, per, work);
+    nfe_per_batch = sampler_run(&so, &diffusion, &shown, &noise, x, B, per, work);
     prog.done = first + B;
     if (!prog.tty) fprintf(stderr, "diffuse sample: %d/%d images, NFE %ld\n", prog.done, n, nfe_per_batch);
+    rc = sinks_add(&sinks, x, first, B, mc, err, sizeof err);
   }
   const double secs = now_seconds() - prog.t0;
   if (prog.tty) fprintf(stderr, "\n");
-  rc = 0;
-  if (save_outputs(out, outdir, save_tensor, all, n, mc, err, sizeof err)) {
+  if (sinks_close(&sinks, rc == 0, n, mc, err, sizeof err)) {
     fprintf(stderr, "diffuse sample: %s\n", err);
     rc = 1;
   } else {
@@ -203,7 +249,7 @@ int cmd_sample(int argc, char **argv) {
            so.kind == SAMPLER_ODE && so.method == ODE_RK45 ? " (last batch)" : " per image", secs, n / secs,
            out ? ", grid " : "", out ? out : "");
   }
-  free(all), free(work), free(labels);
+  free(x_init), free(x), free(work), free(labels);
   graph_free(&g);
   unet_free(&model);
   diffusion_free(&diffusion);

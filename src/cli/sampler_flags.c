@@ -8,22 +8,8 @@
 #include <string.h>
 
 void sampler_flags_default(SamplerFlags *f) {
-  *f = (SamplerFlags){"ddim", NULL, "fixed_small", "reverse_diffusion", "rk45", 50, -1, 0.0, NAN, NAN, NAN, NAN, false};
-}
-
-int sampler_flag_specs(SamplerFlags *f, ArgSpec *out) {
-  const ArgSpec specs[] = {
-      {"--sampler", ARG_STRING, &f->sampler},     {"--steps", ARG_INT, &f->steps},
-      {"--spacing", ARG_STRING, &f->spacing},     {"--eta", ARG_DOUBLE, &f->eta},
-      {"--variance", ARG_STRING, &f->variance},   {"--clip", ARG_FLAG, &f->clip},
-      {"--step-size", ARG_DOUBLE, &f->step_size}, {"--corrector-steps", ARG_INT, &f->corrector_steps},
-      {"--snr", ARG_DOUBLE, &f->snr},             {"--predictor", ARG_STRING, &f->predictor},
-      {"--method", ARG_STRING, &f->method},       {"--rtol", ARG_DOUBLE, &f->rtol},
-      {"--atol", ARG_DOUBLE, &f->atol},
-  };
-  const int n = (int)(sizeof specs / sizeof specs[0]);
-  memcpy(out, specs, sizeof specs);
-  return n;
+  *f = (SamplerFlags){"ddim", NULL, "fixed_small", "reverse_diffusion", "rk45", 50, ARG_UNSET, 0.0, NAN, NAN, NAN, NAN,
+                      false};
 }
 
 /* Parse a name from a list; -1 when absent. */
@@ -66,11 +52,11 @@ int sampler_options_from_flags(const SamplerFlags *f, SamplerOptions *o) {
   o->method = (OdeMethod)v;
   o->clip_x0 = f->clip;
   o->eta = f->eta;
-  if (f->corrector_steps >= 0) o->corrector_steps = f->corrector_steps;
-  if (f->snr == f->snr) o->snr = f->snr;
-  if (f->step_size == f->step_size) o->step_size = f->step_size;
-  if (f->rtol == f->rtol) o->rtol = f->rtol;
-  if (f->atol == f->atol) o->atol = f->atol;
+  if (f->corrector_steps != ARG_UNSET) o->corrector_steps = f->corrector_steps;
+  if (!isnan(f->snr)) o->snr = f->snr; /* the parser only gives finite values: NAN is "not given" */
+  if (!isnan(f->step_size)) o->step_size = f->step_size;
+  if (!isnan(f->rtol)) o->rtol = f->rtol;
+  if (!isnan(f->atol)) o->atol = f->atol;
   return 0;
 bad_spacing:
   fprintf(stderr, "diffuse: --spacing must be uniform, quadratic, trailing or logsnr\n");

@@ -9,18 +9,23 @@
 #include "args.h"
 #include "samplers/sampler.h"
 
-#define SAMPLER_FLAG_COUNT 13
-
 typedef struct {
   const char *sampler, *spacing, *variance, *predictor, *method;
   int steps, corrector_steps;
-  double eta, snr, step_size, rtol, atol; /* NAN / -1: not given, the sampler's default */
+  double eta, snr, step_size, rtol, atol; /* NAN / ARG_UNSET: not given, the sampler's default */
   bool clip;
 } SamplerFlags;
 
 void sampler_flags_default(SamplerFlags *f);
-/* Write the SAMPLER_FLAG_COUNT flag specs bound to f into out; returns their number. */
-int sampler_flag_specs(SamplerFlags *f, ArgSpec *out);
+/* The sampler flags' ArgSpec entries bound to the SamplerFlags lvalue f, to place in a spec table
+ * (which is then sized by construction). */
+#define SAMPLER_FLAG_SPECS(f)                                                                                     \
+  {"--sampler", ARG_STRING, &(f).sampler}, {"--steps", ARG_INT, &(f).steps},                                    \
+      {"--spacing", ARG_STRING, &(f).spacing}, {"--eta", ARG_DOUBLE, &(f).eta},                                 \
+      {"--variance", ARG_STRING, &(f).variance}, {"--clip", ARG_FLAG, &(f).clip},                               \
+      {"--step-size", ARG_DOUBLE, &(f).step_size}, {"--corrector-steps", ARG_INT, &(f).corrector_steps},        \
+      {"--snr", ARG_DOUBLE, &(f).snr}, {"--predictor", ARG_STRING, &(f).predictor},                             \
+      {"--method", ARG_STRING, &(f).method}, {"--rtol", ARG_DOUBLE, &(f).rtol}, {"--atol", ARG_DOUBLE, &(f).atol}
 /* Flags -> options; a usage error (returns 2) names the flag. */
 int sampler_options_from_flags(const SamplerFlags *f, SamplerOptions *o);
 /* Model-dependent defaults (DDIM on VE models: trailing spacing) and sampler_check. 0 or -1 + message. */

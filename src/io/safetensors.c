@@ -303,21 +303,50 @@ static char *build_header(const StWriter *w, size_t *len_out) {
   return out;
 }
 
-int st_writer_save(const StWriter *w, const char *path, char *err, size_t errlen) {
+/* Open the temporary and write the length prefix and header. */
+static int writer_begin(const StWriter *w, const char *path, AtomicFile *af, char *err, size_t errlen) {
   size_t hlen;
   char *header = build_header(w, &hlen);
-  AtomicFile af;
-  if (atomic_file_open(&af, path, err, errlen)) {
+  if (atomic_file_open(af, path, err, errlen)) {
     free(header);
     return -1;
   }
   uint8_t len_le[8];
   for (int i = 0; i < 8; i++) len_le[i] = (uint8_t)((uint64_t)hlen >> (8 * i));
-  int ok = fwrite(len_le, 1, 8, af.f) == 8 && fwrite(header, 1, hlen, af.f) == hlen;
+  const int ok = fwrite(len_le, 1, 8, af->f) == 8 && fwrite(header, 1, hlen, af->f) == hlen;
+  free(header);
+  if (!ok) return atomic_file_commit(af, 0, err, errlen);
+  return 0;
+}
+
+int st_writer_save(const StWriter *w, const char *path, char *err, size_t errlen) {
+  AtomicFile af;
+  if (writer_begin(w, path, &af, err, errlen)) return -1;
+  int ok = 1;
   for (int i = 0; i < w->n && ok; i++) {
     const size_t n = entry_numel(&w->entries[i]);
     ok = fwrite(w->entries[i].data, sizeof(float), n, af.f) == n;
   }
-  free(header);
   return atomic_file_commit(&af, ok, err, errlen);
+}
+
+int st_stream_open(StStream *s, const char *path, const char *name, int ndim, const int64_t *shape, char *err,
+                   size_t errlen) {
+  StWriter w;
+  st_writer_init(&w);
+  st_writer_add_f32(&w, name, ndim, shape, NULL);
+  s->remaining = entry_numel(&w.entries[0]);
+  const int rc = writer_begin(&w, path, &s->file, err, errlen);
+  st_writer_free(&w);
+  return rc;
+}
+
+int st_stream_write(StStream *s, const float *data, size_t n) {
+  if (n > s->remaining || fwrite(data, sizeof(float), n, s->file.f) != n) return -1;
+  s->remaining -= n;
+  return 0;
+}
+
+int st_stream_close(StStream *s, int ok, char *err, size_t errlen) {
+  return atomic_file_commit(&s->file, ok && s->remaining == 0, err, errlen);
 }

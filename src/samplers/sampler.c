@@ -72,21 +72,25 @@ int sampler_check(const SamplerOptions *o, const Diffusion *d, char *err, size_t
                       "use pc, whose corrector is Langevin with a step size set per level",
                       type);
       if (!(o->step_size > 0.0)) return errorf(err, errlen, "--step-size must be > 0");
-      if (o->corrector_steps < 1) return errorf(err, errlen, "--corrector-steps must be >= 1 for langevin");
+      if (o->corrector_steps < 1 || o->corrector_steps > SAMPLER_MAX_CORRECTOR_STEPS)
+        return errorf(err, errlen, "--corrector-steps must be in [1, %d] for langevin", SAMPLER_MAX_CORRECTOR_STEPS);
       break;
     case SAMPLER_PC:
       if (!(o->snr > 0.0)) return errorf(err, errlen, "--snr must be > 0");
-      if (o->corrector_steps < 0) return errorf(err, errlen, "--corrector-steps must be >= 0");
+      if (o->corrector_steps < 0 || o->corrector_steps > SAMPLER_MAX_CORRECTOR_STEPS)
+        return errorf(err, errlen, "--corrector-steps must be in [0, %d]", SAMPLER_MAX_CORRECTOR_STEPS);
       break;
     case SAMPLER_ODE:
       if (o->method == ODE_RK45) {
-        if (!(o->rtol > 0.0 && o->atol > 0.0)) return errorf(err, errlen, "--rtol and --atol must be > 0");
-        return 0;
+        return rk45_check_tolerances(o->rtol, o->atol, err, errlen);
       }
       if (o->steps < 2) return errorf(err, errlen, "--steps must be >= 2 for the %s ODE solver", name);
       break;
     case SAMPLER_DPMPP: break;
   }
+  if (o->steps > SAMPLER_MAX_STEPS)
+    return errorf(err, errlen, "--steps %d: at most %d time steps (far more than any sampler needs)", o->steps,
+                  SAMPLER_MAX_STEPS);
   double *taus = xmalloc((size_t)(o->steps > 0 ? o->steps : 1) * sizeof(double));
   const int rc = sampler_time_grid(d, o->steps, o->spacing, taus, err, errlen);
   free(taus);
