@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/resource.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -114,10 +115,15 @@ int cmd_bench(int argc, char **argv) {
     fprintf(stderr, "diffuse bench: --profile times recorded ops, i.e. --mode train\n");
     return 2;
   }
-  if ((!config && !gemm_mode) || (!train && !gemm_mode && strcmp(mode, "sample")) || batch < 1 || steps < 1 ||
-      warmup < 0 || threads < 0) {
-    fprintf(stderr, "diffuse bench: need --config F; --mode train|sample|gemm, --batch/--steps >= 1, --warmup/--threads >= 0\n");
+  if ((!config && !gemm_mode) || (!train && !gemm_mode && strcmp(mode, "sample"))) {
+    fprintf(stderr, "diffuse bench: need --config F; --mode train|sample|gemm\n");
     return 2;
+  }
+  const long max_threads = 4 * sysconf(_SC_NPROCESSORS_ONLN) > 0 ? 4 * sysconf(_SC_NPROCESSORS_ONLN) : 64;
+  if (batch < 1 || steps < 1 || warmup < 0 || threads < 0 || threads > max_threads) {
+    fprintf(stderr, "diffuse bench: --batch/--steps must be >= 1, --warmup >= 0, --threads in [0, %ld] (4x the cores)\n",
+            max_threads);
+    return 1;
   }
   if (threads > 0) {
 #ifdef _OPENMP

@@ -206,8 +206,17 @@ static int compute_features(const EvalArgs *a, Extractor *e, double *mu, double 
                               .max_images = a->n > 0 ? (int)a->n : 0, .cache_limit_bytes = (size_t)4096 << 20};
     if (dataset_load(&d, &o, err, errlen)) return -1;
   }
+  const long capacity = a->ckpt ? a->n : d.n;
+  const double logit_bytes = (double)capacity * IS_CLASSES * sizeof(float);
+  if (memory_total_bytes() && logit_bytes > (double)memory_total_bytes()) {
+    char need[32], have[32];
+    dataset_free(&d);
+    return errorf(err, errlen, "--n %ld: the Inception Score keeps %d logits per image, %s, more than this machine's %s: "
+                  "lower --n", capacity, IS_CLASSES, format_bytes(need, sizeof need, logit_bytes),
+                  format_bytes(have, sizeof have, (double)memory_total_bytes()));
+  }
   const double t0 = now_seconds();
-  extractor_init(e, a->batch, a->ckpt ? a->n : d.n);
+  extractor_init(e, a->batch, capacity);
   int rc = a->ckpt ? extract_generated(e, a->ckpt, a->config, &a->sampler, a->n, a->batch, a->seed, nfe, err, errlen)
                  : extract_dataset(e, &d, a->batch, err, errlen);
   dataset_free(&d);

@@ -27,6 +27,8 @@ static void atomic_file_release(AtomicFile *a) {
 
 int atomic_file_open(AtomicFile *a, const char *path, char *err, size_t errlen) {
   a->f = NULL;
+  a->path = a->tmp = NULL;
+  if (!path[0]) return errorf(err, errlen, "an output file name is empty: give a path");
   a->path = xstrdup(path);
   a->tmp = xasprintf("%s%sXXXXXX", path, TEMP_INFIX);
   const int fd = mkstemp(a->tmp);
