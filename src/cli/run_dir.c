@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -61,28 +60,29 @@ static int make_dirs(const char *path, char *err, size_t errlen) {
   return rc;
 }
 
-/* Take OUT/.lock; the error names the pid written by the holder. */
+/* Take a POSIX record lock on OUT/.lock (F_GETLK then names the holder's pid; nothing is written into
+ * the file, so a refused or failed start changes nothing). */
 static int take_lock(RunDir *rd, const char *dir, char *err, size_t errlen) {
   char *path = xasprintf("%s/%s", dir, LOCK_NAME);
   const int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
   int rc = 0;
+  struct flock lk = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
   if (fd < 0) {
     rc = errorf(err, errlen, "%s: cannot open the run's lock file: %s", path, strerror(errno));
-  } else if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    char pid[32] = "";
-    const ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
-    if (n > 0) pid[n] = '\0';
-    pid[strcspn(pid, "\n")] = '\0';
-    rc = errorf(err, errlen, "--out %s is in use by another diffuse train (pid %s): wait for it or choose another --out",
-                dir, pid[0] ? pid : "unknown");
+  } else if (fcntl(fd, F_SETLK, &lk) != 0) {
+    const int e = errno;
+    struct flock who = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    if (e == EACCES || e == EAGAIN) {
+      char pid[32] = "unknown";
+      if (fcntl(fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK) snprintf(pid, sizeof pid, "%ld", (long)who.l_pid);
+      rc = errorf(err, errlen, "--out %s is in use by another diffuse train (pid %s): wait for it or choose another --out",
+                  dir, pid);
+    } else {
+      rc = errorf(err, errlen, "%s: cannot lock: %s", path, strerror(e));
+    }
     close(fd);
   } else {
-    char pid[32];
-    const int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len)
-      rc = errorf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
-    if (rc) close(fd);
-    else rd->lock_fd = fd;
+    rd->lock_fd = fd;
   }
   free(path);
   return rc;

@@ -3,8 +3,8 @@
  *
  * A directory holds a run when it has config.json, log.jsonl or ckpt.safetensors. Starting a
  * fresh run there needs --force (which removes the old log, checkpoint and sample grids);
- * --resume continues it. The lock is an flock on OUT/.lock, which holds the holder's pid: the
- * kernel releases it when the trainer exits, however it exits. */
+ * --resume continues it. The lock is a POSIX record lock (fcntl) on the empty file OUT/.lock: the
+ * kernel releases it when the trainer exits, however it exits, and reports the holder's pid. */
 #ifndef DIFFUSE_CLI_RUN_DIR_H
 #define DIFFUSE_CLI_RUN_DIR_H
 

@@ -2,6 +2,7 @@
 #include "core/arena.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,12 +16,25 @@ struct ArenaBlock {
   unsigned char *base;
 };
 
-static ArenaBlock *block_new(size_t cap) {
+/* The arena holds activations, whose size the user chooses (batch, model): running out is an
+ * environment error with the keys to change, not a crash. */
+static _Noreturn void out_of_activation_memory(size_t cap, size_t used) {
+  char want[32], have[32];
+  fprintf(stderr,
+          "diffuse: out of memory: the activations need another %s (%s in use): lower the batch (--batch, train.batch; "
+          "or train.micro_batch when training) or the model (model.ch, model.resolution)\n",
+          format_bytes(want, sizeof want, (double)cap), format_bytes(have, sizeof have, (double)used));
+  exit(1);
+}
+
+static ArenaBlock *block_new(size_t cap, size_t used_total) {
   ArenaBlock *b = xmalloc(sizeof *b);
   b->next = NULL;
   b->cap = cap;
   b->used = 0;
-  b->base = xmalloc_aligned(ARENA_ALIGN, cap);
+  void *base = NULL;
+  if (posix_memalign(&base, ARENA_ALIGN, cap) != 0) out_of_activation_memory(cap, used_total);
+  b->base = base;
   return b;
 }
 
@@ -34,7 +48,7 @@ static void blocks_free(ArenaBlock *b) {
 }
 
 void arena_init(Arena *a, size_t initial_bytes) {
-  a->head = block_new(initial_bytes < 4096 ? 4096 : initial_bytes);
+  a->head = block_new(initial_bytes < 4096 ? 4096 : initial_bytes, 0);
   a->used_total = 0;
   a->high_water = 0;
 }
@@ -50,7 +64,7 @@ void *arena_alloc(Arena *a, size_t bytes) {
   ArenaBlock *b = a->head;
   if (b->used + need > b->cap) {
     size_t cap = b->cap * 2 > need ? b->cap * 2 : need;
-    ArenaBlock *nb = block_new(cap);
+    ArenaBlock *nb = block_new(cap, a->used_total);
     nb->next = b;
     a->head = b = nb;
   }
@@ -72,7 +86,7 @@ float *arena_floats(Arena *a, size_t n) { return arena_alloc(a, n * sizeof(float
 void arena_reset(Arena *a) {
   if (a->head->next) { /* several blocks this cycle: replace them by one of the high-water size */
     blocks_free(a->head);
-    a->head = block_new(a->high_water);
+    a->head = block_new(a->high_water, 0);
   }
   a->head->used = 0;
   a->used_total = 0;

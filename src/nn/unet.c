@@ -71,13 +71,14 @@ int unet_config_validate(const UNetConfig *c, char *err, size_t errlen) {
                     "level)",
                     c->attn_resolutions[a], c->resolution, c->resolution >> (c->n_ch_mult - 1));
   }
-  /* the weights and their gradients are allocated for any use of the model */
+  /* the weights and their gradients are allocated for any use of the model; beyond 3/4 of the memory
+   * nothing is left for activations (and the machine would swap) */
   const double bytes = 2.0 * sizeof(float) * (double)unet_param_floats(c), total = (double)memory_total_bytes();
-  if (total > 0 && bytes > total) {
+  if (total > 0 && bytes > 0.75 * total) {
     char need[32], have[32];
     return errorf(err, errlen,
-                  "the model has %.0f parameters and needs %s for its weights and gradients alone, more than this "
-                  "machine's %s: lower model.ch, model.ch_mult, model.num_res_blocks or model.resolution",
+                  "the model has %.0f parameters and needs %s for its weights and gradients alone, more than 3/4 of "
+                  "this machine's %s: lower model.ch, model.ch_mult, model.num_res_blocks or model.resolution",
                   bytes / 8.0, format_bytes(need, sizeof need, bytes), format_bytes(have, sizeof have, total));
   }
   return 0;

@@ -294,12 +294,13 @@ TrainOutcome trainer_run(Trainer *tr, const TrainCallbacks *cb) {
   const RunConfig *rc = tr->rc;
   const TrainConfig *t = &rc->train;
   char err[1024];
-  char *text = cJSON_Print(tr->config_json);
-  int failed = atomic_file_write(tr->config_path, text, strlen(text), err, sizeof err);
+  FILE *log = open_log(tr->log_path, err, sizeof err); /* first: the likelier failure, before anything is written */
+  char *text = log ? cJSON_Print(tr->config_json) : NULL;
+  int failed = !log || atomic_file_write(tr->config_path, text, strlen(text), err, sizeof err);
   free(text);
-  FILE *log = failed ? NULL : open_log(tr->log_path, err, sizeof err);
-  if (!log) {
+  if (failed) {
     fprintf(stderr, "diffuse train: %s\n", err);
+    if (log) fclose(log);
     return TRAIN_FAILED;
   }
   fprintf(stderr, "diffuse train: %d images (%dx%dx%d), %zu parameters, batch %d, steps %ld -> %d, out %s\n",
