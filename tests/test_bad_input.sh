@@ -32,6 +32,15 @@ expect() {
   fi
 }
 
+# edit_header IN OUT PERL-SUBSTITUTION...: the safetensors file with its JSON header edited (and its length
+# prefix rewritten), data untouched
+edit_header() {
+  in="$1"; out="$2"; shift 2
+  perl -e 'open(F, "<", shift) or die; binmode F; local $/; my $d = <F>; my $n = unpack("Q<", substr($d, 0, 8));
+    my $h = substr($d, 8, $n); for my $e (@ARGV) { eval "\$h =~ $e" or die "no match: $e" }
+    binmode STDOUT; print pack("Q<", length $h) . $h . substr($d, 8 + $n)' "$in" "$@" > "$out"
+}
+set_step() { edit_header "$1" "$3" "s/\"step\":\"\\d+\"/\"step\":\"$2\"/"; }
 # wait_started LOG: until the background trainer writing stderr to LOG printed its banner (it then holds
 # the lock and has its signal handlers)
 wait_started() {
@@ -113,6 +122,10 @@ expect 1 "adir: is a directory" eval nll --ckpt adir --data imgs
 expect 1 "lower model.ch" train --config tiny.json --out K --set model.resolution=1024 --set model.ch=2048 --set model.groups=32 --set 'model.attn_resolutions=[]' --set 'model.ch_mult=[1,2,2,2]'
 sed 's/"ch": 8/"ch": 2048/; s/"groups": 4/"groups": 32/; s/"resolution": 8/"resolution": 1024/; s/\[4\]/[]/; s/\[1, 2\]/[1, 2, 2, 2]/' tiny.json > huge.json
 expect 1 "lower model.ch" info --config huge.json
+edit_header "$ck" huge.safetensors 's/\\"resolution\\":8,/\\"resolution\\":1024,/' 's/\\"ch\\":8,/\\"ch\\":2048,/' \
+  's/\\"ch_mult\\":\[1,2\]/\\"ch_mult\\":[1,2,2,2]/' 's/\\"attn_resolutions\\":\[4\]/\\"attn_resolutions\\":[]/' \
+  's/\\"groups\\":4,/\\"groups\\":32,/'
+expect 1 "huge.safetensors: the model has .* lower model.ch" sample --ckpt huge.safetensors --out g.png
 expect 1 "lower train.batch" train --config tiny.json --out K --batch 65536 --set model.resolution=256 --set 'model.attn_resolutions=[]'
 expect 1 "a grid holds at most 4096 images" sample --ckpt "$ck" --n 2000000000 --out g.png
 expect 1 "at most 100000 time steps" sample --ckpt "$ck" --sampler ode --method euler --steps 2000000000 --out g.png
@@ -160,12 +173,6 @@ kill -INT $bg; kill -INT $bg; wait $bg; rc=$?
 expect 0 "parameters" info --ckpt "$ck"
 
 # ---- 14. checkpoint metadata is validated on resume ----
-# set_step IN VALUE OUT: the checkpoint with its "step" metadata replaced (header rewritten with its new length)
-set_step() {
-  perl -e 'open(F, "<", $ARGV[0]) or die; binmode F; local $/; my $d = <F>; my $n = unpack("Q<", substr($d, 0, 8));
-    my $h = substr($d, 8, $n); $h =~ s/"step":"\d+"/"step":"$ARGV[1]"/ or die "no step";
-    binmode STDOUT; print pack("Q<", length $h) . $h . substr($d, 8 + $n)' "$1" "$2" > "$3"
-}
 expect 0 "" train --config tiny.json --out M --steps 10 --quiet
 for bad in abc -3 1e23 ""; do
   set_step M/ckpt.safetensors "$bad" "step_$bad.safetensors"
