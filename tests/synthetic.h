@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "nn/params.h"
-#include "diffusion/denoiser.h"
+#include "diffusion/unet_denoiser.h"
 #include "nn/unet.h"
 
 void synthetic_fill(float *out, size_t n, const char *stream_name);

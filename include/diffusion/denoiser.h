@@ -2,14 +2,13 @@
  *
  * Samplers work on x_tau = alpha x0 + sigma eps (diffusion.h) and ask for eps_hat; the score is
  * -eps_hat / sigma and x0_hat = (x - sigma eps_hat) / alpha. Tests plug in analytic denoisers
- * (Gaussian data, mixtures) through the same struct.
+ * (Gaussian data, mixtures) through the same struct; the U-Net behind it is in unet_denoiser.h, so
+ * samplers include nothing of the model.
  */
 #ifndef DIFFUSION_DENOISER_H
 #define DIFFUSION_DENOISER_H
 
-#include "autograd/graph.h"
-#include "diffusion/diffusion.h"
-#include "nn/unet.h"
+#include <stddef.h>
 
 typedef struct Denoiser Denoiser;
 struct Denoiser {
@@ -22,16 +21,5 @@ struct Denoiser {
   void (*predict_eps_vjp)(Denoiser *self, float *eps_out, float *vjp_out, const float *x, const float *v, int B,
                           double tau);
 };
-
-typedef struct {
-  const Diffusion *diffusion;
-  UNet *model;
-  Graph *graph;        /* grad mode is switched off for the call */
-  const int *labels;   /* (B) or NULL */
-} UNetDenoiser;
-
-/* A denoiser backed by a U-Net; converts x0 / v predictions to eps. Provides the VJP (a backward
- * pass through the network w.r.t. its input only; parameter gradients are left untouched). */
-Denoiser unet_denoiser(UNetDenoiser *ctx);
 
 #endif

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "diffusion/denoiser.h"
+#include "diffusion/diffusion.h"
 
 typedef enum { SAMPLER_ANCESTRAL, SAMPLER_DDIM, SAMPLER_LANGEVIN, SAMPLER_PC, SAMPLER_ODE, SAMPLER_DPMPP } SamplerKind;
 

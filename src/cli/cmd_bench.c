@@ -22,7 +22,7 @@
 #include "commands.h"
 #include "core/error.h"
 #include "core/rng.h"
-#include "diffusion/denoiser.h"
+#include "diffusion/unet_denoiser.h"
 #include "diffusion/objective.h"
 #include "nn/init.h"
 #include "ops/gemm.h"

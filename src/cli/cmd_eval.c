@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "commands.h"
 #include "core/error.h"
+#include "diffusion/unet_denoiser.h"
 #include "core/rng.h"
 #include "eval/fid.h"
 #include "eval/nll.h"

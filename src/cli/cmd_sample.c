@@ -19,7 +19,7 @@
 #include "clock.h"
 #include "commands.h"
 #include "core/error.h"
-#include "diffusion/denoiser.h"
+#include "diffusion/unet_denoiser.h"
 #include "io/image.h"
 #include "io/safetensors.h"
 #include "nn/checkpoint.h"

@@ -24,7 +24,7 @@
 #include "autograd/functions.h"
 #include "core/error.h"
 #include "core/rng.h"
-#include "diffusion/denoiser.h"
+#include "diffusion/unet_denoiser.h"
 #include "diffusion/objective.h"
 #include "io/atomic_file.h"
 #include "io/dataset.h"

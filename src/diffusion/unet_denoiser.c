@@ -1,8 +1,8 @@
-/* denoiser.c - U-Net denoiser: one grad-free forward per call, output converted to eps
+/* unet_denoiser.c - U-Net denoiser: one grad-free forward per call, output converted to eps
  * (x0-prediction: eps = (x - alpha x0_hat) / sigma; v-prediction, alpha^2 + sigma^2 = 1:
  * eps = sigma x + alpha v_hat), and the vector-Jacobian product by a backward pass to the input
  * (parameters are marked as not needing gradients for it, so no weight gradient is computed). */
-#include "diffusion/denoiser.h"
+#include "diffusion/unet_denoiser.h"
 
 #include <string.h>
 
