@@ -1,6 +1,6 @@
-/* clock.h - wall-clock seconds for progress lines and throughput reports. */
-#ifndef DIFFUSE_CLI_CLOCK_H
-#define DIFFUSE_CLI_CLOCK_H
+/* clock.h - monotonic wall-clock seconds for progress lines, throughput reports and op profiles. */
+#ifndef DIFFUSE_CORE_CLOCK_H
+#define DIFFUSE_CORE_CLOCK_H
 
 #include <time.h>
 

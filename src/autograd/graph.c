@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "ops/elementwise.h"
 
@@ -28,12 +29,6 @@ void graph_free(Graph *g) {
   memset(g, 0, sizeof *g);
 }
 
-static double clock_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static GraphProfileEntry *profile_entry(GraphProfile *p, const char *name) {
   for (int i = 0; i < p->n; i++)
     if (p->entries[i].name == name || !strcmp(p->entries[i].name, name)) return &p->entries[i];
@@ -52,7 +47,7 @@ float *graph_scratch(Graph *g, size_t n) {
 }
 
 void graph_reset(Graph *g) {
-  if (g->profile) g->profile->last = clock_seconds(), g->profile->last_flops = 0.0;
+  if (g->profile) g->profile->last = now_seconds(), g->profile->last_flops = 0.0;
   arena_reset(&g->arena);
   for (int i = 0; i < g->n_grad_buffers; i++) g->grad_buffers[i].in_use = false;
   g->last = NULL;
@@ -153,7 +148,7 @@ GraphNode *graph_record(Graph *g, const char *name, BackwardFn backward, Tensor 
   out->requires_grad = true;
   g->last = n;
   if (g->profile) {
-    const double now = clock_seconds();
+    const double now = now_seconds();
     GraphProfileEntry *e = profile_entry(g->profile, name);
     e->forward_s += now - g->profile->last;
     e->flops += g->flops - g->profile->last_flops;
@@ -167,11 +162,11 @@ GraphNode *graph_record(Graph *g, const char *name, BackwardFn backward, Tensor 
 static void sweep(Graph *g) {
   for (GraphNode *n = g->last; n; n = n->prev) {
     if (!n->out->grad) continue;
-    const double t0 = g->profile ? clock_seconds() : 0.0;
+    const double t0 = g->profile ? now_seconds() : 0.0;
     n->backward(g, n);
     grad_buffer_give_back(g, n->out->grad);
     n->out->grad = NULL;
-    if (g->profile) profile_entry(g->profile, n->name)->backward_s += clock_seconds() - t0;
+    if (g->profile) profile_entry(g->profile, n->name)->backward_s += now_seconds() - t0;
   }
 }
 

@@ -18,8 +18,8 @@
 #endif
 
 #include "args.h"
-#include "clock.h"
 #include "commands.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "diffusion/unet_denoiser.h"

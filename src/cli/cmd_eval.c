@@ -14,8 +14,8 @@
 #include <unistd.h>
 
 #include "args.h"
-#include "clock.h"
 #include "commands.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "diffusion/unet_denoiser.h"
 #include "core/rng.h"

@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "args.h"
-#include "clock.h"
 #include "commands.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "diffusion/unet_denoiser.h"
 #include "io/image.h"

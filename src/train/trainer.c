@@ -18,10 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "autograd/functions.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "diffusion/unet_denoiser.h"
@@ -34,12 +34,6 @@
 #include "train/optim.h"
 
 /* ---- helpers ---- */
-
-static double now_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 struct Trainer {
   const RunConfig *rc;
