@@ -38,6 +38,10 @@ int feature_stats_finish(FeatureStats *s, double *mu, double *sigma, char *err, 
 int frechet_distance(const double *mu1, const double *sigma1, const double *mu2, const double *sigma2, int dim,
                      double *fid, char *err, size_t errlen);
 
+/* The Inception Score's logits of B pool3 feature rows: pool3 (B, 2048) times the fc weight
+ * (1008, 2048) transposed, without the fc bias, as the original implementation. */
+void inception_score_logits(float *logits /* (B, 1008) */, const float *pool3 /* (B, 2048) */, int B,
+                            const float *fc_weight);
 /* Inception Score of N rows of logits (N, classes). */
 void inception_score(const float *logits, long N, int classes, int splits, double *mean, double *std);
 

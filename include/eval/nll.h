@@ -35,6 +35,12 @@ void nll_vlb(const Diffusion *d, Denoiser *den, NoiseSource *noise, const float 
  * term log N(x_T; 0, prior_std^2) included in out_logp (the model's p_T is only close to it).
  * work: nll_ode_work_floats. Returns the network evaluations. */
 size_t nll_ode_work_floats(int B, size_t per_sample);
+/* Uniform dequantisation for the ODE likelihood, in place: x (B, per_sample) in [-1, 1] on the
+ * 255-bin grid (p / 127.5 - 1) becomes (p + u) / 128 - 1 with u ~ U[0, 1) from stream
+ * (seed, stream_base + b), element j its j-th draw. */
+void nll_dequantize(float *x, int B, size_t per_sample, uint64_t seed, uint64_t stream_base);
+/* log p(x) in nats of a dequantised image -> bits/dim on the [0, 256) scale: -log p / (D ln 2) + 7. */
+double nll_ode_bits_per_dim(double log_p, size_t per_sample);
 long nll_ode(const Diffusion *d, Denoiser *den, const float *x, int B, size_t per_sample, double rtol, double atol,
              uint64_t seed, uint64_t stream_base, double *out_logp, float *out_xT, double *out_log_prior, float *work);
 

@@ -26,13 +26,12 @@
 #include "io/npz.h"
 #include "nn/checkpoint.h"
 #include "nn/inception.h"
-#include "ops/gemm.h"
 #include "run_config_source.h"
 #include "samplers/rk45.h"
 #include "sampler_flags.h"
 
-#define FEATURE_DIM 2048
-#define IS_CLASSES 1008
+#define FEATURE_DIM INCEPTION_POOL3_DIM
+#define IS_CLASSES INCEPTION_NUM_CLASSES
 #define VLB_STREAM_BASE 0x5A3F000000000000ull     /* x_t noise of image k */
 #define DEQUANT_STREAM_BASE 0x5A40000000000000ull /* uniform dequantisation of image k */
 #define PROBE_STREAM_BASE 0x5A41000000000000ull   /* Hutchinson probe of image k */
@@ -71,8 +70,7 @@ static void extractor_add(Extractor *e, const uint8_t *images, int B, int H, int
   CHECK(e->n + B <= e->capacity);
   inception_forward(&e->net, &e->graph, images, B, H, W, e->pool3, NULL);
   feature_stats_add(&e->stats, e->pool3, B);
-  gemm(false, true, B, IS_CLASSES, FEATURE_DIM, 1.0f, e->pool3, FEATURE_DIM, inception_fc_weight(&e->net), FEATURE_DIM,
-       0.0f, e->logits + (size_t)e->n * IS_CLASSES, IS_CLASSES);
+  inception_score_logits(e->logits + (size_t)e->n * IS_CLASSES, e->pool3, B, inception_fc_weight(&e->net));
   e->n += B;
   if (e->tty) fprintf(stderr, "\rdiffuse eval: %ld/%ld images, %.0fs   ", e->n, total, now_seconds() - e->t0);
 }
@@ -386,15 +384,10 @@ static int eval_nll(int argc, char **argv) {
               terms, bpd, NULL, work);
       nfe = den.nfe - before;
     } else {
-      for (int b = 0; b < B; b++) /* uniform dequantisation: x = (p + u) / 128 - 1 */
-        for (size_t j = 0; j < per; j++) {
-          float *v = &x[(size_t)b * per + j];
-          const float p = roundf((*v + 1.0f) * 127.5f), u = rng_uniform((uint64_t)seed, DEQUANT_STREAM_BASE + (uint64_t)(first + b), j);
-          *v = (p + u) / 128.0f - 1.0f;
-        }
+      nll_dequantize(x, B, per, (uint64_t)seed, DEQUANT_STREAM_BASE + (uint64_t)first);
       nfe = nll_ode(&diffusion, &den, x, B, per, rtol, atol, (uint64_t)seed, PROBE_STREAM_BASE + (uint64_t)first, bpd,
                     NULL, NULL, work);
-      for (int b = 0; b < B; b++) bpd[b] = -bpd[b] / ((double)per * M_LN2) + 7.0; /* on the [0, 256) scale */
+      for (int b = 0; b < B; b++) bpd[b] = nll_ode_bits_per_dim(bpd[b], per);
     }
     for (int b = 0; b < B; b++) sum += bpd[b], sum2 += bpd[b] * bpd[b];
     if (tty) fprintf(stderr, "\rdiffuse eval nll: %d/%d images, %.4f bits/dim so far   ", first + B, d.n, sum / (first + B));

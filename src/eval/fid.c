@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "nn/inception.h"
+#include "ops/gemm.h"
 
 #define FEATURE_BATCH 256
 
@@ -112,6 +114,11 @@ int frechet_distance(const double *mu1, const double *sigma1, const double *mu2,
   if (info) return errorf(err, errlen, "eigendecomposition failed (LAPACK dsyevd info %d)", info);
   *fid = diff2 + tr1 + tr2 - 2.0 * tr_root;
   return 0;
+}
+
+void inception_score_logits(float *logits, const float *pool3, int B, const float *fc_weight) {
+  gemm(false, true, B, INCEPTION_NUM_CLASSES, INCEPTION_POOL3_DIM, 1.0f, pool3, INCEPTION_POOL3_DIM, fc_weight, INCEPTION_POOL3_DIM, 0.0f, logits,
+       INCEPTION_NUM_CLASSES);
 }
 
 void inception_score(const float *logits, long N, int classes, int splits, double *mean, double *std) {

@@ -147,3 +147,14 @@ long nll_ode(const Diffusion *d, Denoiser *den, const float *x, int B, size_t pe
   if (out_xT) memcpy(out_xT, y, n * sizeof(float));
   return evals;
 }
+
+void nll_dequantize(float *x, int B, size_t per_sample, uint64_t seed, uint64_t stream_base) {
+  for (int b = 0; b < B; b++)
+    for (size_t j = 0; j < per_sample; j++) {
+      float *v = &x[(size_t)b * per_sample + j];
+      const float p = roundf((*v + 1.0f) * 127.5f), u = rng_uniform(seed, stream_base + (uint64_t)b, j);
+      *v = (p + u) / 128.0f - 1.0f;
+    }
+}
+
+double nll_ode_bits_per_dim(double log_p, size_t per_sample) { return -log_p / ((double)per_sample * M_LN2) + 7.0; }
