@@ -1,4 +1,6 @@
-/* conv2d.h - 2-D convolution (cross-correlation, as PyTorch), im2col + GEMM.
+/* conv2d.h - 2-D convolution (cross-correlation, as PyTorch): 3x3 stride-1 pad-1 convolutions by
+ * Winograd (winograd.h: F(4x4,3x3) on images of 16x16 and up, F(2x2,3x3) below, weight gradients by
+ * the transposed algorithms), the others by im2col + GEMM with several images per GEMM.
  *
  * Kernel (kh, kw), stride (sh, sw) and explicit per-side zero padding, so both symmetric padding
  * and TensorFlow "SAME" padding (extra row/column on the bottom/right) are expressible.

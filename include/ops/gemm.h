@@ -1,4 +1,4 @@
-/* gemm.h - the one place that calls BLAS.
+/* gemm.h - the one place that calls BLAS (products, the kernel choice, OpenBLAS's thread count).
  *
  * Row-major C = alpha * op(A) * op(B) + beta * C with op(A) of shape (M, K) and op(B) (K, N).
  * On a CPU with AVX-512 where OpenBLAS runs AVX2 kernels (OPENBLAS_CORETYPE=Haswell, or a CPU it does
@@ -18,6 +18,8 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
           const float *B, int ldb, float beta, float *C, int ldc);
 
 bool gemm_avx512_available(void);
+/* OpenBLAS's thread count (diffuse's own kernel threads over OpenMP, set with omp_set_num_threads). */
+void gemm_set_threads(int threads);
 void gemm_avx512(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                  const float *B, int ldb, float beta, float *C, int ldc);
 

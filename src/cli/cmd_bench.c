@@ -29,8 +29,6 @@
 #include "run_config_source.h"
 #include "train/optim.h"
 
-void openblas_set_num_threads(int num_threads);
-
 static int compare_doubles(const void *a, const void *b) {
   const double x = *(const double *)a, y = *(const double *)b;
   return (x > y) - (x < y);
@@ -129,7 +127,7 @@ int cmd_bench(int argc, char **argv) {
 #ifdef _OPENMP
     omp_set_num_threads(threads);
 #endif
-    openblas_set_num_threads(threads);
+    gemm_set_threads(threads);
   }
   if (gemm_mode) return bench_gemm(steps, warmup);
   char err[1024];

@@ -41,3 +41,5 @@ const char *gemm_kernel_name(void) {
   if (!name[0]) snprintf(name, sizeof name, "diffuse AVX-512 (OpenBLAS %s)", openblas_get_corename());
   return name;
 }
+
+void gemm_set_threads(int threads) { openblas_set_num_threads(threads); }

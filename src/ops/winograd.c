@@ -52,10 +52,9 @@ static size_t chunk_floats(const Conv2dGeom *g, int m) {
   return planes(m) * ((size_t)g->Cin + g->Cout) * T;
 }
 
-size_t winograd_chunk_floats(const Conv2dGeom *g) {
-  const size_t forward = chunk_floats(g, tile_size(g)), weight_grad = chunk_floats(g, 2);
-  return forward > weight_grad ? forward : weight_grad;
-}
+/* The forward, input-gradient and weight-gradient chunks hold the same transformed planes: the
+ * (m+2)^2 planes of Cin input patches and Cout output (or dY) tiles, with the same m and tiles. */
+size_t winograd_chunk_floats(const Conv2dGeom *g) { return chunk_floats(g, tile_size(g)); }
 
 /* r[i][p] = (G (k0[p], k1[p], k2[p]))_i for the KERNEL_BLOCK channel pairs of a block. */
 #define KERNEL_BLOCK 64
