@@ -5,6 +5,9 @@
 # usage: test_kill.sh path/to/diffuse
 bin=$(realpath "$1")
 fail=0
+# one thread: these tests are about files, exit codes and signals, and must not slow down several-fold
+# on a loaded machine (spinning OpenMP threads)
+export OMP_NUM_THREADS=1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp" || exit 1
