@@ -1,5 +1,6 @@
 #!/bin/sh
-# test_kill.sh - SIGKILL a trainer that checkpoints every step, 30 times at random moments: after each
+# test_kill.sh - SIGKILL a trainer that checkpoints every step, 30 times at random moments once it has
+# started training: after each
 # kill the checkpoint must load and the next --resume must start from it and clear the stale
 # temporary files; a last resume runs to the end, leaving no temporary file.
 # usage: test_kill.sh path/to/diffuse
@@ -26,6 +27,7 @@ mid_write=0
 for i in $(seq 1 30); do
   "$bin" train --config kill.json --out run --resume $ck --quiet 2> err &
   pid=$!
+  for t in $(seq 1 200); do grep -q " -> " err && break; sleep 0.05; done # started (slow under ASan)
   sleep "$(awk -v s="$i$$" 'BEGIN { srand(s); printf "%.3f", 0.05 + 0.45 * rand() }')"
   kill -9 $pid
   wait $pid 2>/dev/null
