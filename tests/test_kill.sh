@@ -1,8 +1,7 @@
 #!/bin/sh
 # test_kill.sh - SIGKILL a trainer that checkpoints every step, 30 times at random moments once it has
-# started training: after each
-# kill the checkpoint must load and the next --resume must start from it and clear the stale
-# temporary files; a last resume runs to the end, leaving no temporary file.
+# started training: after each kill the checkpoint must load and the next --resume must start from it
+# and clear the stale temporary files; a last resume runs to the end, leaving no temporary file.
 # usage: test_kill.sh path/to/diffuse
 bin=$(realpath "$1")
 fail=0
