@@ -1,7 +1,9 @@
 /* test_dataset.c - the image and dataset layer on small files written here: IDX raw and gzip
  * (stored blocks and real deflate) with labels and 28 -> 32 padding, hostile IDX/gzip files,
- * CIFAR-10 binary records, image folders with class sub-folders and a corrupt file, area resize,
- * center crop, the procedural generator, and the PNG grid writer. */
+ * CIFAR-10 binary records, the cache limit of both, image folders with class sub-folders and a
+ * corrupt file, image formats by content and hostile images (stb 2.27's crash and hang inputs,
+ * decompression bombs), symlink loops, area resize, center crop, the procedural generator, and the
+ * PNG grid writer. */
 #include <dirent.h>
 #include <math.h>
 #include <stb_image.h>
@@ -277,7 +279,21 @@ static void test_idx(void) {
   EXPECT(dataset_load(&d, &o, err, sizeof err) != 0 && strstr(err, badgz), "absurd ISIZE: '%s'", err);
   for (size_t cut = 1; cut < gsz; cut = cut * 3 + 1) {
     write_bytes(badgz, g, gsz - cut);
-    EXPECT(dataset_load(&d, &o, err, sizeof err) != 0 && strstr(err, badgz), "gzip cut by %zu: '%s'", cut, err);
+    EXPECT(dataset_load(&d, &o, err, sizeof err) != 0 && strstr(err, badgz) && strstr(err, "truncated"),
+           "gzip cut by %zu: '%s'", cut, err);
+  }
+  /* truncated real deflate whose last 4 bytes (read as the trailer's ISIZE) exceed 2 GiB: truncation,
+   * not "too large" */
+  {
+    size_t dsz;
+    uint8_t *dz = gzip_deflate(ib, isz, &dsz);
+    size_t keep = dsz / 2;
+    while (keep > 20 && dz[keep - 1] < 0x80) keep--; /* ISIZE's top byte is the last byte kept */
+    write_bytes(badgz, dz, keep);
+    EXPECT(keep > 20 && dataset_load(&d, &o, err, sizeof err) != 0 && strstr(err, badgz) &&
+               strstr(err, "truncated") && !strstr(err, "too large"),
+           "truncated gzip with a huge stray ISIZE: '%s'", err);
+    free(dz);
   }
   memcpy(gc, g, gsz);
   gc[2] = 7;
@@ -287,6 +303,30 @@ static void test_idx(void) {
   EXPECT(dataset_load(&d, &o, err, sizeof err) != 0 && strstr(err, badgz), "tiny gzip: '%s'", err);
 
   free(gc), free(g), free(gl), free(cp), free(ib), free(lb), free(lb2);
+}
+
+/* IDX is always cached: above cache_limit_bytes the load fails with a message naming the config keys
+ * (it used to allocate regardless: 20M 1x1 images resized to 32x32 aborted in malloc). */
+static void test_idx_cache_limit(void) {
+  char err[1024];
+  Dataset d;
+  static uint8_t px[IDX_N];
+  const uint32_t dims[3] = {IDX_N, 1, 1};
+  size_t sz;
+  uint8_t *b = idx_build(3, dims, px, &sz);
+  mkdir(tpath("idx_big"), 0755);
+  write_bytes(tpath("idx_big/train-images-idx3-ubyte"), b, sz);
+  DatasetOptions o = opts(tpath("idx_big"), 32, 1);
+  o.cache_limit_bytes = 50 * 32 * 32; /* 50 images */
+  EXPECT(dataset_load(&d, &o, err, sizeof err) != 0 && strstr(err, "train-images-idx3-ubyte") &&
+             strstr(err, "100 images") && strstr(err, "32x32") && strstr(err, "102400 bytes") &&
+             strstr(err, "51200 bytes") && strstr(err, "data.max_images") && strstr(err, "data.cache_mb"),
+         "IDX over the cache limit: '%s'", err);
+  EXPECT(d.pixels == NULL && d.n == 0, "failed load leaves an empty dataset");
+  o.max_images = 50; /* exactly the limit */
+  EXPECT(dataset_load(&d, &o, err, sizeof err) == 0 && d.n == 50, "IDX at the cache limit: %s", err);
+  dataset_free(&d);
+  free(b);
 }
 
 /* ---- CIFAR-10 binary ---- */
@@ -368,6 +408,18 @@ static void test_cifar(void) {
   rec[0] = 42;
   write_bytes(tpath("cifar/test_batch.bin"), rec, 3073);
   EXPECT(dataset_load(&d, &o, err, sizeof err) != 0 && strstr(err, "test_batch.bin"), "bad CIFAR label: '%s'", err);
+
+  /* always cached: over cache_limit_bytes is an error naming the config keys */
+  cifar_record(rec, 3, 0);
+  write_bytes(tpath("cifar/test_batch.bin"), rec, sizeof rec);
+  o.path = tpath("cifar"); /* tpath's buffers rotate */
+  o.cache_limit_bytes = 3 * 32 * 32;
+  EXPECT(dataset_load(&d, &o, err, sizeof err) != 0 && strstr(err, "2 images") && strstr(err, "data.max_images") &&
+             strstr(err, "data.cache_mb"),
+         "CIFAR over the cache limit: '%s'", err);
+  o.max_images = 1;
+  EXPECT(dataset_load(&d, &o, err, sizeof err) == 0 && d.n == 1, "CIFAR at the cache limit: %s", err);
+  dataset_free(&d);
 }
 
 /* ---- folders ---- */
@@ -485,6 +537,162 @@ static void test_folder(void) {
   EXPECT(dataset_load(&d, &o, err, sizeof err) != 0 && strstr(err, "channels"), "bad channels: '%s'", err);
 }
 
+static uint8_t *read_whole(const char *path, size_t *n) {
+  FILE *f = fopen(path, "rb");
+  uint8_t *b = malloc(1 << 16);
+  *n = f ? fread(b, 1, 1 << 16, f) : 0;
+  if (!f || *n == 0 || *n == 1 << 16) fprintf(stderr, "cannot read %s\n", path), exit(1);
+  fclose(f);
+  return b;
+}
+
+/* A PNG of only the signature and an IHDR chunk (8-bit RGB, correct CRC) claiming w x h. */
+static void write_png_header(const char *path, uint32_t w, uint32_t h) {
+  uint8_t b[33] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R'};
+  put_be32(b + 16, w), put_be32(b + 20, h);
+  b[24] = 8, b[25] = 2; /* bit depth, colour type RGB; compression, filter, interlace 0 */
+  put_be32(b + 29, crc32_ref(b + 12, 17));
+  write_bytes(path, b, sizeof b);
+}
+
+/* Load opt's folder, which holds one good image besides `bad`: the load fails naming bad and
+ * `reason`, and with skip_bad succeeds with 1 image and 1 skipped. alarm() turns a hang into a failure. */
+static void expect_bad_image(DatasetOptions o, const char *bad, const char *reason) {
+  char err[1024];
+  Dataset d;
+  alarm(60);
+  o.skip_bad = false;
+  EXPECT(dataset_load(&d, &o, err, sizeof err) != 0 && strstr(err, bad) && strstr(err, reason) &&
+             strstr(err, "--skip-bad"),
+         "%s: want '%s', got '%s'", bad, reason, err);
+  o.skip_bad = true;
+  EXPECT(dataset_load(&d, &o, err, sizeof err) == 0 && d.n == 1 && d.skipped == 1, "%s with skip_bad: n %d (%s)", bad,
+         d.n, err);
+  dataset_free(&d);
+  alarm(0);
+}
+
+/* Only PNG, JPEG, BMP and TGA reach stb_image, chosen by content (TGA, which has no magic, also by
+ * name), no JPEG with an oversized Huffman table, and no image above the size limits. */
+static void test_image_formats(void) {
+  char err[1024];
+  Dataset d;
+  enum { S = 4 };
+  uint8_t px[S * S * 3];
+  for (int i = 0; i < S * S * 3; i++) px[i] = (uint8_t)(i % 3 == 0 ? 200 : i % 3 == 1 ? 100 : 50);
+  mkdir(tpath("fmt"), 0755);
+  EXPECT(stbi_write_png(tpath("fmt/a.png"), S, S, 3, px, S * 3), "write png");
+  EXPECT(stbi_write_bmp(tpath("fmt/b.bmp"), S, S, 3, px), "write bmp");
+  EXPECT(stbi_write_jpg(tpath("fmt/c.jpg"), S, S, 3, px, 95), "write jpg");
+  EXPECT(stbi_write_tga(tpath("fmt/d.tga"), S, S, 3, px), "write tga (RLE)");
+  stbi_write_tga_with_rle = 0;
+  EXPECT(stbi_write_tga(tpath("fmt/e.TGA"), S, S, 3, px), "write tga (raw)");
+  stbi_write_tga_with_rle = 1;
+  EXPECT(stbi_write_png(tpath("fmt/f.jpg"), S, S, 3, px, S * 3), "write png named .jpg");
+  DatasetOptions o = opts(tpath("fmt"), S, 3);
+  EXPECT(dataset_load(&d, &o, err, sizeof err) == 0 && d.n == 6, "PNG, BMP, JPEG, TGA x2, PNG as .jpg: n %d (%s)",
+         d.n, err);
+  for (int i = 0; i < d.n; i++) {
+    const uint8_t *im = d.pixels + (size_t)i * 3 * S * S;
+    const int tol = i == 2 ? 8 : 0; /* JPEG */
+    EXPECT(abs(im[0] - 200) <= tol && abs(im[S * S] - 100) <= tol && abs(im[2 * S * S + S * S - 1] - 50) <= tol,
+           "image %d pixels %d %d %d", i, im[0], im[S * S], im[2 * S * S + S * S - 1]);
+  }
+  dataset_free(&d);
+
+  /* one good image and one bad file at a time */
+  mkdir(tpath("hostile"), 0755);
+  EXPECT(stbi_write_png(tpath("hostile/good.png"), S, S, 3, px, S * 3), "write png");
+  char dir[1024]; /* tpath's buffers rotate */
+  snprintf(dir, sizeof dir, "%s", tpath("hostile"));
+  o = opts(dir, S, 3);
+  static const char UNSUPPORTED[] = "unsupported image format (only PNG, JPEG, BMP, TGA)";
+  struct {
+    const char *name, *bytes;
+    size_t n;
+  } cases[] = {
+#define BYTES(lit) lit, sizeof lit - 1
+      /* 16-bit PGM: SIGSEGV in stb 2.27's 16 -> 8 bit conversion */
+      {"pgm16.png", BYTES("P5\n4096 4096\n65535\n\1\2\3\4")},
+      /* truncated RLE Radiance HDR: stb 2.27 loops forever on the missing run counts */
+      {"trunc_hdr.png", BYTES("#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 8 +X 8\n\2\2\0\x08")},
+      {"gif.png", BYTES("GIF89a\1\0\1\0\0\0\0;")},
+      {"psd.png", BYTES("8BPS\0\1\0\0\0\0\0\0\0\3\0\0\0\1\0\0\0\1\0\x08\0\3")},
+      {"empty.png", BYTES("")},
+      {"text.png", BYTES("hello, world")},
+#undef BYTES
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char rel[64];
+    snprintf(rel, sizeof rel, "hostile/%s", cases[i].name);
+    const char *bad = tpath(rel);
+    write_bytes(bad, cases[i].bytes, cases[i].n);
+    expect_bad_image(o, bad, UNSUPPORTED);
+    unlink(bad);
+  }
+  /* TGA has no magic: only a file named .tga is taken as one */
+  size_t tga_n;
+  uint8_t *tga = read_whole(tpath("fmt/e.TGA"), &tga_n);
+  uint8_t *rgb;
+  int w, h;
+  EXPECT(image_decode(tga, tga_n, false, &rgb, &w, &h, err, sizeof err) != 0 && !rgb && strstr(err, UNSUPPORTED),
+         "TGA not allowed: '%s'", err);
+  EXPECT(image_decode(tga, tga_n, true, &rgb, &w, &h, err, sizeof err) == 0 && rgb && w == S && h == S &&
+             rgb[0] == 200 && rgb[3 * S * S - 1] == 50,
+         "TGA allowed: %s", err);
+  image_decode_free(rgb);
+  EXPECT(image_decode(NULL, 0, true, &rgb, &w, &h, err, sizeof err) != 0 && !rgb && w == 0 && strstr(err, UNSUPPORTED),
+         "no bytes: '%s'", err);
+  EXPECT(image_decode(tga, 17, true, &rgb, &w, &h, err, sizeof err) != 0 && strstr(err, UNSUPPORTED),
+         "short TGA header: '%s'", err);
+  write_bytes(tpath("hostile/tga.png"), tga, tga_n);
+  expect_bad_image(o, tpath("hostile/tga.png"), UNSUPPORTED);
+  unlink(tpath("hostile/tga.png"));
+  tga[2] = 4; /* not a TGA image type */
+  write_bytes(tpath("hostile/bad.tga"), tga, tga_n);
+  expect_bad_image(o, tpath("hostile/bad.tga"), UNSUPPORTED);
+  unlink(tpath("hostile/bad.tga"));
+  free(tga);
+  /* a JPEG Huffman table of 257 codes (2 of 15 bits, 255 of 16): stb 2.27 writes past its tables */
+  uint8_t jpg[282] = {0xFF, 0xD8, 0xFF, 0xC4, 0x01, 0x14 /* 2 + 17 + 257 */, 0x10 /* AC table 0 */};
+  jpg[7 + 14] = 2, jpg[7 + 15] = 255;
+  jpg[280] = 0xFF, jpg[281] = 0xD9;
+  write_bytes(tpath("hostile/dht.jpg"), jpg, sizeof jpg);
+  expect_bad_image(o, tpath("hostile/dht.jpg"), "Huffman table with more than 256 codes");
+  unlink(tpath("hostile/dht.jpg"));
+  /* decompression bombs: the header's size is checked before decoding */
+  write_png_header(tpath("hostile/bomb.png"), 18000, 18000);
+  expect_bad_image(o, tpath("hostile/bomb.png"), "image is 18000x18000");
+  expect_bad_image(o, tpath("hostile/bomb.png"), "16384 pixels a side");
+  write_png_header(tpath("hostile/bomb.png"), 16384, 4097); /* sides fine, too many pixels */
+  expect_bad_image(o, tpath("hostile/bomb.png"), "67108864 pixels");
+  write_png_header(tpath("hostile/bomb.png"), 1, 16385);
+  expect_bad_image(o, tpath("hostile/bomb.png"), "image is 1x16385");
+  unlink(tpath("hostile/bomb.png"));
+  /* unreadable: a dangling link */
+  EXPECT(symlink("no_such_target.png", tpath("hostile/dangling.png")) == 0, "symlink");
+  expect_bad_image(o, tpath("hostile/dangling.png"), "No such file");
+  unlink(tpath("hostile/dangling.png"));
+}
+
+/* Symlinks to a folder already walked (here `.`) are skipped: each real folder is walked once
+ * (two links to `.` used to make the walk exponential, one made each image load many times). */
+static void test_symlink_loops(void) {
+  char err[1024];
+  Dataset d;
+  mkdir(tpath("loop"), 0755);
+  write_png_solid(tpath("loop/x.png"), 4, 4, 1, 2, 3);
+  EXPECT(symlink(".", tpath("loop/a")) == 0 && symlink(".", tpath("loop/b")) == 0, "symlink");
+  mkdir(tpath("loop/real"), 0755);
+  write_png_solid(tpath("loop/real/y.png"), 4, 4, 4, 5, 6);
+  EXPECT(symlink("real", tpath("loop/alias")) == 0 && symlink("..", tpath("loop/real/up")) == 0, "symlink");
+  DatasetOptions o = opts(tpath("loop"), 4, 3);
+  alarm(60);
+  EXPECT(dataset_load(&d, &o, err, sizeof err) == 0 && d.n == 2, "folder with symlink loops: n %d (%s)", d.n, err);
+  alarm(0);
+  dataset_free(&d);
+}
+
 /* ---- resize, procedural, PNG ---- */
 
 static void test_resize(void) {
@@ -597,8 +805,11 @@ int main(void) {
   }
   test_resize();
   test_idx();
+  test_idx_cache_limit();
   test_cifar();
   test_folder();
+  test_image_formats();
+  test_symlink_loops();
   test_procedural();
   test_png();
   rm_rf(tmpdir);

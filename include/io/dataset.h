@@ -3,9 +3,13 @@
  * Sources:
  *   FOLDER      a directory walked recursively (names sorted, hidden entries skipped) for
  *               .png .jpg .jpeg .bmp .tga files (any case), decoded with stb_image, in parallel,
- *               in a deterministic order. Labels: index of the file's top-level sub-folder of PATH
- *               in sorted order (ImageFolder style; PATH/cat/a/x.png has class "cat"); only
- *               sub-folders holding images count as classes.
+ *               in a deterministic order. Symlinks are followed, but each real directory is walked
+ *               once (where the sorted walk first meets it), so links to `.` or to another folder
+ *               neither loop nor load images twice. Files are decoded by content, and only PNG,
+ *               JPEG, BMP and (for .tga names) TGA within image.h's size limits are decoded:
+ *               anything else is an unreadable image (see skip_bad). Labels: index of the file's
+ *               top-level sub-folder of PATH in sorted order (ImageFolder style; PATH/cat/a/x.png
+ *               has class "cat"); only sub-folders holding images count as classes.
  *   CIFAR10_BIN the CIFAR-10 binary batches: records of 1 label byte + 3072 bytes (R, G and B
  *               planes of 32x32); data_batch_1..5.bin (train) or test_batch.bin (test).
  *   IDX         (Fashion-)MNIST IDX files, raw or gzip: train-images-idx3-ubyte[.gz] and
@@ -19,7 +23,8 @@
  * such as 28 -> 32, or an area resize). The cache holds bytes only: 32x32 RGB is 3 KiB an image.
  * A FOLDER whose cache would exceed cache_limit_bytes is streamed instead: only the file list is
  * kept and each minibatch is decoded from the files (in parallel), giving the same pixels as the
- * cache would; unreadable files are then found when first drawn.
+ * cache would; unreadable files are then found when first drawn. CIFAR10_BIN and IDX are always
+ * cached: above cache_limit_bytes their load fails (set max_images or raise the limit).
  */
 #ifndef DIFFUSE_IO_DATASET_H
 #define DIFFUSE_IO_DATASET_H
@@ -45,7 +50,8 @@ typedef struct {
   int max_images;       /* 0: all; else the first max_images (in the deterministic order) */
   uint64_t seed;        /* procedural generator */
   int procedural_count; /* procedural: number of images */
-  size_t cache_limit_bytes; /* folder: stream instead of caching above this many bytes (0: always cache) */
+  size_t cache_limit_bytes; /* the cache's limit (0: none): folders above it are streamed, CIFAR / IDX
+                               above it fail with an error naming data.max_images and data.cache_mb */
 } DatasetOptions;
 
 typedef struct {

@@ -1,4 +1,18 @@
-/* image.h - 8-bit image helpers shared by the dataset loader and the sample writers.
+/* image.h - 8-bit image helpers shared by the dataset loader and the sample writers: decoding
+ * (stb_image), channel conversion, fitting to a square, PNG writing.
+ *
+ * Decoding (image_decode) takes the file's bytes, not its name: Debian's libstb (stb_image 2.27)
+ * picks a decoder by content, and its PNM, HDR, PSD, GIF and PIC decoders have known crashes and
+ * hangs (a 16-bit PGM segfaults, a truncated RLE HDR loops forever), whatever the file is called.
+ * So only PNG (89 50 4E 47 0D 0A 1A 0A), JPEG (FF D8 FF) and BMP ("BM") are recognised by their
+ * magic bytes, and TGA, which has none, only where the caller allows it (a file named .tga) and the
+ * header is plausible: colour-map type 0 or 1, image type 1, 2, 3, 9, 10 or 11, and 8, 15, 16, 24
+ * or 32 bits per pixel. With colour-map type 0 or 1 in byte 1 no other stb format's test matches,
+ * so stb takes its TGA path. Everything else is refused before stb sees it. A JPEG whose Huffman
+ * table (DHT) declares more than 256 codes is refused too: stb 2.27 does not check that and writes
+ * past its tables (found by fuzzing; 2.28 checks). The header's size is
+ * read first (stbi_info_from_memory) and images above IMAGE_MAX_SIDE or IMAGE_MAX_PIXELS are
+ * refused before decoding (a 945 KB PNG can claim 18000 x 18000, 1.9 GB of pixels).
  *
  * Conventions: images are planar (C, H, W) like tensors; float images are in [-1, 1] and map to
  * bytes by round((x + 1) * 127.5) clamped to [0, 255] (NaN -> 0); bytes map back by p / 127.5 - 1.
@@ -14,15 +28,32 @@
  *     area it covers with fractional coverage weights (downscaling and upscaling alike).
  *     A non-square image is stretched: use a center crop to keep the aspect ratio.
  *
- * PNG files are written atomically (PATH.tmp.<pid>, flushed, fsynced, renamed over PATH).
+ * PNG files are written atomically (io/atomic_file.h: a temporary beside PATH, fsynced, renamed).
  */
 #ifndef DIFFUSE_IO_IMAGE_H
 #define DIFFUSE_IO_IMAGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define IMAGE_PAD_MAX 4
+
+/* Decoding limits: at most IMAGE_MAX_SIDE pixels a side and IMAGE_MAX_PIXELS (64 Mi) pixels in
+ * all, i.e. at most 192 MiB of decoded RGB (stb may hold 4 bytes a pixel, or 8 for 16-bit PNG, while
+ * converting). Larger than any training source, and one image per decoding thread must fit. */
+#define IMAGE_MAX_SIDE 16384
+#define IMAGE_MAX_PIXELS (64 * 1024 * 1024)
+/* Image files are decoded from memory and stb takes an int length: at most INT_MAX bytes. */
+#define IMAGE_MAX_FILE_BYTES 0x7fffffff
+
+/* Decode an image file's bytes (buf, n) to interleaved 8-bit RGB (h, w, 3) by the rules above;
+ * tga_allowed: also accept a plausible TGA header (pass true for files named .tga). On success
+ * *rgb_out (release with image_decode_free), *w and *h are set and 0 is returned; otherwise -1 with
+ * what is wrong in err (no file name: the caller adds it), *rgb_out NULL and *w = *h = 0. */
+int image_decode(const uint8_t *buf, size_t n, bool tga_allowed, uint8_t **rgb_out, int *w, int *h, char *err,
+                 size_t errlen);
+void image_decode_free(uint8_t *rgb);
 
 /* round((v + 1) * 127.5) clamped to [0, 255]; NaN -> 0. */
 uint8_t image_to_u8(float v);

@@ -6,6 +6,8 @@
  * ISIZE, and the trailer's ISIZE and CRC-32 are checked. IDX (LeCun et al., MNIST): big-endian
  * magic 0x00000803 (uint8, 3 dims: n, rows, cols) for images and 0x00000801 for labels.
  * All files are hostile: every header size is checked against the file length before use.
+ * Folder images are read whole and decoded from memory by image_decode (only PNG, JPEG, BMP and
+ * TGA, within image.h's size limits); the folder walk visits each real directory once.
  */
 #include "io/dataset.h"
 
@@ -22,6 +24,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "io/file_read.h"
 #include "io/image.h"
 
 #define MAX_RESOLUTION 4096
@@ -32,7 +35,6 @@
 #define RNG_STREAM_PROCEDURAL 0x50524f4300000000ull /* "PROC" << 32 | image index */
 
 static const char SKIP_BAD_HINT[] = "fix or remove it, or use --skip-bad to skip unreadable images";
-static const char CROP_TOO_SMALL[] = "smaller than center_crop";
 
 const char *dataset_kind_name(DatasetKind kind) {
   switch (kind) {
@@ -85,34 +87,6 @@ static bool is_file(const char *path) {
 static bool ends_with(const char *s, const char *suffix) {
   const size_t n = strlen(s), m = strlen(suffix);
   return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
-static int read_file(const char *path, uint8_t **buf, size_t *size, char *err, size_t errlen) {
-  *buf = NULL;
-  *size = 0;
-  FILE *f = fopen(path, "rb");
-  if (!f) return errorf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-  struct stat st;
-  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-    fclose(f);
-    return errorf(err, errlen, "%s: not a regular file", path);
-  }
-  long n = -1;
-  int e = 0;
-  if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-    *buf = xmalloc((size_t)n);
-    if (fread(*buf, 1, (size_t)n, f) != (size_t)n) e = ferror(f) ? errno : EIO, n = -1;
-  } else {
-    e = errno, n = -1;
-  }
-  fclose(f);
-  if (n < 0) {
-    free(*buf);
-    *buf = NULL;
-    return errorf(err, errlen, "%s: read error: %s", path, strerror(e ? e : EIO));
-  }
-  *size = (size_t)n;
-  return 0;
 }
 
 /* Names in dir (unsorted), without hidden entries ("." prefix). 0 or -1 + err. */
@@ -184,6 +158,26 @@ static int crop_error(const char *what, int h, int w, int crop, char *err, size_
   return errorf(err, errlen, "%s: image is %dx%d, smaller than center_crop %d (lower center_crop)", what, w, h, crop);
 }
 
+/* 1 if n decoded images exceed opt->cache_limit_bytes (never with limit 0). */
+static bool over_cache_limit(const DatasetOptions *opt, size_t n) {
+  const size_t img = (size_t)opt->channels * opt->resolution * opt->resolution;
+  return opt->cache_limit_bytes && n * img > opt->cache_limit_bytes;
+}
+
+/* IDX and CIFAR-10 are only cached, never streamed: an error naming the config keys if n images
+ * would exceed the cache limit. */
+static int check_cache_limit(const char *path, const DatasetOptions *opt, size_t n, char *err, size_t errlen) {
+  if (!over_cache_limit(opt, n)) return 0;
+  const int R = opt->resolution, C = opt->channels;
+  const size_t need = n * C * R * R, limit = opt->cache_limit_bytes;
+  char need_s[32], limit_s[32];
+  return errorf(err, errlen,
+                "%s: caching %zu images at %dx%d with %d channel%s needs %zu bytes (%s), above the cache limit of %zu "
+                "bytes (%s); set data.max_images to load fewer images or raise data.cache_mb",
+                path, n, R, R, C, C == 1 ? "" : "s", need, format_bytes(need_s, sizeof need_s, (double)need), limit,
+                format_bytes(limit_s, sizeof limit_s, (double)limit));
+}
+
 /* ---- gzip ---- */
 
 static uint32_t le32(const uint8_t *p) {
@@ -238,11 +232,12 @@ static int gunzip(const char *path, const uint8_t *in, size_t n, uint8_t **out, 
   if (end - p < 2) goto truncated; /* the shortest deflate stream is 2 bytes */
   const size_t deflate_len = end - p;
   const uint32_t want_crc = le32(in + end), isize = le32(in + end + 4);
-  if (n - p > INT_MAX || isize > INT_MAX)
-    return errorf(err, errlen, "%s: gzip member too large (limit 2 GiB)", path);
+  /* The ratio first: a truncated file's "trailer" is deflate data, whose ISIZE is often > 2 GiB. */
   if ((double)isize > 1032.0 * (double)deflate_len + 64.0) /* deflate expands by at most 1032:1 */
     return errorf(err, errlen, "%s: gzip trailer claims %u bytes from %zu compressed bytes (corrupt or truncated)",
                   path, isize, deflate_len);
+  if (n - p > INT_MAX || isize > INT_MAX)
+    return errorf(err, errlen, "%s: gzip member too large (limit 2 GiB)", path);
   if (isize == 0) return errorf(err, errlen, "%s: gzip file decompresses to nothing", path);
   *out = xmalloc(isize);
   /* The input handed to stb includes the 8-byte trailer: stb 2.27's Huffman decoder fails when fewer
@@ -251,7 +246,8 @@ static int gunzip(const char *path, const uint8_t *in, size_t n, uint8_t **out, 
   const int got = stbi_zlib_decode_noheader_buffer((char *)*out, (int)isize, (const char *)in + p, (int)(n - p));
   int rc = 0;
   if (got < 0)
-    rc = errorf(err, errlen, "%s: corrupt gzip data (%s)", path, stbi_failure_reason() ? stbi_failure_reason() : "?");
+    rc = errorf(err, errlen, "%s: corrupt or truncated gzip data (%s)", path,
+                stbi_failure_reason() ? stbi_failure_reason() : "?");
   else if ((uint32_t)got != isize)
     rc = errorf(err, errlen, "%s: gzip data inflates to %d bytes but the trailer says %u (truncated, corrupt or multi-member gzip)",
                 path, got, isize);
@@ -270,7 +266,7 @@ truncated:
 
 /* Read a file, inflating it if it starts with the gzip magic 1f 8b. */
 static int read_maybe_gzip(const char *path, uint8_t **buf, size_t *size, char *err, size_t errlen) {
-  if (read_file(path, buf, size, err, errlen)) return -1;
+  if (file_read_all(path, 0, buf, size, err, errlen)) return -1;
   if (*size >= 2 && (*buf)[0] == 0x1f && (*buf)[1] == 0x8b) {
     uint8_t *raw = *buf;
     const int rc = gunzip(path, raw, *size, buf, size, err, errlen);
@@ -393,9 +389,10 @@ static int load_idx(Dataset *d, const DatasetOptions *opt, const char *path, cha
   const int h = (int)im.dims[1], w = (int)im.dims[2];
   if (rc == 0 && opt->center_crop && (opt->center_crop > h || opt->center_crop > w))
     rc = crop_error(images_path, h, w, opt->center_crop, err, errlen);
+  const int total = (int)im.dims[0];
+  const int n = opt->max_images && opt->max_images < total ? opt->max_images : total;
+  if (rc == 0) rc = check_cache_limit(images_path, opt, (size_t)n, err, errlen);
   if (rc == 0) {
-    const int total = (int)im.dims[0];
-    const int n = opt->max_images && opt->max_images < total ? opt->max_images : total;
     const size_t img = (size_t)opt->channels * opt->resolution * opt->resolution, src_img = (size_t)h * w;
     d->n = n;
     d->pixels = xmalloc((size_t)n * img);
@@ -459,6 +456,7 @@ static int load_cifar(Dataset *d, const DatasetOptions *opt, const char *path, c
   if (rc == 0 && total > INT_MAX) rc = errorf(err, errlen, "%s: too many images", path);
   const size_t n = rc ? 0 : opt->max_images && (size_t)opt->max_images < total ? (size_t)opt->max_images : total;
   const size_t img = (size_t)opt->channels * opt->resolution * opt->resolution;
+  if (rc == 0) rc = check_cache_limit(path, opt, n, err, errlen);
   if (rc == 0) {
     d->pixels = xmalloc(n * img);
     if (opt->with_labels) d->labels = xmalloc(n * sizeof *d->labels), d->num_classes = 10;
@@ -466,7 +464,7 @@ static int load_cifar(Dataset *d, const DatasetOptions *opt, const char *path, c
   for (int f = 0; f < n_files && rc == 0 && (size_t)d->n < n; f++) {
     uint8_t *buf;
     size_t size;
-    if ((rc = read_file(files[f], &buf, &size, err, errlen))) break;
+    if ((rc = file_read_all(files[f], 0, &buf, &size, err, errlen))) break;
     if (size % CIFAR_RECORD != 0) { /* changed since stat */
       rc = errorf(err, errlen, "%s: %zu bytes is not a multiple of %d", files[f], size, CIFAR_RECORD);
     } else {
@@ -518,17 +516,60 @@ static void file_list_push(FileList *l, char *path, int cls) {
   l->v[l->n++] = (FileEntry){path, cls};
 }
 
+/* A set of directories by (st_dev, st_ino): open addressing with linear probing, at most half full. */
+typedef struct {
+  dev_t dev;
+  ino_t ino;
+  bool used;
+} DirId;
+
+typedef struct {
+  DirId *slots; /* (cap), cap a power of two or 0 */
+  size_t n, cap;
+} DirSet;
+
+/* The slot holding (dev, ino), or the empty slot where it belongs. */
+static DirId *dir_set_slot(DirId *slots, size_t cap, dev_t dev, ino_t ino) {
+  size_t i = ((uint64_t)dev * 0x9E3779B97F4A7C15ull ^ (uint64_t)ino * 0xC2B2AE3D27D4EB4Full) & (cap - 1);
+  while (slots[i].used && (slots[i].dev != dev || slots[i].ino != ino)) i = (i + 1) & (cap - 1);
+  return &slots[i];
+}
+
+/* Add (dev, ino); false if it was already there. */
+static bool dir_set_add(DirSet *s, dev_t dev, ino_t ino) {
+  if (2 * (s->n + 1) > s->cap) {
+    const size_t cap = s->cap ? 2 * s->cap : 64;
+    DirId *slots = xcalloc(cap, sizeof *slots);
+    for (size_t i = 0; i < s->cap; i++)
+      if (s->slots[i].used) *dir_set_slot(slots, cap, s->slots[i].dev, s->slots[i].ino) = s->slots[i];
+    free(s->slots);
+    s->slots = slots;
+    s->cap = cap;
+  }
+  DirId *slot = dir_set_slot(s->slots, s->cap, dev, ino);
+  if (slot->used) return false;
+  *slot = (DirId){dev, ino, true};
+  s->n++;
+  return true;
+}
+
 /* What a folder walk finds: image files in sorted depth-first order, and the top-level sub-folders. */
 typedef struct {
   FileList files;
   char **dirs; /* names of the top-level sub-folders, sorted; FileEntry.cls indexes them */
   int n_dirs;
+  DirSet walked; /* every directory entered so far, those on the current path included */
 } FolderScan;
 
 /* Append the image files under dir to scan with class cls; at the top level (depth 0) each
- * sub-folder is recorded and its files get its index. */
+ * sub-folder is recorded and its files get its index. A directory already walked (reached again
+ * through a symlink: a loop such as `a -> .`, or a second name for a folder) is skipped silently,
+ * so each real directory is walked once, where the sorted walk first meets it. */
 static int walk(const char *dir, int cls, int depth, FolderScan *scan, char *err, size_t errlen) {
-  if (depth > MAX_DIR_DEPTH) return errorf(err, errlen, "%s: folders nested too deeply (a symlink loop?)", dir);
+  if (depth > MAX_DIR_DEPTH) return errorf(err, errlen, "%s: folders nested more than %d levels deep", dir, MAX_DIR_DEPTH);
+  struct stat dst;
+  if (stat(dir, &dst) != 0) return errorf(err, errlen, "%s: cannot open directory: %s", dir, strerror(errno));
+  if (!dir_set_add(&scan->walked, dst.st_dev, dst.st_ino)) return 0;
   char **names;
   int n;
   if (list_dir_sorted(dir, &names, &n, err, errlen)) return -1;
@@ -556,21 +597,36 @@ static int walk(const char *dir, int cls, int depth, FolderScan *scan, char *err
   return rc;
 }
 
+typedef enum { DECODE_OK, DECODE_BAD, DECODE_CROP_TOO_SMALL } DecodeResult;
+
 typedef struct {
-  const char *reason; /* NULL: decoded */
-  int w, h;
+  DecodeResult result;
+  int w, h;       /* the decoded image's size */
+  char why[192];  /* DECODE_BAD: what is wrong with the file */
 } DecodeStatus;
 
+/* Read, decode (image_decode: only PNG, JPEG, BMP, and TGA for files named .tga) and store one
+ * image file into dst (C, R, R). */
 static void decode_file(uint8_t *dst, const char *path, const DatasetOptions *opt, DecodeStatus *s) {
-  int w = 0, h = 0, comp = 0;
-  uint8_t *px = stbi_load(path, &w, &h, &comp, 3);
-  *s = (DecodeStatus){NULL, w, h};
-  if (!px) {
-    s->reason = stbi_failure_reason() ? stbi_failure_reason() : "unknown error";
-    return;
-  }
-  if (store_image(dst, opt, px, 3, 1, (ptrdiff_t)w * 3, 3, h, w) != 0) s->reason = CROP_TOO_SMALL;
-  stbi_image_free(px);
+  s->result = DECODE_BAD;
+  s->w = s->h = 0;
+  uint8_t *buf, *rgb;
+  size_t n;
+  if (file_read_whole(path, IMAGE_MAX_FILE_BYTES, &buf, &n, s->why, sizeof s->why)) return;
+  const char *dot = strrchr(path, '.');
+  const bool tga_name = dot && strcasecmp(dot, ".tga") == 0;
+  const int rc = image_decode(buf, n, tga_name, &rgb, &s->w, &s->h, s->why, sizeof s->why);
+  free(buf);
+  if (rc) return;
+  const bool stored = store_image(dst, opt, rgb, 3, 1, (ptrdiff_t)s->w * 3, 3, s->h, s->w) == 0;
+  s->result = stored ? DECODE_OK : DECODE_CROP_TOO_SMALL;
+  image_decode_free(rgb);
+}
+
+/* The error for a file that did not decode: too small for the crop, or unreadable (skip_bad skips these). */
+static int decode_error(const char *path, const DecodeStatus *s, int center_crop, char *err, size_t errlen) {
+  if (s->result == DECODE_CROP_TOO_SMALL) return crop_error(path, s->h, s->w, center_crop, err, errlen);
+  return errorf(err, errlen, "%s: cannot decode image (%s); %s", path, s->why, SKIP_BAD_HINT);
 }
 
 static int load_folder(Dataset *d, const DatasetOptions *opt, const char *path, char *err, size_t errlen) {
@@ -603,7 +659,7 @@ static int load_folder(Dataset *d, const DatasetOptions *opt, const char *path, 
   }
   const int target = opt->max_images && opt->max_images < files.n ? opt->max_images : files.n;
   const size_t img = (size_t)opt->channels * opt->resolution * opt->resolution;
-  if (rc == 0 && opt->cache_limit_bytes && (size_t)target * img > opt->cache_limit_bytes) {
+  if (rc == 0 && over_cache_limit(opt, (size_t)target)) {
     d->paths = xmalloc((size_t)target * sizeof *d->paths);
     if (opt->with_labels) d->labels = xmalloc((size_t)target * sizeof *d->labels);
     for (int i = 0; i < target; i++) {
@@ -630,11 +686,9 @@ static int load_folder(Dataset *d, const DatasetOptions *opt, const char *path, 
       for (int k = 0; k < len && rc == 0; k++) {
         const DecodeStatus *s = &status[k];
         const FileEntry *f = &files.v[next + k];
-        if (s->reason == CROP_TOO_SMALL) {
-          rc = crop_error(f->path, s->h, s->w, opt->center_crop, err, errlen);
-        } else if (s->reason && !opt->skip_bad) {
-          rc = errorf(err, errlen, "%s: cannot decode image (%s); %s", f->path, s->reason, SKIP_BAD_HINT);
-        } else if (s->reason) {
+        if (s->result == DECODE_CROP_TOO_SMALL || (s->result == DECODE_BAD && !opt->skip_bad)) {
+          rc = decode_error(f->path, s, opt->center_crop, err, errlen);
+        } else if (s->result == DECODE_BAD) {
           d->skipped++;
         } else {
           if (kept != k) memcpy(slots + kept * img, slots + k * img, img);
@@ -654,6 +708,7 @@ static int load_folder(Dataset *d, const DatasetOptions *opt, const char *path, 
     }
   }
   free(class_of_dir);
+  free(scan.walked.slots);
   free_names(scan.dirs, scan.n_dirs);
   for (int i = 0; i < files.n; i++) free(files.v[i].path);
   free(files.v);
@@ -803,10 +858,9 @@ static int decode_stream_batch(Dataset *d, const int *batch_idx, int B, char *er
   for (int b = 0; b < B; b++) decode_file(d->stream_buf + (size_t)b * img, d->paths[idx[b]], &d->decode, &status[b]);
   int rc = 0;
   for (int b = 0; b < B && rc == 0; b++) {
-    for (int tries = 1; status[b].reason && rc == 0; tries++) {
-      const char *path = d->paths[idx[b]];
-      if (status[b].reason == CROP_TOO_SMALL) rc = crop_error(path, status[b].h, status[b].w, d->decode.center_crop, err, errlen);
-      else if (!d->decode.skip_bad) rc = errorf(err, errlen, "%s: cannot decode image (%s); %s", path, status[b].reason, SKIP_BAD_HINT);
+    for (int tries = 1; status[b].result != DECODE_OK && rc == 0; tries++) {
+      if (status[b].result == DECODE_CROP_TOO_SMALL || !d->decode.skip_bad)
+        rc = decode_error(d->paths[idx[b]], &status[b], d->decode.center_crop, err, errlen);
       else if (tries >= d->n) rc = errorf(err, errlen, "none of the %d images could be decoded (all skipped)", d->n);
       else {
         d->skipped++;

@@ -1,8 +1,10 @@
-/* image.c - byte mapping, channel conversion, area resize, padding and atomic PNG writing
- * (stb_image_write, compiled into Debian's libstb); see image.h. */
+/* image.c - decoding from memory with a format whitelist and size limits (stb_image), byte
+ * mapping, channel conversion, area resize, padding and atomic PNG writing (stb_image_write; both
+ * compiled into Debian's libstb); see image.h. */
 #include "io/image.h"
 
 #include <math.h>
+#include <stb_image.h>
 #include <stb_image_write.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +12,116 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+
+/* ---- decoding ---- */
+
+typedef enum { FORMAT_UNSUPPORTED, FORMAT_PNG, FORMAT_JPEG, FORMAT_BMP, FORMAT_TGA } ImageFormat;
+
+static const char *const FORMAT_NAME[] = {"unsupported", "PNG", "JPEG", "BMP", "TGA"};
+
+static bool starts_with(const uint8_t *buf, size_t n, const char *magic, size_t m) {
+  return n >= m && memcmp(buf, magic, m) == 0;
+}
+
+/* A TGA header (18 bytes) that stb's TGA test can accept; see image.h. */
+static bool plausible_tga(const uint8_t *b, size_t n) {
+  if (n < 18 || b[1] > 1) return false;
+  const bool type_ok = b[2] == 1 || b[2] == 2 || b[2] == 3 || b[2] == 9 || b[2] == 10 || b[2] == 11;
+  const bool bpp_ok = b[16] == 8 || b[16] == 15 || b[16] == 16 || b[16] == 24 || b[16] == 32;
+  return type_ok && bpp_ok;
+}
+
+/* The format by magic bytes (TGA: by a plausible header, where allowed). */
+static ImageFormat sniff_format(const uint8_t *buf, size_t n, bool tga_allowed) {
+  if (starts_with(buf, n, "\x89PNG\r\n\x1a\n", 8)) return FORMAT_PNG;
+  if (starts_with(buf, n, "\xff\xd8\xff", 3)) return FORMAT_JPEG;
+  if (starts_with(buf, n, "BM", 2)) return FORMAT_BMP;
+  if (tga_allowed && plausible_tga(buf, n)) return FORMAT_TGA;
+  return FORMAT_UNSUPPORTED;
+}
+
+/* buf[i], or 0 past the end (what stb reads there). */
+static uint8_t byte_at(const uint8_t *buf, size_t n, size_t i) { return i < n ? buf[i] : 0; }
+
+/* The Huffman tables of a JPEG DHT segment of length len whose first table starts at buf + p, read
+ * as stb reads them (a table's 16 code counts, then that many symbols, even past the segment's
+ * end): false if a table has more than 256 codes. */
+static bool jpeg_dht_ok(const uint8_t *buf, size_t n, size_t p, long len) {
+  for (long left = len - 2; left > 0;) {
+    int codes = 0;
+    for (int i = 0; i < 16; i++) codes += byte_at(buf, n, p + 1 + i);
+    if (codes > 256) return false;
+    p += 17 + (size_t)codes;
+    left -= 17 + codes;
+  }
+  return true;
+}
+
+/* stb 2.27 builds a JPEG Huffman table without checking that its code counts sum to at most 256
+ * (2.28 checks): a larger sum writes past the table's arrays in stb's decoder state (found by
+ * fuzzing stb_image.h compiled with sanitizers). So every DHT segment stb can reach is checked
+ * first: the marker segments after SOI are walked as stb walks them, segments skipped by their
+ * length, fill bytes (FF FF), stuffed bytes (FF 00), restart markers and other bytes between
+ * segments (entropy-coded data) passed over byte by byte, so each marker stb acts on is seen here
+ * too. false if a table has more than 256 codes. */
+static bool jpeg_tables_ok(const uint8_t *buf, size_t n) {
+  size_t p = 2; /* after SOI */
+  while (p + 1 < n) {
+    const uint8_t m = buf[p + 1];
+    if (buf[p] != 0xFF || m == 0xFF) {
+      p++;
+    } else if (m == 0x00 || (m >= 0xD0 && m <= 0xD7)) {
+      p += 2;
+    } else if (m == 0xD9) {
+      return true; /* EOI: stb stops */
+    } else {
+      const size_t len = (size_t)byte_at(buf, n, p + 2) << 8 | byte_at(buf, n, p + 3);
+      if (m == 0xC4 && !jpeg_dht_ok(buf, n, p + 4, (long)len)) return false;
+      if (len < 2) return true; /* stb fails on this segment */
+      p += 2 + len;
+    }
+  }
+  return true;
+}
+
+int image_decode(const uint8_t *buf, size_t n, bool tga_allowed, uint8_t **rgb_out, int *w, int *h, char *err,
+                 size_t errlen) {
+  *rgb_out = NULL;
+  *w = *h = 0;
+  if (n > IMAGE_MAX_FILE_BYTES)
+    return errorf(err, errlen, "file too large (%zu bytes; image files are limited to %d bytes)", n,
+                  IMAGE_MAX_FILE_BYTES);
+  const ImageFormat fmt = sniff_format(buf, n, tga_allowed);
+  if (fmt == FORMAT_UNSUPPORTED) return errorf(err, errlen, "unsupported image format (only PNG, JPEG, BMP, TGA)");
+  const char *name = FORMAT_NAME[fmt];
+  if (fmt == FORMAT_JPEG && !jpeg_tables_ok(buf, n))
+    return errorf(err, errlen, "corrupt JPEG (a Huffman table with more than 256 codes)");
+  int iw = 0, ih = 0, comp = 0;
+  if (!stbi_info_from_memory(buf, (int)n, &iw, &ih, &comp)) /* stb's reason is its last format's: useless */
+    return errorf(err, errlen, "corrupt or truncated %s header", name);
+  if (iw < 1 || ih < 1) return errorf(err, errlen, "corrupt %s header (image is %dx%d)", name, iw, ih);
+  if (iw > IMAGE_MAX_SIDE || ih > IMAGE_MAX_SIDE || (int64_t)iw * ih > IMAGE_MAX_PIXELS)
+    return errorf(err, errlen,
+                  "image is %dx%d = %lld pixels, above the limit of %d pixels a side and %d pixels in total", iw, ih,
+                  (long long)iw * ih, IMAGE_MAX_SIDE, IMAGE_MAX_PIXELS);
+  int lw = 0, lh = 0;
+  uint8_t *rgb = stbi_load_from_memory(buf, (int)n, &lw, &lh, &comp, 3);
+  if (!rgb)
+    return errorf(err, errlen, "corrupt %s data (%s)", name, stbi_failure_reason() ? stbi_failure_reason() : "?");
+  if (lw != iw || lh != ih) {
+    stbi_image_free(rgb);
+    return errorf(err, errlen, "corrupt %s file (the header says %dx%d, the decoder returned %dx%d)", name, iw, ih,
+                  lw, lh);
+  }
+  *rgb_out = rgb;
+  *w = iw;
+  *h = ih;
+  return 0;
+}
+
+void image_decode_free(uint8_t *rgb) { stbi_image_free(rgb); }
+
+/* ---- conversion and fitting ---- */
 
 uint8_t image_to_u8(float v) {
   const float s = (v + 1.0f) * 127.5f;

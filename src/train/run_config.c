@@ -38,7 +38,7 @@ const CfgField DATA_CONFIG_FIELDS[] = {
     F("center_crop", CFG_INT, center_crop, 0, 100000, "center square crop before resizing (0: none)"),
     F("flip", CFG_BOOL, flip, 0, 0, "random horizontal flips"),
     F("max_images", CFG_INT, max_images, 0, 1e9, "use at most this many images (0: all)"),
-    F("cache_mb", CFG_INT, cache_mb, 0, 1e9, "folders whose decoded images exceed this many MiB are streamed (0: always cache)"),
+    F("cache_mb", CFG_INT, cache_mb, 0, 1e9, "decoded-image cache limit in MiB: folders above it are streamed, CIFAR-10 / IDX refused (0: no limit)"),
 };
 #undef F
 const int DATA_CONFIG_N_FIELDS = (int)(sizeof DATA_CONFIG_FIELDS / sizeof DATA_CONFIG_FIELDS[0]);

@@ -1,6 +1,6 @@
 /* fuzz_safetensors.c - libFuzzer harness for the safetensors parser and the float conversion.
  * Build: cmake -B build-fuzz -DCMAKE_C_COMPILER=clang -DDIFFUSE_FUZZ=ON && cmake --build build-fuzz
- * Run:   ./build-fuzz/tests/fuzz/fuzz_safetensors tests/fuzz/corpus -max_total_time=600 */
+ * Run:   ./build-fuzz/tests/fuzz_safetensors tests/fuzz/corpus -max_total_time=600 */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
