@@ -24,6 +24,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "io/crc32.h"
 #include "io/file_read.h"
 #include "io/image.h"
 
@@ -186,19 +187,6 @@ static uint32_t le32(const uint8_t *p) {
 
 static uint32_t be32(const uint8_t *p) {
   return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
-}
-
-/* CRC-32 of RFC 1952 (reflected polynomial 0xEDB88320). */
-static uint32_t crc32_of(const uint8_t *p, size_t n) {
-  uint32_t table[256];
-  for (uint32_t i = 0; i < 256; i++) {
-    uint32_t c = i;
-    for (int k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-    table[i] = c;
-  }
-  uint32_t c = 0xFFFFFFFFu;
-  for (size_t i = 0; i < n; i++) c = table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
-  return c ^ 0xFFFFFFFFu;
 }
 
 static int gunzip(const char *path, const uint8_t *in, size_t n, uint8_t **out, size_t *out_n, char *err,

@@ -16,20 +16,8 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/crc32.h"
 #include "io/file_read.h"
-
-static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n) {
-  static uint32_t table[256];
-  if (!table[1])
-    for (uint32_t i = 0; i < 256; i++) {
-      uint32_t c = i;
-      for (int k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-      table[i] = c;
-    }
-  crc = ~crc;
-  for (size_t i = 0; i < n; i++) crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
-  return ~crc;
-}
 
 static uint32_t rd16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
 static uint32_t rd32(const uint8_t *p) { return rd16(p) | rd16(p + 2) << 16; }
@@ -192,7 +180,7 @@ int npz_read_buffer(const uint8_t *buf, size_t size, const char *name, NpzArray 
     return errorf(err, errlen, "%s: stored member with inconsistent sizes", member);
   }
   int out_rc = 0;
-  if (crc32_update(0, bytes, m.size) != m.crc) out_rc = errorf(err, errlen, "%s: CRC-32 mismatch (corrupt file)", member);
+  if (crc32_of(bytes, m.size) != m.crc) out_rc = errorf(err, errlen, "%s: CRC-32 mismatch (corrupt file)", member);
   else if (npy_parse(bytes, m.size, out, &why)) out_rc = errorf(err, errlen, "%s: %s", member, why);
   free(raw);
   return out_rc;
@@ -260,7 +248,7 @@ int npz_write(const char *path, const NpzEntry *entries, int n, char *err, size_
     char name[256];
     const int nlen = snprintf(name, sizeof name, "%s.npy", entries[i].name);
     uint8_t h[30] = {0};
-    crcs[i] = crc32_update(0, member[i], msize[i]);
+    crcs[i] = crc32_of(member[i], msize[i]);
     put32(h, 0x04034b50u), put16(h + 4, 20), put16(h + 12, 0x21); /* version 2.0, DOS date 1980-01-01 */
     put32(h + 14, crcs[i]), put32(h + 18, (uint32_t)msize[i]), put32(h + 22, (uint32_t)msize[i]), put16(h + 26, (uint32_t)nlen);
     offsets[i] = pos;
