@@ -130,6 +130,7 @@ edit_header "$ck" huge.safetensors 's/\\"resolution\\":8,/\\"resolution\\":1024,
   's/\\"groups\\":4,/\\"groups\\":32,/'
 expect 1 "huge.safetensors: the model has .* lower model.ch" sample --ckpt huge.safetensors --out g.png
 expect 1 "lower train.batch" train --config tiny.json --out K --batch 65536 --set model.resolution=64 --set 'model.attn_resolutions=[]'
+expect 1 "lower --batch" sample --ckpt "$ck" --n 2000000000 --batch 2000000000 --outdir big
 expect 1 "a grid holds at most 4096 images" sample --ckpt "$ck" --n 2000000000 --out g.png
 expect 1 "at most 100000 time steps" sample --ckpt "$ck" --sampler ode --method euler --steps 2000000000 --out g.png
 # --n 2e9 with --outdir streams: it starts writing PNGs at once instead of allocating every sample

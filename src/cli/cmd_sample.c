@@ -199,12 +199,20 @@ int cmd_sample(int argc, char **argv) {
   if (out && n > SAMPLE_GRID_MAX)
     rc = errorf(err, sizeof err, "--out: a grid holds at most %d images, not %d: use --outdir or --save-tensor for more",
                 SAMPLE_GRID_MAX, n);
+  if (batch > n) batch = n;
+  const size_t per = (size_t)mc->in_channels * mc->resolution * mc->resolution;
+  const double batch_bytes = (double)(batch + sampler_work_floats(&so, (size_t)batch * per) / per) * per * sizeof(float);
+  if (rc == 0 && memory_total_bytes() && batch_bytes > (double)memory_total_bytes()) {
+    char need[32], have[32];
+    rc = errorf(err, sizeof err, "--batch %d needs %s for the samples and the sampler's state alone, more than this "
+                "machine's %s: lower --batch", batch, format_bytes(need, sizeof need, batch_bytes),
+                format_bytes(have, sizeof have, (double)memory_total_bytes()));
+  }
   if (rc == 0 && outdir) rc = prepare_outdir(outdir, n, force, err, sizeof err);
   UNet model;
   unet_init(&model, mc);
   const CheckpointLoadOptions lo = {.use_ema = !no_ema};
   if (rc == 0) rc = checkpoint_load(ckpt, &model, &lo, NULL, err, sizeof err);
-  if (batch > n) batch = n;
   SampleSinks sinks = {0};
   if (rc == 0) rc = sinks_open(&sinks, out, outdir, save_tensor, n, mc, err, sizeof err);
   if (rc) {
@@ -215,7 +223,6 @@ int cmd_sample(int argc, char **argv) {
     return 1;
   }
 
-  const size_t per = (size_t)mc->in_channels * mc->resolution * mc->resolution;
   float *x = xmalloc((size_t)batch * per * sizeof(float));
   float *work = xmalloc(sampler_work_floats(&so, (size_t)batch * per) * sizeof(float));
   int *labels = mc->num_classes > 0 ? xmalloc((size_t)batch * sizeof(int)) : NULL;
