@@ -69,6 +69,26 @@ expect 2 "profile times recorded ops" bench --config "$tmp/tiny.json" --mode sam
 expect 0 '"mode": "gemm", "n": 2048' bench --mode gemm --steps 1 --warmup 0
 expect 2 "train|sample|gemm" bench --mode fast
 
+# --set on a string key takes the value as a string, whatever it looks like
+expect 1 "2020: cannot open" train --config "$tmp/tiny.json" --out "$tmp/run2020" --set data.path=2020
+expect 1 "true: cannot open" train --config "$tmp/tiny.json" --out "$tmp/run2020" --set data.path=true
+
+# a streamed folder with an unreadable image: the steps done are saved, and no message claims a checkpoint
+# that does not exist
+mkdir "$tmp/stream"
+for i in $(seq 10 99); do cp "$(dirname "$0")/fuzz/corpus_image/png_rgb.png" "$tmp/stream/$i.png"; done
+for i in 0 1 2 3 4 5 6 7 8 9; do echo "not an image" > "$tmp/stream/bad$i.png"; done
+out=$("$bin" train --config "$tmp/tiny.json" --out "$tmp/runs" --data "$tmp/stream" --steps 500 --quiet \
+  --set model.resolution=64 --set 'model.ch_mult=[1,2,2,2]' --set 'model.attn_resolutions=[]' --set data.cache_mb=1 2>&1)
+got=$?
+[ $got = 1 ] || { echo "FAIL: a streamed unreadable image exited $got, expected 1"; fail=1; }
+printf '%s' "$out" | grep -q "bad[0-9].png: cannot decode image" || { echo "FAIL: no decode error: $out"; fail=1; }
+if printf '%s' "$out" | grep -q "steps done are saved in"; then
+  "$bin" info --ckpt "$tmp/runs/ckpt.safetensors" > /dev/null || { echo "FAIL: the saved steps do not load"; fail=1; }
+elif ! printf '%s' "$out" | grep -q "no checkpoint was written yet"; then
+  echo "FAIL: the stop names no checkpoint state: $out"; fail=1
+fi
+
 # meaningless or malformed requests
 expect 1 "variance-exploding" sample --ckpt "$ck" --sampler langevin --out "$tmp/g.png"
 expect 2 "unknown sampler 'euler'" sample --ckpt "$ck" --sampler euler --out "$tmp/g.png"

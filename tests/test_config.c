@@ -38,15 +38,15 @@ int main(void) {
   expect_error("{\"model\": 3}", "model: expected an object");
 
   cJSON *root = cJSON_Parse("{\"model\": {\"ch\": 64}}");
-  EXPECT(cfg_apply_override(root, "model.dropout=0.3", err, sizeof err) == 0, "%s", err);
-  EXPECT(cfg_apply_override(root, "model.ch=32", err, sizeof err) == 0, "%s", err);
-  EXPECT(cfg_apply_override(root, "model.ch_mult=[1,2]", err, sizeof err) == 0, "%s", err);
-  EXPECT(cfg_apply_override(root, "nodot=3", err, sizeof err) != 0 && strstr(err, "section.key=value"), "bad --set");
+  EXPECT(cfg_apply_override(root, "model.dropout=0.3", NULL, err, sizeof err) == 0, "%s", err);
+  EXPECT(cfg_apply_override(root, "model.ch=32", NULL, err, sizeof err) == 0, "%s", err);
+  EXPECT(cfg_apply_override(root, "model.ch_mult=[1,2]", NULL, err, sizeof err) == 0, "%s", err);
+  EXPECT(cfg_apply_override(root, "nodot=3", NULL, err, sizeof err) != 0 && strstr(err, "section.key=value"), "bad --set");
   unet_config_default(&c);
   EXPECT(cfg_read_section(root, "model", UNET_CONFIG_FIELDS, UNET_CONFIG_N_FIELDS, &c, err, sizeof err) == 0, "%s", err);
   EXPECT(c.ch == 32 && c.dropout == 0.3 && c.n_ch_mult == 2, "overrides not applied");
   const char *const known[] = {"model", NULL};
-  EXPECT(cfg_apply_override(root, "trian.steps=3", err, sizeof err) == 0, "%s", err);
+  EXPECT(cfg_apply_override(root, "trian.steps=3", NULL, err, sizeof err) == 0, "%s", err);
   EXPECT(cfg_check_sections(root, known, err, sizeof err) != 0 && strstr(err, "trian: unknown config section"), "'%s'", err);
   cJSON_Delete(root);
 

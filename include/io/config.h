@@ -9,6 +9,7 @@
 #define DIFFUSE_IO_CONFIG_H
 
 #include <cJSON.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #define CFG_LIST_MAX 8
@@ -32,8 +33,11 @@ int cfg_read_section(const cJSON *root, const char *name, const CfgField *fields
 void cfg_write_section(cJSON *root, const char *name, const CfgField *fields, int n_fields, const void *in);
 /* Reject top-level sections not in `known` (NULL-terminated). */
 int cfg_check_sections(const cJSON *root, const char *const *known, char *err, size_t errlen);
-/* Apply "section.key=value" (value parsed as JSON, else taken as a string). */
-int cfg_apply_override(cJSON *root, const char *assignment, char *err, size_t errlen);
+/* Apply "section.key=value": the value is taken as a string when is_string(section, key) says the key
+ * holds one (so data.path=2020 or =true is a path), else parsed as JSON, else taken as a string.
+ * is_string may be NULL. */
+int cfg_apply_override(cJSON *root, const char *assignment, bool (*is_string)(const char *section, const char *key),
+                       char *err, size_t errlen);
 /* Parse a config file; errors name the file. Caller deletes the result. */
 cJSON *cfg_load_file(const char *path, char *err, size_t errlen);
 

@@ -41,6 +41,8 @@ typedef struct {
 
 /* Read and validate all sections of a config tree (defaults for absent keys). */
 int run_config_read(const cJSON *root, const char *origin, RunConfig *rc, char *err, size_t errlen);
+/* Whether section.key is a string key of the run config (for --set, see cfg_apply_override). */
+bool run_config_key_is_string(const char *section, const char *key);
 /* The resolved config as JSON (all sections, every key). */
 cJSON *run_config_to_json(const RunConfig *rc);
 

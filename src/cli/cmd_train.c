@@ -105,7 +105,7 @@ static cJSON *build_config(const char *config_path, const char *resume, const Ar
     if (!root && !err[0]) errorf(err, errlen, "%s carries no config: give --config", resume);
   }
   int rc = root ? 0 : -1;
-  for (int i = 0; i < sets->n && rc == 0; i++) rc = cfg_apply_override(root, sets->items[i], err, errlen);
+  for (int i = 0; i < sets->n && rc == 0; i++) rc = cfg_apply_override(root, sets->items[i], run_config_key_is_string, err, errlen);
   if (rc == 0 && data) {
     cJSON *sec = cJSON_GetObjectItemCaseSensitive(root, "data");
     if (!sec) sec = cJSON_AddObjectToObject(root, "data");

@@ -128,7 +128,8 @@ int cfg_check_sections(const cJSON *root, const char *const *known, char *err, s
   return 0;
 }
 
-int cfg_apply_override(cJSON *root, const char *assignment, char *err, size_t errlen) {
+int cfg_apply_override(cJSON *root, const char *assignment, bool (*is_string)(const char *section, const char *key),
+                       char *err, size_t errlen) {
   const char *dot = strchr(assignment, '.'), *eq = strchr(assignment, '=');
   if (!dot || !eq || dot > eq || dot == assignment || eq == dot + 1)
     return errorf(err, errlen, "--set %.80s%s: expected section.key=value", assignment, strlen(assignment) > 80 ? "..." : "");
@@ -139,7 +140,7 @@ int cfg_apply_override(cJSON *root, const char *assignment, char *err, size_t er
   snprintf(section, sizeof section, "%.*s", (int)(dot - assignment), assignment);
   snprintf(key, sizeof key, "%.*s", (int)(eq - dot - 1), dot + 1);
   /* the whole value must be one JSON value ("2 junk" is not the number 2); otherwise it is a string */
-  cJSON *value = cJSON_ParseWithOpts(eq + 1, NULL, 1);
+  cJSON *value = is_string && is_string(section, key) ? NULL : cJSON_ParseWithOpts(eq + 1, NULL, 1);
   if (!value) value = cJSON_CreateString(eq + 1);
   cJSON *sec = cJSON_GetObjectItemCaseSensitive(root, section);
   if (!sec) sec = cJSON_AddObjectToObject(root, section);

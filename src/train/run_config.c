@@ -58,6 +58,16 @@ void data_config_default(DataConfig *c) {
 
 static const char *const SECTIONS[] = {"model", "diffusion", "train", "data", NULL};
 
+bool run_config_key_is_string(const char *section, const char *key) {
+  const CfgField *const tables[] = {UNET_CONFIG_FIELDS, DIFFUSION_CONFIG_FIELDS, TRAIN_CONFIG_FIELDS, DATA_CONFIG_FIELDS};
+  const int counts[] = {UNET_CONFIG_N_FIELDS, DIFFUSION_CONFIG_N_FIELDS, TRAIN_CONFIG_N_FIELDS, DATA_CONFIG_N_FIELDS};
+  for (int t = 0; t < 4; t++)
+    if (!strcmp(section, SECTIONS[t]))
+      for (int i = 0; i < counts[t]; i++)
+        if (!strcmp(tables[t][i].key, key)) return tables[t][i].type == CFG_STRING;
+  return false;
+}
+
 int run_config_read(const cJSON *root, const char *origin, RunConfig *rc, char *err, size_t errlen) {
   char e[768];
   unet_config_default(&rc->model);

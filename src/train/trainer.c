@@ -45,6 +45,7 @@ struct Trainer {
   cJSON *config_json;
   char *ckpt_path, *log_path, *config_path, *samples_dir;
   long step, first_step, saved_step; /* the next step to run; where this run started; the last checkpoint */
+  bool data_failed;                  /* a batch could not be read: stop, but the weights are good */
   SamplerOptions grid_sampler; /* DDIM, trailing spacing: the first step at tau_max */
   float *grid_noise, *grid_work;
   int *batch_idx, *batch_labels;
@@ -86,6 +87,14 @@ static int save_checkpoint(Trainer *tr, const TrainCallbacks *cb, char *err, siz
   return rc;
 }
 
+/* For messages: "the last good checkpoint is " + path, or that there is none. */
+static const char *last_checkpoint_text(const Trainer *tr) {
+  return access(tr->ckpt_path, F_OK) == 0 ? "the last good checkpoint is " : "no checkpoint was written yet";
+}
+static const char *last_checkpoint_path(const Trainer *tr) {
+  return access(tr->ckpt_path, F_OK) == 0 ? tr->ckpt_path : "";
+}
+
 /* Name of the first parameter holding a non-finite value in buf, or NULL. */
 static const char *first_nonfinite(const ParamTable *p, const float *buf) {
   for (int i = 0; i < p->count; i++)
@@ -121,7 +130,8 @@ static double train_step(Trainer *tr, long step, double *grad_norm_out) {
     char err[1024];
     if (dataset_get_batch(&tr->data, tr->batch_idx, tr->batch_flip, micro, x0->data,
                           m->num_classes > 0 ? tr->batch_labels : NULL, err, sizeof err)) {
-      fprintf(stderr, "diffuse train: %s; stopping at step %ld (last checkpoint: %s)\n", err, step + 1, tr->ckpt_path);
+      fprintf(stderr, "diffuse train: %s; stopping at step %ld\n", err, step + 1);
+      tr->data_failed = true; /* the weights are intact: trainer_run saves the steps done */
       return NAN;
     }
     Tensor *loss = diffusion_training_loss(&tr->diffusion, &tr->model, g, x0,
@@ -132,10 +142,9 @@ static double train_step(Trainer *tr, long step, double *grad_norm_out) {
   const double loss = loss_sum / n_micro;
   const char *bad = first_nonfinite(p, p->grad);
   if (!isfinite(loss) || bad) {
-    const bool have_ckpt = access(tr->ckpt_path, F_OK) == 0;
     fprintf(stderr, "diffuse train: non-finite %s at step %ld%s%s; stopping (%s%s). Lower train.lr or check the data.\n",
             isfinite(loss) ? "gradient" : "loss", step + 1, bad ? ", first non-finite gradient: " : "", bad ? bad : "",
-            have_ckpt ? "the last good checkpoint is " : "no checkpoint was written yet", have_ckpt ? tr->ckpt_path : "");
+            last_checkpoint_text(tr), last_checkpoint_path(tr));
     return NAN;
   }
   const double norm = t->grad_clip > 0 ? grad_clip(p->grad, p->total, t->grad_clip) : grad_norm(p->grad, p->total);
@@ -144,8 +153,8 @@ static double train_step(Trainer *tr, long step, double *grad_norm_out) {
   adamw_step(p->data, p->grad, p->adam_m, p->adam_v, p->total, &adam, step + 1);
   bad = first_nonfinite(p, p->data);
   if (bad) {
-    fprintf(stderr, "diffuse train: non-finite weight %s after step %ld; stopping (last checkpoint: %s).\n", bad,
-            step + 1, tr->ckpt_path);
+    fprintf(stderr, "diffuse train: non-finite weight %s after step %ld; stopping (%s%s).\n", bad, step + 1,
+            last_checkpoint_text(tr), last_checkpoint_path(tr));
     return NAN;
   }
   const double ema_decay = t->ema_warmup ? fmin(t->ema_decay, (1.0 + step) / (10.0 + step)) : t->ema_decay;
@@ -334,9 +343,17 @@ TrainOutcome trainer_run(Trainer *tr, const TrainCallbacks *cb) {
     if (!failed && t->sample_every && step % t->sample_every == 0 && !last) save_sample_grid(tr, step);
   }
   if (cb && cb->on_report) cb->on_report(cb->ctx, NULL);
-  if (!failed && tr->step > tr->saved_step && save_checkpoint(tr, cb, err, sizeof err)) {
-    fprintf(stderr, "diffuse train: %s\n", err);
-    failed = 1;
+  if ((!failed || tr->data_failed) && tr->step > tr->saved_step) {
+    if (save_checkpoint(tr, cb, err, sizeof err)) {
+      fprintf(stderr, "diffuse train: %s\n", err);
+      failed = 1;
+    } else if (tr->data_failed) {
+      fprintf(stderr, "diffuse train: the %ld steps done are saved in %s (continue with --resume %s)\n",
+              tr->step - tr->first_step, tr->ckpt_path, tr->ckpt_path);
+    }
+  } else if (tr->data_failed) {
+    fprintf(stderr, "diffuse train: no steps since the last checkpoint (%s%s)\n", last_checkpoint_text(tr),
+            last_checkpoint_path(tr));
   }
   fclose(log);
   if (failed) return TRAIN_FAILED;
