@@ -12,6 +12,7 @@ expect() { # expect CODE PATTERN ARGS...
 }
 expect 0 "usage: diffuse <command>" --help
 expect 0 "^diffuse [0-9]" --version
+expect 0 "BLAS: .*OpenBLAS" --version
 expect 2 "usage: diffuse <command>"
 expect 2 "unknown command 'frobnicate'" frobnicate
 expect 2 "unknown option '--bogus'" --bogus

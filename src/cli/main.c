@@ -6,8 +6,12 @@
  */
 #include <stdio.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "commands.h"
+#include "ops/gemm.h"
 
 typedef struct {
   const char *name;
@@ -102,7 +106,21 @@ static void print_help(FILE *f) {
           "usage: diffuse <command> [options]\n       diffuse <command> --help\n\ncommands:\n",
           DIFFUSE_VERSION);
   for (int i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-8s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
-  fprintf(f, "\noptions:\n  --help     show this help\n  --version  print the version\n");
+  fprintf(f, "\noptions:\n  --help     show this help\n  --version  print the version and what the build contains (BLAS, OpenMP, backends)\n");
+}
+
+/* The version and what this build contains. */
+static void print_version(void) {
+  printf("diffuse %s\n", DIFFUSE_VERSION);
+  printf("backends: cpu\n");
+  printf("BLAS:     %s\n", gemm_kernel_name());
+#ifdef _OPENMP
+  printf("OpenMP:   yes (%d threads by default)\n", omp_get_max_threads());
+#else
+  printf("OpenMP:   no (built with -DDIFFUSE_OPENMP=OFF)\n");
+#endif
+  printf("MPI:      not built (not available yet)\n");
+  printf("CUDA:     not built (not available yet)\n");
 }
 
 static int is_help(const char *a) { return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0; }
@@ -117,7 +135,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (strcmp(argv[1], "--version") == 0) {
-    printf("diffuse %s\n", DIFFUSE_VERSION);
+    print_version();
     return 0;
   }
   for (int i = 0; i < N_COMMANDS; i++) {
