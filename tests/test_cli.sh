@@ -90,6 +90,15 @@ elif ! printf '%s' "$out" | grep -q "no checkpoint was written yet"; then
   echo "FAIL: the stop names no checkpoint state: $out"; fail=1
 fi
 
+# sampler flags that mean nothing to the chosen sampler are refused, naming where they apply
+expect 2 "--clip has no effect with --sampler ddim; it is for ancestral" sample --ckpt "$ck" --clip --out "$tmp/g.png"
+expect 2 "--eta has no effect with --sampler dpmpp; it is for ddim" sample --ckpt "$ck" --sampler dpmpp --eta 0.5 --out "$tmp/g.png"
+expect 2 "--variance has no effect with --sampler dpmpp" sample --ckpt "$ck" --sampler dpmpp --variance fixed_large --out "$tmp/g.png"
+expect 2 "--snr has no effect with --sampler dpmpp; it is for pc" sample --ckpt "$ck" --sampler dpmpp --snr 0.2 --out "$tmp/g.png"
+expect 2 "--steps has no effect with --sampler ancestral" sample --ckpt "$ck" --sampler ancestral --steps 10 --out "$tmp/g.png"
+expect 2 "--rtol has no effect with --sampler ode" sample --ckpt "$ck" --sampler ode --method heun --rtol 1e-3 --out "$tmp/g.png"
+expect 2 "--eta has no effect with --sampler pc" eval fid --ref "$tmp/s.npz" --ckpt "$ck" --n 4 --sampler pc --eta 1
+
 # meaningless or malformed requests
 expect 1 "variance-exploding" sample --ckpt "$ck" --sampler langevin --out "$tmp/g.png"
 expect 2 "unknown sampler 'euler'" sample --ckpt "$ck" --sampler euler --out "$tmp/g.png"

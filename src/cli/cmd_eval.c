@@ -184,7 +184,12 @@ static int parse_eval_args(int argc, char **argv, EvalArgs *a, const char *comma
     fprintf(stderr, "diffuse %s: --split must be train or test\n", command);
     return 1;
   }
-  return 0;
+  if (fid && !a->ckpt && sampler_flags_given(&a->sampler)) {
+    fprintf(stderr, "diffuse %s: sampler flags apply to images generated with --ckpt\n", command);
+    return 2;
+  }
+  SamplerOptions checked; /* refuse bad sampler flags before any work */
+  return fid && a->ckpt ? sampler_options_from_flags(&a->sampler, &checked) : 0;
 }
 
 /* Run the extractor over the chosen source; fills mu, sigma. e is initialised (free it) even on error. */

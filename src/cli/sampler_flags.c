@@ -8,16 +8,35 @@
 #include <string.h>
 
 void sampler_flags_default(SamplerFlags *f) {
-  *f = (SamplerFlags){"ddim", NULL, "fixed_small", "reverse_diffusion", "rk45", 50, ARG_UNSET, 0.0, NAN, NAN, NAN, NAN,
-                      false};
+  *f = (SamplerFlags){"ddim", NULL, NULL, NULL, NULL, ARG_UNSET, ARG_UNSET, NAN, NAN, NAN, NAN, NAN, false};
 }
 
-/* Parse a name from a list; -1 when absent. */
-static int pick(const char *value, const char *const *names, int n) {
+#define DEFAULT_STEPS 50
+
+bool sampler_flags_given(const SamplerFlags *f) {
+  SamplerFlags d;
+  sampler_flags_default(&d);
+  return strcmp(f->sampler, d.sampler) || f->spacing || f->variance || f->predictor || f->method || f->clip ||
+         f->steps != ARG_UNSET || f->corrector_steps != ARG_UNSET || !isnan(f->eta) || !isnan(f->snr) ||
+         !isnan(f->step_size) || !isnan(f->rtol) || !isnan(f->atol);
+}
+
+/* Index of value in names, or -1 after a message listing them. */
+static int pick(const char *flag, const char *value, const char *const *names, int n) {
   for (int i = 0; i < n; i++)
     if (!strcmp(value, names[i])) return i;
+  fprintf(stderr, "diffuse: %s must be", flag);
+  for (int i = 0; i < n; i++) fprintf(stderr, "%s%s", i == 0 ? " " : i == n - 1 ? " or " : ", ", names[i]);
+  fprintf(stderr, "\n");
   return -1;
 }
+
+/* A flag given for a sampler it means nothing to is refused rather than silently ignored. */
+typedef struct {
+  const char *flag;
+  bool given, applies;
+  const char *for_whom; /* where it does apply */
+} FlagUse;
 
 int sampler_options_from_flags(const SamplerFlags *f, SamplerOptions *o) {
   const int kind = sampler_kind_from_name(f->sampler);
@@ -25,42 +44,57 @@ int sampler_options_from_flags(const SamplerFlags *f, SamplerOptions *o) {
     fprintf(stderr, "diffuse: unknown sampler '%s' (ancestral, ddim, langevin, pc, ode, dpmpp)\n", f->sampler);
     return 2;
   }
-  sampler_options_default(o, (SamplerKind)kind, f->steps);
   static const char *const spacings[] = {"uniform", "quadratic", "trailing", "logsnr"};
   static const char *const variances[] = {"fixed_small", "fixed_large"};
   static const char *const predictors[] = {"reverse_diffusion", "euler_maruyama"};
   static const char *const methods[] = {"euler", "heun", "rk45"};
-  int v;
+  int method = ODE_RK45, v;
+  if (f->method && (method = pick("--method", f->method, methods, 3)) < 0) return 2;
+  const bool rk45 = kind == SAMPLER_ODE && method == ODE_RK45, grid = kind != SAMPLER_ANCESTRAL && !rk45;
+  const FlagUse uses[] = {
+      {"--steps", f->steps != ARG_UNSET, grid, "every sampler but ancestral (all T levels) and ode rk45 (adaptive)"},
+      {"--spacing", f->spacing != NULL, grid, "every sampler but ancestral and ode rk45"},
+      {"--eta", !isnan(f->eta), kind == SAMPLER_DDIM, "ddim"},
+      {"--variance", f->variance != NULL, kind == SAMPLER_ANCESTRAL, "ancestral"},
+      {"--clip", f->clip, kind == SAMPLER_ANCESTRAL, "ancestral"},
+      {"--step-size", !isnan(f->step_size), kind == SAMPLER_LANGEVIN, "langevin"},
+      {"--corrector-steps", f->corrector_steps != ARG_UNSET, kind == SAMPLER_LANGEVIN || kind == SAMPLER_PC,
+       "langevin and pc"},
+      {"--snr", !isnan(f->snr), kind == SAMPLER_PC, "pc"},
+      {"--predictor", f->predictor != NULL, kind == SAMPLER_PC, "pc"},
+      {"--method", f->method != NULL, kind == SAMPLER_ODE, "ode"},
+      {"--rtol", !isnan(f->rtol), rk45, "ode --method rk45"},
+      {"--atol", !isnan(f->atol), rk45, "ode --method rk45"},
+  };
+  for (size_t i = 0; i < sizeof uses / sizeof uses[0]; i++)
+    if (uses[i].given && !uses[i].applies) {
+      fprintf(stderr, "diffuse: %s has no effect with --sampler %s%s; it is for %s\n", uses[i].flag, f->sampler,
+              rk45 ? " (method rk45)" : "", uses[i].for_whom);
+      return 2;
+    }
+  sampler_options_default(o, (SamplerKind)kind, f->steps != ARG_UNSET ? f->steps : DEFAULT_STEPS);
+  o->method = (OdeMethod)method;
   if (f->spacing) {
-    if ((v = pick(f->spacing, spacings, 4)) < 0) goto bad_spacing;
+    if ((v = pick("--spacing", f->spacing, spacings, 4)) < 0) return 2;
     o->spacing = (Spacing)v;
   }
-  if ((v = pick(f->variance, variances, 2)) < 0) {
-    fprintf(stderr, "diffuse: --variance must be fixed_small or fixed_large\n");
-    return 2;
+  if (f->variance) {
+    if ((v = pick("--variance", f->variance, variances, 2)) < 0) return 2;
+    o->variance = (AncestralVariance)v;
   }
-  o->variance = (AncestralVariance)v;
-  if ((v = pick(f->predictor, predictors, 2)) < 0) {
-    fprintf(stderr, "diffuse: --predictor must be reverse_diffusion or euler_maruyama\n");
-    return 2;
+  if (f->predictor) {
+    if ((v = pick("--predictor", f->predictor, predictors, 2)) < 0) return 2;
+    o->predictor = (Predictor)v;
   }
-  o->predictor = (Predictor)v;
-  if ((v = pick(f->method, methods, 3)) < 0) {
-    fprintf(stderr, "diffuse: --method must be euler, heun or rk45\n");
-    return 2;
-  }
-  o->method = (OdeMethod)v;
   o->clip_x0 = f->clip;
-  o->eta = f->eta;
+  /* the parser only gives finite values, so NAN means "not given" */
+  if (!isnan(f->eta)) o->eta = f->eta;
   if (f->corrector_steps != ARG_UNSET) o->corrector_steps = f->corrector_steps;
-  if (!isnan(f->snr)) o->snr = f->snr; /* the parser only gives finite values: NAN is "not given" */
+  if (!isnan(f->snr)) o->snr = f->snr;
   if (!isnan(f->step_size)) o->step_size = f->step_size;
   if (!isnan(f->rtol)) o->rtol = f->rtol;
   if (!isnan(f->atol)) o->atol = f->atol;
   return 0;
-bad_spacing:
-  fprintf(stderr, "diffuse: --spacing must be uniform, quadratic, trailing or logsnr\n");
-  return 2;
 }
 
 int sampler_options_for_model(const SamplerFlags *f, SamplerOptions *o, const Diffusion *d, char *err, size_t errlen) {

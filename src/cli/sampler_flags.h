@@ -12,11 +12,13 @@
 typedef struct {
   const char *sampler, *spacing, *variance, *predictor, *method;
   int steps, corrector_steps;
-  double eta, snr, step_size, rtol, atol; /* NAN / ARG_UNSET: not given, the sampler's default */
+  double eta, snr, step_size, rtol, atol; /* NULL / NAN / ARG_UNSET: not given, the sampler's default */
   bool clip;
 } SamplerFlags;
 
 void sampler_flags_default(SamplerFlags *f);
+/* Whether any sampler flag was given (they are only meaningful where something is sampled). */
+bool sampler_flags_given(const SamplerFlags *f);
 /* The sampler flags' ArgSpec entries bound to the SamplerFlags lvalue f, to place in a spec table
  * (which is then sized by construction). */
 #define SAMPLER_FLAG_SPECS(f)                                                                                     \
@@ -26,7 +28,8 @@ void sampler_flags_default(SamplerFlags *f);
       {"--step-size", ARG_DOUBLE, &(f).step_size}, {"--corrector-steps", ARG_INT, &(f).corrector_steps},        \
       {"--snr", ARG_DOUBLE, &(f).snr}, {"--predictor", ARG_STRING, &(f).predictor},                             \
       {"--method", ARG_STRING, &(f).method}, {"--rtol", ARG_DOUBLE, &(f).rtol}, {"--atol", ARG_DOUBLE, &(f).atol}
-/* Flags -> options; a usage error (returns 2) names the flag. */
+/* Flags -> options; a usage error (returns 2) names the flag: an unknown name, or a flag that means
+ * nothing to the chosen sampler (--eta with dpmpp, --clip with ddim, --steps with ancestral, ...). */
 int sampler_options_from_flags(const SamplerFlags *f, SamplerOptions *o);
 /* Model-dependent defaults (DDIM on VE models: trailing spacing) and sampler_check. 0 or -1 + message. */
 int sampler_options_for_model(const SamplerFlags *f, SamplerOptions *o, const Diffusion *d, char *err, size_t errlen);
