@@ -42,7 +42,7 @@ int frechet_distance(const double *mu1, const double *sigma1, const double *mu2,
  * (1008, 2048) transposed, without the fc bias, as the original implementation. */
 void inception_score_logits(float *logits /* (B, 1008) */, const float *pool3 /* (B, 2048) */, int B,
                             const float *fc_weight);
-/* Inception Score of N rows of logits (N, classes). */
+/* Inception Score of N rows of logits (N, classes), 1 <= splits <= N. */
 void inception_score(const float *logits, long N, int classes, int splits, double *mean, double *std);
 
 #endif

@@ -295,8 +295,14 @@ static int eval_fid(int argc, char **argv) {
   rc = compute_features(&a, &e, mu, sigma, &nfe, &secs, err, sizeof err);
   if (rc == 0) rc = frechet_distance(mu, sigma, ref_mu, ref_sigma, FEATURE_DIM, &fid, err, sizeof err);
   if (rc == 0) {
-    inception_score(e.logits, e.n, IS_CLASSES, a.splits, &is_mean, &is_std);
-    printf("FID %.4f  IS %.4f +- %.4f  (%ld images%s", fid, is_mean, is_std, e.n, a.ckpt ? ", " : "");
+    const int splits = e.n < a.splits ? (int)e.n : a.splits; /* every split needs an image */
+    if (splits < a.splits)
+      fprintf(stderr, "diffuse eval fid: note: the Inception Score uses %d splits, one per image (fewer images than "
+              "--splits %d)\n", splits, a.splits);
+    inception_score(e.logits, e.n, IS_CLASSES, splits, &is_mean, &is_std);
+    if (fid < 0) printf("FID 0.0000 (round-off: %.3g)", fid); /* tr((S1 S2)^1/2) can exceed the traces by round-off */
+    else printf("FID %.4f", fid);
+    printf("  IS %.4f +- %.4f (%d splits)  (%ld images%s", is_mean, is_std, splits, e.n, a.ckpt ? ", " : "");
     if (a.ckpt) printf("sampler %s, NFE %ld", a.sampler.sampler, nfe);
     printf(", %.1fs, %.2f images/s)\n", secs, e.n / secs);
   } else {

@@ -122,6 +122,7 @@ void inception_score_logits(float *logits, const float *pool3, int B, const floa
 }
 
 void inception_score(const float *logits, long N, int classes, int splits, double *mean, double *std) {
+  CHECK(splits >= 1 && N >= splits); /* an empty split has no score */
   double *p = xmalloc((size_t)classes * sizeof(double)), *py = xmalloc((size_t)classes * sizeof(double));
   double *scores = xmalloc((size_t)splits * sizeof(double));
   for (int s = 0; s < splits; s++) {
