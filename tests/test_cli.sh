@@ -99,6 +99,11 @@ expect 2 "--steps has no effect with --sampler ancestral" sample --ckpt "$ck" --
 expect 2 "--rtol has no effect with --sampler ode" sample --ckpt "$ck" --sampler ode --method heun --rtol 1e-3 --out "$tmp/g.png"
 expect 2 "--eta has no effect with --sampler pc" eval fid --ref "$tmp/s.npz" --ckpt "$ck" --n 4 --sampler pc --eta 1
 
+# a --config that disagrees with the checkpoint's embedded config is an error naming the keys; an equal one is fine
+sed 's/"ch": 8/"ch": 16/' "$tmp/tiny.json" > "$tmp/other.json"
+expect 1 "differs from it in 1 key(s): model.ch 8 vs 16" sample --ckpt "$ck" --config "$tmp/other.json" --out "$tmp/g.png"
+expect 0 "5 images" sample --ckpt "$ck" --config "$tmp/tiny.json" --steps 2 --n 5 --out "$tmp/g.png"
+
 # meaningless or malformed requests
 expect 1 "variance-exploding" sample --ckpt "$ck" --sampler langevin --out "$tmp/g.png"
 expect 2 "unknown sampler 'euler'" sample --ckpt "$ck" --sampler euler --out "$tmp/g.png"

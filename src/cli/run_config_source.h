@@ -8,7 +8,8 @@
 
 /* The run config (architecture and diffusion): from the checkpoint's embedded config when it has
  * one, else from the config file (needed for checkpoints without metadata, e.g. diffusers
- * weights). Returns 0, or -1 with err set. */
+ * weights). Given both, a config file whose model or diffusion section differs from the embedded
+ * one is an error listing the differing keys. Returns 0, or -1 with err set. */
 int resolve_run_config(const char *config_path, const char *ckpt_path, RunConfig *rc, char *err, size_t errlen);
 
 #endif
