@@ -104,6 +104,11 @@ sed 's/"ch": 8/"ch": 16/' "$tmp/tiny.json" > "$tmp/other.json"
 expect 1 "differs from it in 1 key(s): model.ch 8 vs 16" sample --ckpt "$ck" --config "$tmp/other.json" --out "$tmp/g.png"
 expect 0 "5 images" sample --ckpt "$ck" --config "$tmp/tiny.json" --steps 2 --n 5 --out "$tmp/g.png"
 
+# NLL of zero-padded IDX images (6x6 padded to the 8x8 model, as Fashion-MNIST's 28 to 32) says the padding counts
+printf '\000\000\010\003\000\000\000\004\000\000\000\006\000\000\000\006' > "$tmp/p-images-idx3-ubyte"
+head -c 144 /dev/urandom >> "$tmp/p-images-idx3-ubyte"
+expect 0 "the 6x6 images are zero-padded to 8x8" eval nll --ckpt "$ck" --data "$tmp/p-images-idx3-ubyte" --terms 2
+
 # meaningless or malformed requests
 expect 1 "variance-exploding" sample --ckpt "$ck" --sampler langevin --out "$tmp/g.png"
 expect 2 "unknown sampler 'euler'" sample --ckpt "$ck" --sampler euler --out "$tmp/g.png"

@@ -61,6 +61,7 @@ typedef struct {
   int *labels;        /* (n) or NULL */
   int num_classes;    /* 0 without labels; CIFAR: 10; IDX: max label + 1 of the labels file */
   int skipped;        /* unreadable files skipped (skip_bad) */
+  int padded_from;    /* IDX: the side the images were zero-padded from (28 for MNIST at 32), else 0 */
   char **class_names; /* folder with labels: sub-folder names (num_classes entries), else NULL */
   /* streamed folder: pixels is NULL, images are decoded from paths per batch */
   char **paths;          /* (n) or NULL */

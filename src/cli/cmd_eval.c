@@ -406,11 +406,16 @@ static int eval_nll(int argc, char **argv) {
   if (tty) fprintf(stderr, "\n");
   const double secs = now_seconds() - t0, mean = sum / d.n;
   const double se = d.n > 1 ? sqrt(fmax(sum2 / d.n - mean * mean, 0.0) / (d.n - 1)) : 0.0;
-  if (rc) fprintf(stderr, "diffuse eval nll: %s\n", err);
-  else
+  if (rc) {
+    fprintf(stderr, "diffuse eval nll: %s\n", err);
+  } else {
     printf("NLL %.4f +- %.4f bits/dim (%s%s, %d %s images, NFE %ld per batch, %.1fs)\n", mean, se,
            vlb ? "variational bound" : "probability-flow ODE", vlb && terms ? ", stratified terms" : "", d.n, split, nfe,
            secs);
+    if (d.padded_from)
+      printf("note: the %dx%d images are zero-padded to %dx%d, and the padding pixels count in bits/dim\n", d.padded_from,
+             d.padded_from, mc->resolution, mc->resolution);
+  }
   free(x), free(work), free(bpd), free(idx);
   graph_free(&g);
   dataset_free(&d);

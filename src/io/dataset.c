@@ -383,6 +383,8 @@ static int load_idx(Dataset *d, const DatasetOptions *opt, const char *path, cha
   if (rc == 0) {
     const size_t img = (size_t)opt->channels * opt->resolution * opt->resolution, src_img = (size_t)h * w;
     d->n = n;
+    const int eh = opt->center_crop ? opt->center_crop : h, ew = opt->center_crop ? opt->center_crop : w;
+    if (eh == ew && image_fit_pads(eh, ew, opt->resolution)) d->padded_from = eh;
     d->pixels = xmalloc((size_t)n * img);
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < n; i++)
