@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io/atomic_file.h"
 #include "io/dataset.h"
 #include "io/image.h"
 #include "test_util.h"
@@ -768,23 +769,29 @@ static void test_png(void) {
   EXPECT(image_write_grid_png(path, x, N, C, H, W, err, sizeof err) == 0, "grid: %s", err);
   int w = 0, h = 0, comp = 0;
   uint8_t *px = stbi_load(path, &w, &h, &comp, 0);
-  EXPECT(px && w == 32 && h == 22 && comp == 3, "grid %dx%d comp %d", w, h, comp);
-  if (px && w == 32 && h == 22) {
-    EXPECT(px[0] == 0 && px[(21 * 32 + 31) * 3] == 0, "padding is not black");
+  /* 8x8 tiles are enlarged 8x to 64x64 cells: 3 x 2 cells of 66 pixels + 2 */
+  enum { S = 8, GW = 3 * (S * W + 2) + 2, GH = 2 * (S * H + 2) + 2 };
+  EXPECT(px && w == GW && h == GH && comp == 3, "grid %dx%d comp %d", w, h, comp);
+  if (px && w == GW && h == GH) {
+    EXPECT(px[0] == 0 && px[((GH - 1) * GW + GW - 1) * 3] == 0, "padding is not black");
     for (int i = 0; i < N; i++) {
-      const int ty = 2 + (i / 3) * 10, tx = 2 + (i % 3) * 10;
+      const int ty = 2 + (i / 3) * (S * H + 2), tx = 2 + (i % 3) * (S * W + 2);
       for (int c = 0; c < C; c++) {
-        const uint8_t want = image_to_u8(x[(i * C + c) * H * W]), got = px[(ty * 32 + tx) * 3 + c];
+        const uint8_t want = image_to_u8(x[(i * C + c) * H * W]), got = px[(ty * GW + tx) * 3 + c];
         EXPECT(got == want, "tile %d corner channel %d: %d want %d", i, c, got, want);
       }
-      EXPECT(px[((ty + 7) * 32 + tx + 7) * 3] == image_to_u8(x[(i * C) * H * W + 63]), "tile %d last pixel", i);
+      /* source pixel (7, 6) covers the cell's block at rows 56..63, columns 48..55 */
+      const uint8_t want = image_to_u8(x[(i * C) * H * W + 7 * W + 6]);
+      EXPECT(px[((ty + 56) * GW + tx + 48) * 3] == want && px[((ty + 63) * GW + tx + 55) * 3] == want,
+             "tile %d: pixel (7, 6) is not an 8x8 block", i);
     }
-    EXPECT(px[(12 * 32 + 22) * 3] == 0, "the empty sixth slot is not black");
+    EXPECT(px[((2 + S * H + 2 + 10) * GW + 2 + 2 * (S * W + 2) + 10) * 3] == 0, "the empty sixth slot is not black");
   }
   stbi_image_free(px);
-  char tmp[1100];
-  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-  EXPECT(access(tmp, F_OK) != 0, "temp file %s left", tmp);
+  DIR *dp = opendir(tmpdir); /* the atomic write left no temporary beside the grid */
+  for (struct dirent *e; dp && (e = readdir(dp)) != NULL;)
+    EXPECT(!atomic_file_is_temp(e->d_name, "grid.png"), "temp file %s left", e->d_name);
+  if (dp) closedir(dp);
 
   /* single grayscale image */
   EXPECT(image_write_png(tpath("one.png"), x, 1, H, W, err, sizeof err) == 0, "png: %s", err);

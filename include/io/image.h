@@ -81,7 +81,10 @@ void image_fit(uint8_t *out /* (C, R, R) */, const uint8_t *in /* (C, h, w) */, 
 int image_write_png(const char *path, const float *x /* (C, H, W) in [-1, 1] */, int C, int H, int W, char *err,
                     size_t errlen);
 /* N images on a near-square grid: cols = ceil(sqrt(N)), rows = ceil(N / cols), 2 black pixels
- * between and around the tiles, so the PNG is (cols * (W + 2) + 2) x (rows * (H + 2) + 2). */
+ * between and around the tiles. Images smaller than IMAGE_GRID_MIN_CELL are enlarged (nearest) by
+ * the integer s = ceil(IMAGE_GRID_MIN_CELL / max(H, W)), so the PNG is
+ * (cols * (s W + 2) + 2) x (rows * (s H + 2) + 2) and a 28x28 sample is seen as 84x84. */
+#define IMAGE_GRID_MIN_CELL 64
 int image_write_grid_png(const char *path, const float *x /* (N, C, H, W) in [-1, 1] */, int N, int C, int H, int W,
                          char *err, size_t errlen);
 

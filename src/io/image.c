@@ -235,13 +235,15 @@ void image_fit(uint8_t *out, const uint8_t *in, int C, int h, int w, int R) {
 
 /* ---- PNG writing ---- */
 
-/* Write tile x (C, H, W) into the interleaved 8-bit canvas (rows of `stride` bytes) at (y0, x0). */
-static void put_tile(uint8_t *canvas, size_t stride, int y0, int x0, const float *x, int C, int H, int W) {
+/* Write tile x (C, H, W), each pixel as a scale x scale block (nearest), into the interleaved 8-bit
+ * canvas (rows of `stride` bytes) at (y0, x0). */
+static void put_tile(uint8_t *canvas, size_t stride, int y0, int x0, const float *x, int C, int H, int W, int scale) {
   const size_t plane = (size_t)H * W;
-  for (int y = 0; y < H; y++) {
+  for (int y = 0; y < H * scale; y++) {
     uint8_t *row = canvas + (size_t)(y0 + y) * stride + (size_t)x0 * C;
-    for (int xx = 0; xx < W; xx++)
-      for (int c = 0; c < C; c++) row[(size_t)xx * C + c] = image_to_u8(x[c * plane + (size_t)y * W + xx]);
+    for (int xx = 0; xx < W * scale; xx++)
+      for (int c = 0; c < C; c++)
+        row[(size_t)xx * C + c] = image_to_u8(x[c * plane + (size_t)(y / scale) * W + xx / scale]);
   }
 }
 
@@ -282,7 +284,7 @@ int image_write_png(const char *path, const float *x, int C, int H, int W, char 
   if (check_shape(path, 1, C, H, W, err, errlen)) return -1;
   if ((double)H * W * C > 1e9) return errorf(err, errlen, "%s: image too large (%dx%d)", path, W, H);
   uint8_t *canvas = xmalloc((size_t)H * W * C);
-  put_tile(canvas, (size_t)W * C, 0, 0, x, C, H, W);
+  put_tile(canvas, (size_t)W * C, 0, 0, x, C, H, W, 1);
   const int rc = write_canvas(path, canvas, C, H, W, err, errlen);
   free(canvas);
   return rc;
@@ -295,13 +297,15 @@ int image_write_grid_png(const char *path, const float *x, int N, int C, int H, 
   while (cols > 1 && (cols - 1) * (cols - 1) >= N) cols--; /* guard sqrt rounding */
   while ((double)cols * cols < N) cols++;
   const int rows = (N + cols - 1) / cols;
-  const double gw = (double)cols * (W + PAD) + PAD, gh = (double)rows * (H + PAD) + PAD;
+  const int longer = H > W ? H : W, scale = longer < IMAGE_GRID_MIN_CELL ? (IMAGE_GRID_MIN_CELL + longer - 1) / longer : 1;
+  const int th = H * scale, tw = W * scale;
+  const double gw = (double)cols * (tw + PAD) + PAD, gh = (double)rows * (th + PAD) + PAD;
   if (gw * gh * C > 1e9 || gw * C > 1e9) return errorf(err, errlen, "%s: grid too large (%.0fx%.0f)", path, gw, gh);
   const int GW = (int)gw, GH = (int)gh;
   uint8_t *canvas = xcalloc((size_t)GH * GW * C, 1); /* padding is black */
   for (int i = 0; i < N; i++)
-    put_tile(canvas, (size_t)GW * C, PAD + (i / cols) * (H + PAD), PAD + (i % cols) * (W + PAD),
-             x + (size_t)i * C * H * W, C, H, W);
+    put_tile(canvas, (size_t)GW * C, PAD + (i / cols) * (th + PAD), PAD + (i % cols) * (tw + PAD),
+             x + (size_t)i * C * H * W, C, H, W, scale);
   const int rc = write_canvas(path, canvas, C, GH, GW, err, errlen);
   free(canvas);
   return rc;
