@@ -758,6 +758,22 @@ static void test_procedural(void) {
   dataset_free(&a), dataset_free(&b), dataset_free(&c);
 }
 
+/* The size of a folder's first readable image (eval fid --images at the images' own size). */
+static void test_folder_image_size(void) {
+  char err[1024];
+  mkdir(tpath("sized"), 0755);
+  write_bytes(tpath("sized/a_not_an_image.png"), "text", 4);
+  static uint8_t px[20 * 12 * 3];
+  EXPECT(stbi_write_png(tpath("sized/b.png"), 20, 12, 3, px, 20 * 3), "write png");
+  int w = 0, h = 0;
+  EXPECT(dataset_folder_image_size(tpath("sized"), &w, &h, err, sizeof err) == 0 && w == 20 && h == 12,
+         "folder image size %dx%d: %s", w, h, err);
+  mkdir(tpath("unsized"), 0755);
+  write_bytes(tpath("unsized/x.png"), "text", 4);
+  EXPECT(dataset_folder_image_size(tpath("unsized"), &w, &h, err, sizeof err) != 0 && strstr(err, "no readable image"),
+         "a folder without a readable image: %s", err);
+}
+
 static void test_png(void) {
   char err[1024];
   enum { N = 5, C = 3, H = 8, W = 8 };
@@ -819,6 +835,7 @@ int main(void) {
   test_symlink_loops();
   test_procedural();
   test_png();
+  test_folder_image_size();
   rm_rf(tmpdir);
   return test_report("dataset");
 }

@@ -77,6 +77,10 @@ int dataset_load(Dataset *d, const DatasetOptions *opt, char *err, size_t errlen
 void dataset_free(Dataset *d);
 const char *dataset_kind_name(DatasetKind kind); /* "auto", "folder", "cifar10-bin", "idx", "procedural" */
 
+/* The size of the first readable image of a folder (in the walk's order), e.g. to evaluate images
+ * at their own size. 0, or -1 + err. */
+int dataset_folder_image_size(const char *path, int *w, int *h, char *err, size_t errlen);
+
 /* Fill out (B, C, H, W) with floats p / 127.5 - 1 in [-1, 1] from images idx[0..B-1]; flip[b] != 0
  * mirrors image b horizontally (flip may be NULL). labels_out (B) may be NULL, and must be when
  * the dataset has no labels. Streamed folders: an unreadable file is an error naming it, or with

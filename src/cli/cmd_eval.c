@@ -150,7 +150,7 @@ typedef struct {
 static int parse_eval_args(int argc, char **argv, EvalArgs *a, const char *command) {
   int n = 0;
   memset(a, 0, sizeof *a);
-  a->split = "train", a->resolution = 32, a->batch = 50, a->splits = 10;
+  a->split = "train", a->resolution = ARG_UNSET, a->batch = 50, a->splits = 10;
   a->inception = getenv("DIFFUSE_INCEPTION");
   sampler_flags_default(&a->sampler);
 #define EVAL_COMMON_SPECS                                                                   \
@@ -175,7 +175,7 @@ static int parse_eval_args(int argc, char **argv, EvalArgs *a, const char *comma
             strcmp(command, "eval fid") ? "" : " or --ckpt F");
     return 2;
   }
-  if (a->batch < 1 || a->resolution < 8 || a->n < 0 || a->splits < 1 || a->seed < 0 || (a->ckpt && a->n < 1)) {
+  if (a->batch < 1 || (a->resolution != ARG_UNSET && a->resolution < 8) || a->n < 0 || a->splits < 1 || a->seed < 0 || (a->ckpt && a->n < 1)) {
     fprintf(stderr, "diffuse %s: --batch >= 1, --resolution >= 8, --splits >= 1, --seed >= 0 and (with --ckpt) --n >= 1\n",
             command);
     return 1;
@@ -205,7 +205,16 @@ static int compute_features(const EvalArgs *a, Extractor *e, double *mu, double 
   if (inception_load(&e->net, a->inception, err, errlen)) return -1; /* before spending time on data */
   Dataset d = {0};
   if (!a->ckpt) {
-    const DatasetOptions o = {.kind = DATASET_AUTO, .path = a->images ? a->images : a->data, .resolution = a->resolution,
+    int R = a->resolution;
+    if (R == ARG_UNSET && a->images) { /* a folder at its images' own size, as pytorch-fid (Inception resizes to 299) */
+      int w, h;
+      if (dataset_folder_image_size(a->images, &w, &h, err, errlen)) return -1;
+      R = w > h ? w : h;
+      if (R < 8) R = 8;
+    } else if (R == ARG_UNSET) {
+      R = 32; /* CIFAR-10's size; IDX images are padded 28 -> 32 */
+    }
+    const DatasetOptions o = {.kind = DATASET_AUTO, .path = a->images ? a->images : a->data, .resolution = R,
                               .channels = 3, .train_split = !strcmp(a->split, "train"),
                               .max_images = a->n > 0 ? (int)a->n : 0, .cache_limit_bytes = (size_t)4096 << 20};
     if (dataset_load(&d, &o, err, errlen)) return -1;

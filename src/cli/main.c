@@ -68,7 +68,7 @@ static const Command COMMANDS[] = {
      "  --inception F    Inception-v3 FID weights as safetensors (or set DIFFUSE_INCEPTION); convert pytorch-fid's\n"
      "                   pt_inception-2015-12-05-6726825d.pth with scripts/convert_inception.py\n"
      "  --images DIR     a folder of images (recursive); --data: CIFAR-10 binaries / IDX / folder\n"
-     "  --resolution R   images are fitted to R x R first (default 32: use your samples' size)\n"
+     "  --resolution R   images are fitted to R x R first (default: --images at their own size, --data 32)\n"
      "  --n N            at most N dataset images; with --ckpt the number to generate (50000 for papers)\n"
      "  --ref F          reference statistics (.npz with mu, sigma; pytorch-fid's files work)\n"
      "  --batch N        images per Inception / sampler batch (default 50); --seed S as diffuse sample\n"

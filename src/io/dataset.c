@@ -587,6 +587,13 @@ static int walk(const char *dir, int cls, int depth, FolderScan *scan, char *err
   return rc;
 }
 
+static void folder_scan_free(FolderScan *scan) {
+  free(scan->walked.slots);
+  free_names(scan->dirs, scan->n_dirs);
+  for (int i = 0; i < scan->files.n; i++) free(scan->files.v[i].path);
+  free(scan->files.v);
+}
+
 typedef enum { DECODE_OK, DECODE_BAD, DECODE_CROP_TOO_SMALL } DecodeResult;
 
 typedef struct {
@@ -698,10 +705,24 @@ static int load_folder(Dataset *d, const DatasetOptions *opt, const char *path, 
     }
   }
   free(class_of_dir);
-  free(scan.walked.slots);
-  free_names(scan.dirs, scan.n_dirs);
-  for (int i = 0; i < files.n; i++) free(files.v[i].path);
-  free(files.v);
+  folder_scan_free(&scan);
+  return rc;
+}
+
+int dataset_folder_image_size(const char *path, int *w, int *h, char *err, size_t errlen) {
+  FolderScan scan = {0};
+  int rc = walk(path, -1, 0, &scan, err, errlen);
+  if (rc == 0) {
+    rc = errorf(err, errlen, "%s: no readable image (.png .jpg .jpeg .bmp .tga) in this folder", path);
+    const DatasetOptions probe = {.channels = 3, .resolution = 1}; /* only the size matters */
+    uint8_t pixel[3];
+    for (int i = 0; i < scan.files.n && rc != 0; i++) {
+      DecodeStatus s;
+      decode_file(pixel, scan.files.v[i].path, &probe, &s);
+      if (s.result == DECODE_OK) *w = s.w, *h = s.h, rc = 0;
+    }
+  }
+  folder_scan_free(&scan);
   return rc;
 }
 
