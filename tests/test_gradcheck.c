@@ -4,7 +4,7 @@
  * (L(x + h) - L(x - h)) / 2h, h = 1e-2, with L accumulated in double from the float32 forward.
  * Agreement: |analytic - numeric| <= 1e-3 + 1e-2 * max(|analytic|, |numeric|) per element. The
  * float32 forward limits the numeric estimate to ~1e-4 absolute accuracy; a wrong gradient is
- * off by O(1). Inputs of non-smooth ops (relu, max_pool) are spaced so no kink is within h.
+ * off by O(1). Inputs of non-smooth ops (max_pool) are spaced so no kink is within h.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -45,7 +45,6 @@ static Tensor *f_group_norm_silu(Graph *g, Tensor **in) { return ag_group_norm_s
 static Tensor *f_group_norm_then_silu(Graph *g, Tensor **in) {
   return ag_silu(g, ag_group_norm(g, in[0], in[1], in[2], 2, 1e-5f));
 }
-static Tensor *f_relu(Graph *g, Tensor **in) { return ag_relu(g, in[0]); }
 static Tensor *f_softmax(Graph *g, Tensor **in) { return ag_softmax(g, in[0]); }
 static Tensor *f_attention(Graph *g, Tensor **in) { return ag_attention(g, in[0], in[1], in[2]); }
 static Tensor *f_upsample(Graph *g, Tensor **in) { return ag_upsample_nearest2x(g, in[0]); }
@@ -99,7 +98,6 @@ static const GradCase CASES[] = {
     {"group_norm", f_group_norm, 3, {S4(2, 4, 3, 3), S1(4), S1(4)}, ALL, {0}},
     {"silu", f_silu, 1, {S4(2, 3, 2, 2)}, ALL, {0}},
     {"group_norm_silu (fused)", f_group_norm_silu, 3, {S4(2, 4, 3, 3), S1(4), S1(4)}, ALL, {0}},
-    {"relu", f_relu, 1, {S4(2, 3, 2, 2)}, ALL, {INIT_SPACED}},
     {"softmax", f_softmax, 1, {S2(3, 7)}, ALL, {0}},
     {"attention", f_attention, 3, {S4(2, 4, 2, 3), S4(2, 4, 2, 3), S4(2, 4, 2, 3)}, ALL, {0}},
     {"upsample_nearest2x", f_upsample, 1, {S4(1, 2, 3, 2)}, ALL, {0}},

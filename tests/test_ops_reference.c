@@ -56,10 +56,7 @@ static Tensor *run_op(Graph *g, Case *c, const char *op, const cJSON *a) {
   if (!strcmp(op, "linear")) return ag_linear(g, x, w, b);
   if (!strcmp(op, "group_norm"))
     return ag_group_norm(g, x, w, b, attr_int(a, "groups"), (float)attr_double(a, "eps"));
-  if (!strcmp(op, "batch_norm"))
-    return ag_batch_norm_inference(g, x, w, b, role(c, "mean"), role(c, "var"), (float)attr_double(a, "eps"));
   if (!strcmp(op, "silu")) return ag_silu(g, x);
-  if (!strcmp(op, "relu")) return ag_relu(g, x);
   if (!strcmp(op, "softmax")) return ag_softmax(g, x);
   if (!strcmp(op, "attention")) return ag_attention(g, x, x2, x3);
   if (!strcmp(op, "upsample_nearest2x")) return ag_upsample_nearest2x(g, x);

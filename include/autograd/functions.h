@@ -18,8 +18,6 @@ Tensor *ag_group_norm(Graph *g, Tensor *x, Tensor *gamma, Tensor *beta, int grou
 /* silu(group_norm(x)) in one pass (the U-Net's norm-activation pair). */
 Tensor *ag_group_norm_silu(Graph *g, Tensor *x, Tensor *gamma, Tensor *beta, int groups, float eps);
 /* Forward only. Running statistics mean/var (C). */
-Tensor *ag_batch_norm_inference(Graph *g, Tensor *x, Tensor *gamma, Tensor *beta, Tensor *mean, Tensor *var,
-                                float eps);
 /* q, k, v (B, C, H, W) -> (B, C, H, W): single-head attention over the H*W positions. */
 Tensor *ag_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v);
 /* Forward only. t (B) -> (B, dim). */
@@ -28,7 +26,6 @@ Tensor *ag_timestep_embedding(Graph *g, Tensor *t, int dim);
 Tensor *ag_embedding_lookup(Graph *g, Tensor *table, const int *labels, int B);
 
 Tensor *ag_silu(Graph *g, Tensor *x);
-Tensor *ag_relu(Graph *g, Tensor *x);
 /* Softmax over the last dimension. */
 Tensor *ag_softmax(Graph *g, Tensor *x);
 Tensor *ag_add(Graph *g, Tensor *a, Tensor *b);

@@ -8,7 +8,6 @@ void silu_forward(float *y, const float *x, size_t n);                       // 
 void silu_backward(float *dx, const float *dy, const float *x, size_t n);
 void silu_backward_overwrite(float *dx, const float *dy, const float *x, size_t n); // dx = (not +=)
 void relu_forward(float *y, const float *x, size_t n);
-void relu_backward(float *dx, const float *dy, const float *x, size_t n);
 
 /* Softmax over the last dim of a (rows, cols) matrix; backward uses the saved output y. */
 void softmax_forward(float *y, const float *x, int rows, int cols);

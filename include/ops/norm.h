@@ -1,4 +1,4 @@
-/* norm.h - GroupNorm (Wu & He 2018, affine, as torch.nn.GroupNorm) and inference BatchNorm. */
+/* norm.h - GroupNorm (Wu & He 2018, affine, as torch.nn.GroupNorm). */
 #ifndef DIFFUSE_OPS_NORM_H
 #define DIFFUSE_OPS_NORM_H
 
@@ -26,14 +26,5 @@ void group_norm_backward(float *dx,           // (B, C, H, W)
                          const float *rstd,   // (B, G)
                          const float *gamma,  // (C)
                          int B, int C, int HW, int G);
-
-/* y = (x - mean) / sqrt(var + eps) * gamma + beta, per channel (running statistics). */
-void batch_norm_inference_forward(float *y,            // (B, C, H, W)
-                                  const float *x,      // (B, C, H, W)
-                                  const float *gamma,  // (C)
-                                  const float *beta,   // (C)
-                                  const float *mean,   // (C)
-                                  const float *var,    // (C)
-                                  int B, int C, int HW, float eps);
 
 #endif

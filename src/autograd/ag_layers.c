@@ -118,20 +118,6 @@ Tensor *ag_group_norm_silu(Graph *g, Tensor *x, Tensor *gamma, Tensor *beta, int
   return group_norm_op(g, x, gamma, beta, groups, eps, true);
 }
 
-/* ---- batch_norm (inference) ---- */
-
-Tensor *ag_batch_norm_inference(Graph *g, Tensor *x, Tensor *gamma, Tensor *beta, Tensor *mean, Tensor *var,
-                                float eps) {
-  AG_FORWARD_ONLY(g, "batch_norm_inference has no backward", x, gamma, beta, mean, var);
-  CHECK(x->ndim == 4);
-  const size_t C = (size_t)x->shape[1];
-  CHECK(gamma->numel == C && beta->numel == C && mean->numel == C && var->numel == C);
-  Tensor *y = new_like(g, x);
-  batch_norm_inference_forward(y->data, x->data, gamma->data, beta->data, mean->data, var->data, x->shape[0],
-                               x->shape[1], x->shape[2] * x->shape[3], eps);
-  return y;
-}
-
 /* ---- attention ---- */
 
 static void attention_bwd(Graph *g, GraphNode *n) {

@@ -18,17 +18,6 @@ Tensor *ag_silu(Graph *g, Tensor *x) {
   return y;
 }
 
-static void relu_bwd(Graph *g, GraphNode *n) {
-  relu_backward(graph_grad(g, n->in[0]), n->out->grad, n->in[0]->data, n->out->numel);
-}
-
-Tensor *ag_relu(Graph *g, Tensor *x) {
-  Tensor *y = new_like(g, x);
-  relu_forward(y->data, x->data, x->numel);
-  AG_RECORD(g, "relu", relu_bwd, y, x);
-  return y;
-}
-
 static void softmax_bwd(Graph *g, GraphNode *n) {
   const int cols = n->out->shape[n->out->ndim - 1];
   softmax_backward(graph_grad(g, n->in[0]), n->out->grad, n->out->data, (int)(n->out->numel / cols), cols);

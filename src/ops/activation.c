@@ -26,11 +26,6 @@ void relu_forward(float *y, const float *x, size_t n) {
   for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
-void relu_backward(float *dx, const float *dy, const float *x, size_t n) {
-#pragma omp parallel for schedule(static) if (n > 16384)
-  for (size_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
-}
-
 void softmax_forward(float *y, const float *x, int rows, int cols) {
 #pragma omp parallel for schedule(static) if ((size_t)rows * cols > 16384)
   for (int r = 0; r < rows; r++) {

@@ -118,15 +118,3 @@ void group_norm_backward(float *dx, float *dgamma, float *dbeta, const float *dy
     }
   }
 }
-
-void batch_norm_inference_forward(float *y, const float *x, const float *gamma, const float *beta,
-                                  const float *mean, const float *var, int B, int C, int HW, float eps) {
-#pragma omp parallel for schedule(static)
-  for (int bc = 0; bc < B * C; bc++) {
-    const int c = bc % C;
-    const float scale = gamma[c] / sqrtf(var[c] + eps), shift = beta[c] - mean[c] * scale;
-    const float *xc = x + (size_t)bc * HW;
-    float *yc = y + (size_t)bc * HW;
-    for (int i = 0; i < HW; i++) yc[i] = xc[i] * scale + shift;
-  }
-}
