@@ -7,7 +7,7 @@ worker (the DDPM U-Net of scripts/gen_unet_fixtures.py, diffusers layout, built 
 medians with the ratio diffuse / PyTorch in images/s and both peak RSS values.
 
   train   forward + MSE loss + backward + gradient clipping + AdamW + EMA (PyTorch), the same
-          step diffuse trains with (its diffusion objective on random images)
+          step diffuse trains with (diffuse bench times the trainer's own step, on procedural images)
   sample  one grad-free forward (torch.no_grad), the unit every sampler repeats
 
 Default cases: configs/cifar10_ddpm.json at batch 8 and configs/quickstart.json at batch 16, both

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "autograd/graph.h"
 #include "train/run_config.h"
 
 typedef struct {
@@ -46,5 +47,11 @@ Trainer *trainer_open(const RunConfig *rc, const TrainOptions *opt, char *err, s
  * (or stop). Messages on stderr. cb may be NULL. */
 TrainOutcome trainer_run(Trainer *tr, const TrainCallbacks *cb);
 void trainer_close(Trainer *tr); /* NULL is fine */
+/* One optimizer step exactly as trainer_run takes it (data, loss, backward, non-finite checks,
+ * clipping, warmup, AdamW, EMA), without logs, checkpoints or grids: what `diffuse bench` times.
+ * 0, or -1 after a message (non-finite values, unreadable data). *loss may be NULL. */
+int trainer_step(Trainer *tr, double *loss);
+/* The trainer's autograd graph (to attach a GraphProfile, or read the FLOPs of the last forward). */
+Graph *trainer_graph(Trainer *tr);
 
 #endif

@@ -1,8 +1,8 @@
 /* cmd_bench.c - `diffuse bench`: time the training step or the sampling forward of a config's U-Net.
  *
- * train: one optimizer step as diffuse train does it (objective of the config on random images in
- * [-1, 1], backward, gradient clipping, AdamW, EMA); sample: one grad-free network evaluation (the
- * unit every sampler repeats). Warm-up steps first (the arena grows to its high-water mark), then
+ * train: the trainer's own optimizer step (trainer_step: the config's objective on procedural
+ * images, backward, non-finite checks, gradient clipping, warmup, AdamW, EMA); sample: one grad-free
+ * network evaluation (the unit every sampler repeats). Warm-up steps first (the arena grows to its high-water mark), then
  * --steps timed steps; prints one JSON line: median ms per step, images/s, achieved GFLOP/s
  * (forward FLOPs x3 for a training step: the backward costs about two forwards), peak RSS.
  * --profile adds a per-op table (graph.h's GraphProfile) on stderr for training steps.
@@ -23,11 +23,10 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "diffusion/unet_denoiser.h"
-#include "diffusion/objective.h"
-#include "nn/init.h"
+#include "nn/checkpoint.h"
 #include "ops/gemm.h"
 #include "run_config_source.h"
-#include "train/optim.h"
+#include "train/trainer.h"
 
 static int compare_doubles(const void *a, const void *b) {
   const double x = *(const double *)a, y = *(const double *)b;
@@ -96,6 +95,67 @@ static int bench_gemm(int steps, int warmup) {
   return 0;
 }
 
+/* --mode train: the trainer's own step (trainer_step: data, objective, backward, non-finite checks,
+ * clipping, warmup, AdamW, EMA) on procedural images, at --batch without accumulation. */
+static int time_training(RunConfig *run, int batch, int warmup, int steps, GraphProfile *prof, double *ms, double *flops,
+                         char *err, size_t errlen) {
+  run->train.batch = batch;
+  run->train.micro_batch = 0;
+  run->train.steps = CHECKPOINT_MAX_STEP;
+  snprintf(run->data.path, sizeof run->data.path, "procedural:%d", batch > 64 ? batch : 64);
+  run->data.max_images = 0;
+  const TrainOptions opt = {"(diffuse bench writes nothing)", NULL, false};
+  Trainer *tr = trainer_open(run, &opt, err, errlen);
+  if (!tr) return -1;
+  Graph *g = trainer_graph(tr);
+  int rc = 0;
+  for (int s = 0; s < warmup + steps && rc == 0; s++) {
+    if (prof && s == warmup) memset(prof, 0, sizeof *prof), g->profile = prof;
+    const double t0 = now_seconds();
+    rc = trainer_step(tr, NULL);
+    *flops = g->flops;
+    if (s >= warmup) ms[s - warmup] = 1e3 * (now_seconds() - t0);
+  }
+  g->profile = NULL;
+  trainer_close(tr);
+  return rc ? errorf(err, errlen, "a training step failed (see above)") : 0;
+}
+
+/* --mode sample: one grad-free network evaluation on random images, the unit every sampler repeats. */
+static int time_sampling(const RunConfig *run, int batch, int warmup, int steps, double *ms, double *flops, char *err,
+                         size_t errlen) {
+  Diffusion d;
+  if (diffusion_init(&d, &run->diffusion, err, errlen)) return -1;
+  const UNetConfig *mc = &run->model;
+  UNet model;
+  unet_init(&model, mc);
+  unet_init_weights(&model, 0);
+  Graph g;
+  graph_init(&g, 64u << 20);
+  const size_t n = (size_t)batch * mc->in_channels * mc->resolution * mc->resolution;
+  float *x = xmalloc(n * sizeof(float)), *eps = xmalloc(n * sizeof(float));
+  rng_fill_uniform(x, n, 1, 0, 0);
+  for (size_t i = 0; i < n; i++) x[i] = 2.0f * x[i] - 1.0f;
+  int *labels = NULL;
+  if (mc->num_classes > 0) {
+    labels = xmalloc((size_t)batch * sizeof(int));
+    for (int b = 0; b < batch; b++) labels[b] = b % mc->num_classes;
+  }
+  UNetDenoiser ctx = {&d, &model, &g, labels};
+  Denoiser den = unet_denoiser(&ctx);
+  for (int s = 0; s < warmup + steps; s++) {
+    const double t0 = now_seconds();
+    den.predict_eps(&den, eps, x, batch, diffusion_tau_max(&d) / 2);
+    *flops = g.flops;
+    if (s >= warmup) ms[s - warmup] = 1e3 * (now_seconds() - t0);
+  }
+  free(x), free(eps), free(labels);
+  graph_free(&g);
+  unet_free(&model);
+  diffusion_free(&d);
+  return 0;
+}
+
 int cmd_bench(int argc, char **argv) {
   const char *config = NULL, *mode = "train";
   int batch = 8, steps = 10, warmup = 2, threads = 0;
@@ -132,56 +192,18 @@ int cmd_bench(int argc, char **argv) {
   if (gemm_mode) return bench_gemm(steps, warmup);
   char err[1024];
   RunConfig run;
-  Diffusion d;
-  if (resolve_run_config(config, NULL, &run, err, sizeof err) || diffusion_init(&d, &run.diffusion, err, sizeof err)) {
+  if (resolve_run_config(config, NULL, &run, err, sizeof err)) {
     fprintf(stderr, "diffuse bench: %s\n", err);
     return 1;
   }
-  const UNetConfig *mc = &run.model;
-  UNet model;
-  unet_init(&model, mc);
-  unet_init_weights(&model, 0);
-  ParamTable *p = &model.params;
-  if (train) params_alloc_optimizer(p), params_alloc_ema(p);
-  Graph g;
-  graph_init(&g, 64u << 20);
-  const int shape[4] = {batch, mc->in_channels, mc->resolution, mc->resolution};
-  const size_t n = (size_t)batch * mc->in_channels * mc->resolution * mc->resolution;
-  float *x = xmalloc(n * sizeof(float)), *eps = xmalloc(n * sizeof(float));
-  rng_fill_uniform(x, n, 1, 0, 0);
-  for (size_t i = 0; i < n; i++) x[i] = 2.0f * x[i] - 1.0f;
-  int *labels = NULL;
-  if (mc->num_classes > 0) {
-    labels = xmalloc((size_t)batch * sizeof(int));
-    for (int b = 0; b < batch; b++) labels[b] = b % mc->num_classes;
-  }
-  UNetDenoiser ctx = {&d, &model, &g, labels};
-  Denoiser den = unet_denoiser(&ctx);
-  const TrainConfig *t = &run.train;
   double *ms = xmalloc((size_t)steps * sizeof(double)), flops = 0;
   GraphProfile prof;
-  for (int s = 0; s < warmup + steps; s++) {
-    if (profile && s == warmup) memset(&prof, 0, sizeof prof), g.profile = &prof;
-    const double t0 = now_seconds();
-    if (train) {
-      graph_reset(&g);
-      g.grad_enabled = true;
-      g.training = true;
-      Tensor *x0 = graph_tensor(&g, 4, shape);
-      memcpy(x0->data, x, n * sizeof(float));
-      params_zero_grad(p);
-      Tensor *loss = diffusion_training_loss(&d, &model, &g, x0, labels, 0, s, 0);
-      flops = g.flops;
-      graph_backward(&g, loss);
-      if (t->grad_clip > 0) grad_clip(p->grad, p->total, t->grad_clip);
-      const AdamWConfig adam = {t->lr, t->beta1, t->beta2, t->adam_eps, t->weight_decay};
-      adamw_step(p->data, p->grad, p->adam_m, p->adam_v, p->total, &adam, s + 1);
-      ema_update(p->ema, p->data, p->total, t->ema_decay);
-    } else {
-      den.predict_eps(&den, eps, x, batch, diffusion_tau_max(&d) / 2);
-      flops = g.flops;
-    }
-    if (s >= warmup) ms[s - warmup] = 1e3 * (now_seconds() - t0);
+  const int rc = train ? time_training(&run, batch, warmup, steps, profile ? &prof : NULL, ms, &flops, err, sizeof err)
+                       : time_sampling(&run, batch, warmup, steps, ms, &flops, err, sizeof err);
+  if (rc) {
+    fprintf(stderr, "diffuse bench: %s\n", err);
+    free(ms);
+    return 1;
   }
   double mean = 0;
   for (int i = 0; i < steps; i++) mean += ms[i] / steps;
@@ -194,9 +216,6 @@ int cmd_bench(int argc, char **argv) {
          mode, config, batch, omp_threads(), steps, median, ms[0], batch / (median * 1e-3), step_flops / (median * 1e-3) / 1e9,
          ru.ru_maxrss / 1024.0, gemm_kernel_name());
   if (profile) print_profile(&prof, steps, mean);
-  free(x), free(eps), free(labels), free(ms);
-  graph_free(&g);
-  unet_free(&model);
-  diffusion_free(&d);
+  free(ms);
   return 0;
 }

@@ -268,6 +268,17 @@ static int trainer_setup(Trainer *tr, char *err, size_t errlen) {
   return 0;
 }
 
+int trainer_step(Trainer *tr, double *loss) {
+  double norm = 0.0;
+  const double l = train_step(tr, tr->step, &norm);
+  if (isnan(l)) return -1;
+  tr->step++;
+  if (loss) *loss = l;
+  return 0;
+}
+
+Graph *trainer_graph(Trainer *tr) { return &tr->graph; }
+
 void trainer_close(Trainer *tr) {
   if (!tr) return;
   dataset_free(&tr->data);
