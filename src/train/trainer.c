@@ -87,12 +87,11 @@ static int save_checkpoint(Trainer *tr, const TrainCallbacks *cb, char *err, siz
   return rc;
 }
 
-/* For messages: "the last good checkpoint is " + path, or that there is none. */
-static const char *last_checkpoint_text(const Trainer *tr) {
-  return access(tr->ckpt_path, F_OK) == 0 ? "the last good checkpoint is " : "no checkpoint was written yet";
-}
-static const char *last_checkpoint_path(const Trainer *tr) {
-  return access(tr->ckpt_path, F_OK) == 0 ? tr->ckpt_path : "";
+/* For messages: "the last good checkpoint is PATH", or that there is none. */
+static const char *last_checkpoint(const Trainer *tr, char *buf, size_t n) {
+  if (access(tr->ckpt_path, F_OK) != 0) return "no checkpoint was written yet";
+  snprintf(buf, n, "the last good checkpoint is %s", tr->ckpt_path);
+  return buf;
 }
 
 /* Name of the first parameter holding a non-finite value in buf, or NULL. */
@@ -142,9 +141,10 @@ static double train_step(Trainer *tr, long step, double *grad_norm_out) {
   const double loss = loss_sum / n_micro;
   const char *bad = first_nonfinite(p, p->grad);
   if (!isfinite(loss) || bad) {
-    fprintf(stderr, "diffuse train: non-finite %s at step %ld%s%s; stopping (%s%s). Lower train.lr or check the data.\n",
+    char ck[1200];
+    fprintf(stderr, "diffuse train: non-finite %s at step %ld%s%s; stopping (%s). Lower train.lr or check the data.\n",
             isfinite(loss) ? "gradient" : "loss", step + 1, bad ? ", first non-finite gradient: " : "", bad ? bad : "",
-            last_checkpoint_text(tr), last_checkpoint_path(tr));
+            last_checkpoint(tr, ck, sizeof ck));
     return NAN;
   }
   const double norm = t->grad_clip > 0 ? grad_clip(p->grad, p->total, t->grad_clip) : grad_norm(p->grad, p->total);
@@ -153,8 +153,9 @@ static double train_step(Trainer *tr, long step, double *grad_norm_out) {
   adamw_step(p->data, p->grad, p->adam_m, p->adam_v, p->total, &adam, step + 1);
   bad = first_nonfinite(p, p->data);
   if (bad) {
-    fprintf(stderr, "diffuse train: non-finite weight %s after step %ld; stopping (%s%s).\n", bad, step + 1,
-            last_checkpoint_text(tr), last_checkpoint_path(tr));
+    char ck[1200];
+    fprintf(stderr, "diffuse train: non-finite weight %s after step %ld; stopping (%s).\n", bad, step + 1,
+            last_checkpoint(tr, ck, sizeof ck));
     return NAN;
   }
   const double ema_decay = t->ema_warmup ? fmin(t->ema_decay, (1.0 + step) / (10.0 + step)) : t->ema_decay;
@@ -363,8 +364,8 @@ TrainOutcome trainer_run(Trainer *tr, const TrainCallbacks *cb) {
               tr->step - tr->first_step, tr->ckpt_path, tr->ckpt_path);
     }
   } else if (tr->data_failed) {
-    fprintf(stderr, "diffuse train: no steps since the last checkpoint (%s%s)\n", last_checkpoint_text(tr),
-            last_checkpoint_path(tr));
+    char ck[1200];
+    fprintf(stderr, "diffuse train: no steps since the last checkpoint (%s)\n", last_checkpoint(tr, ck, sizeof ck));
   }
   fclose(log);
   if (failed) return TRAIN_FAILED;
