@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -24,7 +25,7 @@ void synthetic_fill(float *out, size_t n, const char *stream_name) {
 void synthetic_params(ParamTable *p) {
   for (int k = 0; k < p->count; k++) {
     const ParamInfo *pi = &p->info[k];
-    float *w = p->data + pi->offset;
+    float *w = xmalloc(pi->numel * sizeof(float));
     synthetic_fill(w, pi->numel, pi->name);
     const size_t len = strlen(pi->name);
     if (pi->ndim >= 2) {
@@ -37,6 +38,8 @@ void synthetic_params(ParamTable *p) {
     } else {
       for (size_t i = 0; i < pi->numel; i++) w[i] = (float)(0.1 * w[i]);
     }
+    params_write(p, p->data, k, w);
+    free(w);
   }
 }
 
@@ -63,9 +66,9 @@ void synthetic_denoiser_init(SyntheticDenoiser *s, int T, const char *prediction
   char err[256];
   CHECK(diffusion_init(&s->d, &dc, err, sizeof err) == 0);
   const UNetConfig c = synthetic_small_unet_config(0);
-  unet_init(&s->model, &c);
+  unet_init(&s->model, &c, backend_cpu());
   synthetic_params(&s->model.params);
-  graph_init(&s->g, 1 << 22);
+  graph_init(&s->g, backend_cpu(), 1 << 22);
   s->ctx = (UNetDenoiser){&s->d, &s->model, &s->g, NULL};
   s->den = unet_denoiser(&s->ctx);
 }

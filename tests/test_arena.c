@@ -9,7 +9,7 @@
 
 int main(void) {
   Arena a;
-  arena_init(&a, 4096);
+  arena_init(&a, 4096, NULL);
   for (int cycle = 0; cycle < 3; cycle++) {
     for (int i = 0; i < 100; i++) {
       unsigned char *p = arena_alloc(&a, 1000 + (size_t)i);
@@ -25,14 +25,14 @@ int main(void) {
 
   /* a graph: same computation every step allocates the same amount, so capacity is stable */
   Graph g;
-  graph_init(&g, 1024);
+  graph_init(&g, backend_cpu(), 1024);
   float x[2 * 3 * 4 * 4];
   for (int i = 0; i < 96; i++) x[i] = (float)i / 96.0f;
   size_t cap_after_first = 0;
   for (int step = 0; step < 4; step++) {
     graph_reset(&g);
     const int shape[4] = {2, 3, 4, 4};
-    Tensor *t = graph_wrap(&g, x, 4, shape, true);
+    Tensor *t = graph_wrap(&g, cpu_mem(x), 4, shape, true);
     Tensor *loss = ag_mse(&g, ag_silu(&g, ag_upsample_nearest2x(&g, t)), ag_upsample_nearest2x(&g, t));
     graph_backward(&g, loss);
     EXPECT(t->grad != NULL, "no input gradient");

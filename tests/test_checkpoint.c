@@ -29,8 +29,8 @@ static Tensor *run(UNet *m, Graph *g) {
   g->grad_enabled = false;
   const int xs[4] = {2, 3, 8, 8}, B = 2;
   Tensor *x = graph_tensor(g, 4, xs), *t = graph_tensor(g, 1, &B);
-  synthetic_fill(x->data, x->numel, "input.x");
-  t->data[0] = 5, t->data[1] = 900;
+  synthetic_fill(cpu_floats(x->data), x->numel, "input.x");
+  cpu_floats(t->data)[0] = 5, cpu_floats(t->data)[1] = 900;
   return unet_forward(m, g, x, t, NULL);
 }
 
@@ -57,10 +57,10 @@ static void save_renamed(const UNet *m, const char *path, const char *(*rename)(
     if (!n) continue;
     int64_t s[4];
     for (int d = 0; d < p->info[i].ndim; d++) s[d] = p->info[i].shape[d];
-    st_writer_add_f32(&w, n, p->info[i].ndim, s, p->data + p->info[i].offset);
+    st_writer_add_f32(&w, n, p->info[i].ndim, s, cpu_floats(p->data) + p->info[i].offset);
   }
   const int64_t one = 1;
-  if (extra) st_writer_add_f32(&w, extra, 1, &one, p->data);
+  if (extra) st_writer_add_f32(&w, extra, 1, &one, cpu_floats(p->data));
   char err[256];
   EXPECT(st_writer_save(&w, path, err, sizeof err) == 0, "%s", err);
   st_writer_free(&w);
@@ -87,12 +87,12 @@ int main(void) {
   close(mkstemp(path));
   char err[1024];
   Graph g;
-  graph_init(&g, 1 << 20);
+  graph_init(&g, backend_cpu(), 1 << 20);
   const UNetConfig cfg = small_config(16);
 
   /* ---- inference checkpoint: save -> load -> identical weights, outputs and bytes ---- */
   UNet a, b;
-  unet_init(&a, &cfg);
+  unet_init(&a, &cfg, backend_cpu());
   synthetic_params(&a.params);
   cJSON *root = cJSON_CreateObject();
   cfg_write_section(root, "model", UNET_CONFIG_FIELDS, UNET_CONFIG_N_FIELDS, &cfg);
@@ -100,7 +100,7 @@ int main(void) {
   cJSON *back = checkpoint_read_config(path, err, sizeof err);
   EXPECT(back && cJSON_Compare(back, root, 1), "embedded config differs");
   cJSON_Delete(back);
-  unet_init(&b, &cfg);
+  unet_init(&b, &cfg, backend_cpu());
   const CheckpointLoadOptions infer = {.use_ema = true};
   EXPECT(checkpoint_load(path, &b, &infer, NULL, err, sizeof err) == 0, "%s", err);
   EXPECT(memcmp(a.params.data, b.params.data, a.params.total * sizeof(float)) == 0, "weights differ after reload");
@@ -131,14 +131,14 @@ int main(void) {
   params_alloc_ema(&a.params);
   for (int k = 0; k < a.params.count; k++) /* parameters only: alignment padding stays zero */
     for (size_t i = a.params.info[k].offset; i < a.params.info[k].offset + a.params.info[k].numel; i++) {
-      a.params.ema[i] = a.params.data[i] * 0.5f;
-      a.params.adam_m[i] = (float)i * 1e-3f;
-      a.params.adam_v[i] = (float)i * 2e-3f;
+      cpu_floats(a.params.ema)[i] = cpu_floats(a.params.data)[i] * 0.5f;
+      cpu_floats(a.params.adam_m)[i] = (float)i * 1e-3f;
+      cpu_floats(a.params.adam_v)[i] = (float)i * 2e-3f;
     }
   const TrainProgress prog = {1234, 99};
   EXPECT(checkpoint_save(path, &a, root, &prog, err, sizeof err) == 0, "%s", err);
   UNet c;
-  unet_init(&c, &cfg);
+  unet_init(&c, &cfg, backend_cpu());
   params_alloc_optimizer(&c.params);
   params_alloc_ema(&c.params);
   const CheckpointLoadOptions resume = {.for_training = true};
@@ -163,7 +163,7 @@ int main(void) {
   /* ---- legacy diffusers attention names load into the same weights ---- */
   save_renamed(&b, path, legacy_names, NULL);
   UNet d;
-  unet_init(&d, &cfg);
+  unet_init(&d, &cfg, backend_cpu());
   EXPECT(checkpoint_load(path, &d, &infer, NULL, err, sizeof err) == 0, "legacy names: %s", err);
   EXPECT(!memcmp(d.params.data, b.params.data, bytes), "legacy-named weights differ");
   EXPECT(checkpoint_read_config(path, err, sizeof err) == NULL && err[0] == 0, "file without metadata has a config?");
@@ -180,7 +180,7 @@ int main(void) {
   EXPECT(checkpoint_save(path, &b, root, NULL, err, sizeof err) == 0, "%s", err);
   UNet wide;
   const UNetConfig cfg_wide = small_config(32);
-  unet_init(&wide, &cfg_wide);
+  unet_init(&wide, &cfg_wide, backend_cpu());
   EXPECT(checkpoint_load(path, &wide, &infer, NULL, err, sizeof err) != 0 && strstr(err, "another architecture"),
          "architecture mismatch error: '%s'", err);
 

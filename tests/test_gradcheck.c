@@ -148,13 +148,13 @@ static Tensor *forward(Graph *g, const GradCase *c, float **bufs, Tensor **in, b
   graph_reset(g);
   g->grad_enabled = with_grad;
   for (int i = 0; i < c->n_in; i++)
-    in[i] = graph_wrap(g, bufs[i], c->shape[i][0], &c->shape[i][1], with_grad && c->checked[i]);
+    in[i] = graph_wrap(g, cpu_mem(bufs[i]), c->shape[i][0], &c->shape[i][1], with_grad && c->checked[i]);
   return c->fn(g, in);
 }
 
 static double loss_of(const Tensor *y, const float *gy) {
   double s = 0.0;
-  for (size_t i = 0; i < y->numel; i++) s += (double)y->data[i] * gy[i];
+  for (size_t i = 0; i < y->numel; i++) s += (double)cpu_floats(y->data)[i] * gy[i];
   return s;
 }
 
@@ -170,7 +170,7 @@ static void check_case_step(Graph *g, const GradCase *c, uint64_t case_index, fl
   const size_t ny = y->numel;
   float *gy = malloc(ny * sizeof(float));
   rng_fill_normal(gy, ny, 77, case_index, 0);
-  graph_backward_from(g, y, gy);
+  graph_backward_from(g, y, cpu_mem(gy));
   float *analytic[MAX_IN] = {0};
   for (int i = 0; i < c->n_in; i++) {
     if (!c->checked[i]) continue;
@@ -240,7 +240,7 @@ static void check_fused_group_norm_silu(Graph *g) {
   for (int k = 0; k < 2; k++) {
     Tensor *in[3];
     Tensor *y = forward(g, cases[k], bufs, in, true);
-    graph_backward_from(g, y, gy);
+    graph_backward_from(g, y, cpu_mem(gy));
     results[k][0] = malloc(ny * sizeof(float));
     memcpy(results[k][0], y->data, ny * sizeof(float));
     for (int i = 0; i < 3; i++) {
@@ -263,7 +263,7 @@ static void check_fused_group_norm_silu(Graph *g) {
 
 int main(void) {
   Graph g;
-  graph_init(&g, 1 << 20);
+  graph_init(&g, backend_cpu(), 1 << 20);
   g.training = true; /* dropout active, with a fixed mask per forward (stream 0, same seed) */
   g.dropout_seed = 42;
   const int n = (int)(sizeof CASES / sizeof CASES[0]);

@@ -22,7 +22,7 @@
 #define PARAM_COUNT 23850960 /* PyTorch's count: parameters, not the BatchNorm running statistics */
 
 static void synthetic_model(Inception *m) {
-  inception_init(m);
+  inception_init(m, backend_cpu());
   synthetic_params(&m->params);
   char err[512];
   const int rc = inception_fold(m, err, sizeof err);
@@ -109,7 +109,7 @@ static void compare(const SafeTensors *st, const char *name, const float *got, s
 
 static void check_reference(Inception *m, const SafeTensors *st) {
   Graph g;
-  graph_init(&g, 0);
+  graph_init(&g, backend_cpu(), 0);
   int B, H, W;
   uint8_t *images = fixture_images(st, "images", &B, &H, &W);
   float *pool3 = malloc((size_t)B * INCEPTION_POOL3_DIM * sizeof(float));
@@ -133,14 +133,27 @@ static void check_reference(Inception *m, const SafeTensors *st) {
 /* ---- loading ---- */
 
 /* Write the table's tensors, plus a num_batches_tracked entry, as a safetensors file. */
+/* Bit-equal weights (downloaded). */
+static bool same_weights(const Inception *a, const Inception *b) {
+  const size_t bytes = a->params.total * sizeof(float);
+  float *x = malloc(bytes), *y = malloc(bytes);
+  backend_download(a->params.backend, x, a->params.data, bytes);
+  backend_download(b->params.backend, y, b->params.data, bytes);
+  const bool same = memcmp(x, y, bytes) == 0;
+  free(x), free(y);
+  return same;
+}
+
 static void write_table(const Inception *m, const char *path) {
   StWriter w;
   st_writer_init(&w);
+  float *host = malloc(m->params.total * sizeof(float)); /* the weights, downloaded */
+  backend_download(m->params.backend, host, m->params.data, m->params.total * sizeof(float));
   for (int i = 0; i < m->params.count; i++) {
     const ParamInfo *pi = &m->params.info[i];
     int64_t shape[TENSOR_MAX_DIMS];
     for (int d = 0; d < pi->ndim; d++) shape[d] = pi->shape[d];
-    st_writer_add_f32(&w, pi->name, pi->ndim, shape, m->params.data + pi->offset);
+    st_writer_add_f32(&w, pi->name, pi->ndim, shape, host + pi->offset);
   }
   static const float one = 1.0f;
   const int64_t s1[1] = {1};
@@ -148,6 +161,7 @@ static void write_table(const Inception *m, const char *path) {
   char err[512];
   const int rc = st_writer_save(&w, path, err, sizeof err);
   CHECK(rc == 0);
+  free(host);
   st_writer_free(&w);
 }
 
@@ -167,7 +181,7 @@ static void write_one(const char *path, const char *name, int ndim, const int64_
 static void expect_load_error(const char *path, const char *what, const char *const *needles, int n_needles) {
   Inception m;
   char err[1024] = "";
-  const int rc = inception_load(&m, path, err, sizeof err);
+  const int rc = inception_load(&m, backend_cpu(), path, err, sizeof err);
   EXPECT(rc == -1, "%s: inception_load returned %d", what, rc);
   for (int i = 0; i < n_needles; i++)
     EXPECT(contains(err, needles[i]), "%s: message lacks \"%s\": %s", what, needles[i], err);
@@ -214,27 +228,35 @@ static void check_load(const Inception *ref) {
 
   /* round trip of the unfolded synthetic weights: the same folded model */
   Inception raw;
-  inception_init(&raw);
+  inception_init(&raw, backend_cpu());
   synthetic_params(&raw.params);
   temp_path(path, sizeof path, "full");
   write_table(&raw, path);
   Inception m;
   char err[1024] = "";
-  const int rc = inception_load(&m, path, err, sizeof err);
+  const int rc = inception_load(&m, backend_cpu(), path, err, sizeof err);
   EXPECT(rc == 0, "round trip: %s", err);
   if (rc == 0) {
     EXPECT(m.params.total == ref->params.total &&
-               memcmp(m.params.data, ref->params.data, m.params.total * sizeof(float)) == 0,
+               same_weights(&m, ref),
            "round trip: loaded and folded weights differ from the synthetic model's");
-    EXPECT(inception_fc_weight(&m)[5] == inception_fc_weight(ref)[5] && inception_fc_bias(&m)[7] == inception_fc_bias(ref)[7],
-           "fc accessors");
+    static float w_got[INCEPTION_NUM_CLASSES * INCEPTION_POOL3_DIM], w_ref[INCEPTION_NUM_CLASSES * INCEPTION_POOL3_DIM];
+    float b_got[INCEPTION_NUM_CLASSES], b_ref[INCEPTION_NUM_CLASSES];
+    inception_read_fc(&m, w_got, b_got);
+    inception_read_fc(ref, w_ref, b_ref);
+    EXPECT(w_got[5] == w_ref[5] && b_got[7] == b_ref[7] && w_got[5] != 0.0f, "fc accessors");
   }
   inception_free(&m);
 
   remove(path);
 
   /* a negative running variance */
-  raw.params.data[raw.params.info[raw.conv[17].bn_var].offset + 3] = -0.5f;
+  const int var = raw.conv[17].bn_var;
+  float *v = malloc(raw.params.info[var].numel * sizeof(float));
+  params_read(&raw.params, raw.params.data, var, v);
+  v[3] = -0.5f;
+  params_write(&raw.params, raw.params.data, var, v);
+  free(v);
   const int frc = inception_fold(&raw, err, sizeof err);
   EXPECT(frc == -1 && contains(err, raw.params.info[raw.conv[17].bn_var].name) && contains(err, "element 3"),
          "negative variance: rc %d, %s", frc, err);

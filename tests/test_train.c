@@ -66,7 +66,7 @@ static RunConfig tiny_config(const char *data_dir) {
 
 /* What the CLI does around the trainer: open it, create the run directory, run. 0 or 1. */
 static int train(const RunConfig *rc, const char *out, const char *resume) {
-  const TrainOptions opt = {out, resume, false};
+  const TrainOptions opt = {out, resume, false, backend_cpu()};
   char err[1024], samples[600];
   Trainer *tr = trainer_open(rc, &opt, err, sizeof err);
   if (!tr) {

@@ -32,8 +32,8 @@ static void expect_key_bias_negligible(ParamTable *p, int i) {
   snprintf(wname, sizeof wname, "%.*sweight", (int)(strlen(p->info[i].name) - 4), p->info[i].name);
   const int w = params_find(p, wname);
   double nb = 0, nw = 0;
-  for (size_t k = 0; k < p->info[i].numel; k++) nb += (double)p->tensors[i].grad[k] * p->tensors[i].grad[k];
-  for (size_t k = 0; k < p->info[w].numel; k++) nw += (double)p->tensors[w].grad[k] * p->tensors[w].grad[k];
+  for (size_t k = 0; k < p->info[i].numel; k++) nb += (double)cpu_floats(p->tensors[i].grad)[k] * cpu_floats(p->tensors[i].grad)[k];
+  for (size_t k = 0; k < p->info[w].numel; k++) nw += (double)cpu_floats(p->tensors[w].grad)[k] * cpu_floats(p->tensors[w].grad)[k];
   EXPECT(sqrt(nb) <= 1e-4 * sqrt(nw), "%s: gradient norm %.3g should be ~0 (key weight's: %.3g)", p->info[i].name,
          sqrt(nb), sqrt(nw));
 }
@@ -52,15 +52,15 @@ static Tensor *run(UNet *m, Graph *g, int B, const float *t_values, const int *l
   g->grad_enabled = backward;
   const int xs[4] = {B, c->in_channels, c->resolution, c->resolution};
   Tensor *x = graph_tensor(g, 4, xs), *t = graph_tensor(g, 1, &B);
-  synthetic_fill(x->data, x->numel, "input.x");
-  for (int b = 0; b < B; b++) t->data[b] = t_values[b];
+  synthetic_fill(cpu_floats(x->data), x->numel, "input.x");
+  for (int b = 0; b < B; b++) cpu_floats(t->data)[b] = t_values[b];
   x->requires_grad = backward;
   Tensor *y = unet_forward(m, g, x, t, labels);
   if (backward) {
-    float *gy = arena_floats(&g->arena, y->numel);
+    float *gy = cpu_floats(graph_floats(g, y->numel));
     synthetic_fill(gy, y->numel, "input.gy");
     params_zero_grad(&m->params);
-    graph_backward_from(g, y, gy);
+    graph_backward_from(g, y, cpu_mem(gy));
   }
   if (x_out) *x_out = x;
   return y;
@@ -72,7 +72,7 @@ static void compare_fixture_tensor(const SafeTensors *st, Graph *g, const char *
   EXPECT(want != NULL, "fixture lacks %s", name);
   if (!want) return;
   EXPECT(want->numel == n, "%s: %zu elements, fixture has %zu", what, n, want->numel);
-  if (want->numel == n) expect_close(what, got, want->data, n, UNET_TOL);
+  if (want->numel == n) expect_close(what, got, cpu_floats(want->data), n, UNET_TOL);
 }
 
 static void check_small(void) {
@@ -80,17 +80,17 @@ static void check_small(void) {
   load_fixture(&st, "unet_small.safetensors");
   const UNetConfig c = synthetic_small_unet_config(0);
   UNet m;
-  unet_init(&m, &c);
+  unet_init(&m, &c, backend_cpu());
   synthetic_params(&m.params);
   Graph g;
-  graph_init(&g, 1 << 22);
+  graph_init(&g, backend_cpu(), 1 << 22);
   const float t[2] = {3, 517};
   Tensor *x;
   Tensor *y = run(&m, &g, 2, t, NULL, true, &x);
   /* the synthetic input generator must agree with the script's */
-  compare_fixture_tensor(&st, &g, "x", x->data, x->numel, "small: input x (generator cross-check)");
-  compare_fixture_tensor(&st, &g, "y", y->data, y->numel, "small: output");
-  compare_fixture_tensor(&st, &g, "grad.input", x->grad, x->numel, "small: input gradient");
+  compare_fixture_tensor(&st, &g, "x", cpu_floats(x->data), x->numel, "small: input x (generator cross-check)");
+  compare_fixture_tensor(&st, &g, "y", cpu_floats(y->data), y->numel, "small: output");
+  compare_fixture_tensor(&st, &g, "grad.input", cpu_floats(x->grad), x->numel, "small: input gradient");
   int n_checked = 0;
   for (int i = 0; i < m.params.count; i++) {
     if (is_key_bias(m.params.info[i].name)) {
@@ -101,7 +101,7 @@ static void check_small(void) {
     char name[PARAM_NAME_MAX + 8], what[PARAM_NAME_MAX + 32];
     snprintf(name, sizeof name, "grad.%s", m.params.info[i].name);
     snprintf(what, sizeof what, "small: grad %s", m.params.info[i].name);
-    compare_fixture_tensor(&st, &g, name, params_tensor(&m.params, i)->grad, m.params.info[i].numel, what);
+    compare_fixture_tensor(&st, &g, name, cpu_floats(params_tensor(&m.params, i)->grad), m.params.info[i].numel, what);
     n_checked++;
   }
   EXPECT(n_checked == m.params.count, "checked %d of %d gradients", n_checked, m.params.count);
@@ -126,18 +126,18 @@ static void check_small_conditional(void) {
   load_fixture(&st, "unet_small_cond.safetensors");
   const UNetConfig c = synthetic_small_unet_config(10);
   UNet m;
-  unet_init(&m, &c);
+  unet_init(&m, &c, backend_cpu());
   synthetic_params(&m.params);
   Graph g;
-  graph_init(&g, 1 << 22);
+  graph_init(&g, backend_cpu(), 1 << 22);
   const float t[2] = {3, 517};
   const int labels[2] = {3, 7};
   Tensor *y = run(&m, &g, 2, t, labels, true, NULL);
-  compare_fixture_tensor(&st, &g, "y", y->data, y->numel, "conditional: output");
+  compare_fixture_tensor(&st, &g, "y", cpu_floats(y->data), y->numel, "conditional: output");
   const int ce = params_find(&m.params, "class_embedding.weight"), ci = params_find(&m.params, "conv_in.weight");
-  compare_fixture_tensor(&st, &g, "grad.class_embedding.weight", params_tensor(&m.params, ce)->grad,
+  compare_fixture_tensor(&st, &g, "grad.class_embedding.weight", cpu_floats(params_tensor(&m.params, ce)->grad),
                          m.params.info[ce].numel, "conditional: grad class_embedding.weight");
-  compare_fixture_tensor(&st, &g, "grad.conv_in.weight", params_tensor(&m.params, ci)->grad, m.params.info[ci].numel,
+  compare_fixture_tensor(&st, &g, "grad.conv_in.weight", cpu_floats(params_tensor(&m.params, ci)->grad), m.params.info[ci].numel,
                          "conditional: grad conv_in.weight");
   graph_free(&g);
   unet_free(&m);
@@ -151,20 +151,20 @@ static void check_cifar10(void) {
   unet_config_default(&c);
   c.dropout = 0.0;
   UNet m;
-  unet_init(&m, &c);
+  unet_init(&m, &c, backend_cpu());
   EXPECT(count_params(&m) == 35746307, "CIFAR-10 DDPM U-Net has %zu parameters, expected 35,746,307", count_params(&m));
   synthetic_params(&m.params);
   Graph g;
-  graph_init(&g, 1 << 26);
+  graph_init(&g, backend_cpu(), 1 << 26);
   const float t[1] = {517};
   Tensor *y = run(&m, &g, 1, t, NULL, true, NULL);
-  compare_fixture_tensor(&st, &g, "y", y->data, y->numel, "cifar10: output");
+  compare_fixture_tensor(&st, &g, "y", cpu_floats(y->data), y->numel, "cifar10: output");
   float *got = malloc(2 * (size_t)m.params.count * sizeof(float)), *want = got + m.params.count;
   float *probe = malloc(m.params.total * sizeof(float));
   char err[128];
   for (int i = 0; i < m.params.count; i++) {
     const ParamInfo *pi = &m.params.info[i];
-    const float *gr = params_tensor(&m.params, i)->grad;
+    const float *gr = cpu_floats(params_tensor(&m.params, i)->grad);
     if (is_key_bias(pi->name)) {
       expect_key_bias_negligible(&m.params, i);
       continue;
@@ -202,10 +202,10 @@ static void check_finite_differences(void) {
   c.groups = 8;
   c.attn_resolutions[0] = 4;
   UNet m;
-  unet_init(&m, &c);
+  unet_init(&m, &c, backend_cpu());
   synthetic_params(&m.params);
   Graph g;
-  graph_init(&g, 1 << 22);
+  graph_init(&g, backend_cpu(), 1 << 22);
   const float t[2] = {3, 517};
   Tensor *x;
   Tensor *y = run(&m, &g, 2, t, NULL, true, &x);
@@ -219,15 +219,15 @@ static void check_finite_differences(void) {
     const ParamInfo *pi = &m.params.info[i];
     for (int e = 0; e < 2; e++) {
       const size_t k = pi->offset + (e * 7919 + i * 31) % pi->numel;
-      const float orig = m.params.data[k], h = 1e-2f * fmaxf(1.0f, fabsf(orig));
+      const float orig = cpu_floats(m.params.data)[k], h = 1e-2f * fmaxf(1.0f, fabsf(orig));
       double l[2];
       for (int s = 0; s < 2; s++) {
-        m.params.data[k] = orig + (s ? -h : h);
+        cpu_floats(m.params.data)[k] = orig + (s ? -h : h);
         Tensor *yy = run(&m, &g, 2, t, NULL, false, NULL);
         l[s] = 0;
-        for (size_t q = 0; q < ny; q++) l[s] += (double)yy->data[q] * gy[q];
+        for (size_t q = 0; q < ny; q++) l[s] += (double)cpu_floats(yy->data)[q] * gy[q];
       }
-      m.params.data[k] = orig;
+      cpu_floats(m.params.data)[k] = orig;
       const double num = (l[0] - l[1]) / (2.0 * h), ana = pg[k];
       checked++;
       if (fabs(num - ana) > 2e-3 + 2e-2 * fmax(fabs(num), fabs(ana))) {
@@ -246,17 +246,17 @@ static void check_finite_differences(void) {
 static void check_batch_independence(void) {
   const UNetConfig c = synthetic_small_unet_config(0);
   UNet m;
-  unet_init(&m, &c);
+  unet_init(&m, &c, backend_cpu());
   synthetic_params(&m.params);
   Graph g;
-  graph_init(&g, 1 << 22);
+  graph_init(&g, backend_cpu(), 1 << 22);
   const float t[2] = {3, 517};
   Tensor *y2 = run(&m, &g, 2, t, NULL, true, NULL);
   const size_t per = y2->numel / 2;
   float *both = malloc(y2->numel * sizeof(float));
   memcpy(both, y2->data, y2->numel * sizeof(float));
   Tensor *y1 = run(&m, &g, 1, t, NULL, false, NULL); /* image 0 alone, grad mode off */
-  expect_close("batch of 1 vs first image of batch of 2 (grad off vs on)", y1->data, both, per, 1e-6);
+  expect_close("batch of 1 vs first image of batch of 2 (grad off vs on)", cpu_floats(y1->data), both, per, 1e-6);
   free(both);
   graph_free(&g);
   unet_free(&m);
@@ -266,7 +266,7 @@ int main(void) {
   UNetConfig c;
   unet_config_default(&c);
   UNet m;
-  unet_init(&m, &c);
+  unet_init(&m, &c, backend_cpu());
   EXPECT(count_params(&m) == 35746307, "CIFAR-10 DDPM: %zu parameters", count_params(&m));
   unet_free(&m);
   check_batch_independence();

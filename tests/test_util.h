@@ -27,9 +27,14 @@ extern int test_failures;
  * Prints the worst element on failure; returns 1 if close. */
 int expect_close(const char *what, const float *got, const float *want, size_t n, double tol);
 
+/* The tests other than test_backend_ops run on the CPU backend, whose memory is host memory: read
+ * and write a tensor's data there directly. */
+static inline float *cpu_floats(const BackendMem *p) { return (float *)p; }
+static inline BackendMem *cpu_mem(const float *p) { return (BackendMem *)p; }
+
 /* Load a safetensors fixture from the source tree (tests/fixtures/NAME); aborts the test if missing. */
 void load_fixture(SafeTensors *st, const char *name);
-/* Copy a fixture tensor into a new graph tensor; NULL if absent. */
+/* Upload a fixture tensor into a new tensor of the graph (any backend); NULL if absent. */
 Tensor *fixture_tensor(Graph *g, const SafeTensors *st, const char *name);
 
 /* A process with the default config but this type and DDPM beta schedule (a failure is counted). */

@@ -1,6 +1,7 @@
 /* functions.h - differentiable ops on Graph tensors (forward now, backward recorded on the tape).
  *
- * Shapes are checked once here; kernels in ops/ assume them. Ops marked "forward only" abort if
+ * Shapes are checked once here, and that every input lives on the graph's backend; the backend's
+ * kernels assume both. Ops marked "forward only" abort if
  * asked to record a gradient (they serve inference: Inception, embeddings of timesteps).
  */
 #ifndef DIFFUSE_AUTOGRAD_FUNCTIONS_H
@@ -17,7 +18,6 @@ Tensor *ag_linear(Graph *g, Tensor *x, Tensor *w, Tensor *b);
 Tensor *ag_group_norm(Graph *g, Tensor *x, Tensor *gamma, Tensor *beta, int groups, float eps);
 /* silu(group_norm(x)) in one pass (the U-Net's norm-activation pair). */
 Tensor *ag_group_norm_silu(Graph *g, Tensor *x, Tensor *gamma, Tensor *beta, int groups, float eps);
-/* Forward only. Running statistics mean/var (C). */
 /* q, k, v (B, C, H, W) -> (B, C, H, W): single-head attention over the H*W positions. */
 Tensor *ag_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v);
 /* Forward only. t (B) -> (B, dim). */
@@ -50,7 +50,8 @@ Tensor *ag_global_avg_pool(Graph *g, Tensor *x);
 /* Forward only. Bilinear, align_corners=False. */
 Tensor *ag_bilinear_resize(Graph *g, Tensor *x, int out_h, int out_w);
 
-/* Scalar losses (numel 1). w (B) holds per-sample weights and gets no gradient. */
+/* Scalar losses (numel 1, in backend memory: download to read). w (B) holds per-sample weights and
+ * gets no gradient. */
 Tensor *ag_mse(Graph *g, Tensor *pred, Tensor *target);
 Tensor *ag_weighted_mse(Graph *g, Tensor *pred, Tensor *target, Tensor *w);
 

@@ -3,6 +3,10 @@
  * Allocations are 64-byte aligned and freed all at once by arena_reset(). When a step needs more
  * than the current block, extra blocks are chained; the next reset merges them into one block of
  * the high-water size, so after the first step of a loop nothing is malloc'd any more.
+ *
+ * Blocks come from an ArenaAllocator: host memory by default (NULL), or a backend's memory, so a
+ * graph keeps its metadata (tensors, tape nodes) in a host arena and its activations in an arena of
+ * the backend's memory. The arena never reads or writes the memory it hands out.
  */
 #ifndef DIFFUSE_CORE_ARENA_H
 #define DIFFUSE_CORE_ARENA_H
@@ -12,7 +16,15 @@
 
 typedef struct ArenaBlock ArenaBlock;
 
+/* Where blocks come from: alloc returns `bytes` aligned to 64 bytes, or NULL when out of memory. */
 typedef struct {
+  void *(*alloc)(void *ctx, size_t bytes);
+  void (*free)(void *ctx, void *p);
+  void *ctx;
+} ArenaAllocator;
+
+typedef struct {
+  ArenaAllocator allocator;
   ArenaBlock *head;   /* current block; older blocks of this cycle follow ->next */
   size_t used_total;  /* bytes handed out since the last reset, all blocks */
   size_t high_water;  /* largest used_total seen */
@@ -24,11 +36,11 @@ typedef struct {
   size_t used, used_total;
 } ArenaMark;
 
-void arena_init(Arena *a, size_t initial_bytes);
+/* allocator NULL: host memory (posix_memalign). */
+void arena_init(Arena *a, size_t initial_bytes, const ArenaAllocator *allocator);
 void arena_free(Arena *a);
 void *arena_alloc(Arena *a, size_t bytes);          /* uninitialised */
-void *arena_calloc(Arena *a, size_t bytes);         /* zeroed */
-float *arena_floats(Arena *a, size_t n);            /* uninitialised floats */
+void *arena_calloc(Arena *a, size_t bytes);         /* zeroed; host arenas only */
 void arena_reset(Arena *a);
 ArenaMark arena_mark(const Arena *a);
 /* Free everything allocated since the mark: true if done, false (nothing freed) when a new block

@@ -18,8 +18,10 @@ typedef enum { STREAM_TAU = 0, STREAM_NOISE = 1, STREAM_INDEX = 2, STREAM_FLIP =
 /* Stream id for sample `sample` (index within the full batch) of step `step`. */
 uint64_t train_stream(long step, int sample, TrainStreamPurpose purpose);
 
-/* The loss for given noise levels tau (B) and noise (B, C, H, W): x_tau = alpha x0 + sigma noise. */
-Tensor *diffusion_loss_at(const Diffusion *d, UNet *m, Graph *g, Tensor *x0, const double *tau, const float *noise,
+/* The loss for given noise levels tau (B, host) and noise (B, C, H, W, a tensor of the graph):
+ * x_tau = alpha x0 + sigma noise. The forward process and the target run on the graph's backend
+ * (its forward_mix op). */
+Tensor *diffusion_loss_at(const Diffusion *d, UNet *m, Graph *g, Tensor *x0, const double *tau, Tensor *noise,
                           const int *labels);
 
 /* x0 (B, C, H, W) holds samples first_sample .. first_sample + B - 1 of the step's batch. */

@@ -61,7 +61,9 @@ typedef struct {
   char *name;
   int ndim;
   int64_t shape[ST_MAX_DIMS];
-  const float *data; /* borrowed until st_writer_save returns */
+  const float *data; /* borrowed until st_writer_save returns; or NULL and: */
+  void (*read)(void *ctx, float *out); /* fills the tensor's floats when it is written */
+  void *ctx;
 } StWriterEntry;
 
 typedef struct {
@@ -74,6 +76,10 @@ typedef struct {
 void st_writer_init(StWriter *w);
 void st_writer_free(StWriter *w);
 void st_writer_add_f32(StWriter *w, const char *name, int ndim, const int64_t *shape, const float *data);
+/* A tensor whose floats are produced while the file is written (read(ctx, buf) fills them), so a
+ * large set of tensors in device memory is saved through one host buffer the size of the largest. */
+void st_writer_add_f32_from(StWriter *w, const char *name, int ndim, const int64_t *shape,
+                            void (*read)(void *ctx, float *out), void *ctx);
 void st_writer_set_meta(StWriter *w, const char *key, const char *value);
 /* Atomic (io/atomic_file.h): a temporary beside PATH, flushed, fsynced, renamed over PATH. 0 or -1 + err. */
 int st_writer_save(const StWriter *w, const char *path, char *err, size_t errlen);

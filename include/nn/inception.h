@@ -19,16 +19,16 @@
  * to 299x299 (align_corners=False; skipped when H = W = 299), 2x - 1.
  * Outputs: pool3 (B, 2048), the global average pool of Mixed_7c (FID's features), and the logits
  * (B, 1008) = fc(pool3) (the Inception Score takes softmax(pool3 . fc_weight^T) without the bias,
- * as the TF graph's "softmax" node; inception_fc_weight gives the weight for that).
+ * as the TF graph's "softmax" node; inception_read_fc gives the weight for that).
  *
  * Usage:
  *   Inception m;
- *   if (inception_load(&m, path, err, sizeof err) != 0) { report err; }
- *   Graph g; graph_init(&g, 0);
+ *   if (inception_load(&m, backend, path, err, sizeof err) != 0) { report err; }
+ *   Graph g; graph_init(&g, backend, 0);
  *   inception_forward(&m, &g, images, B, H, W, pool3, logits);
  *   graph_free(&g); inception_free(&m);
  * or, with parameters from elsewhere (tests: synthetic weights):
- *   inception_init(&m); fill m.params (unfolded, state-dict values); inception_fold(&m, err, errlen);
+ *   inception_init(&m, backend); fill m.params (unfolded, state-dict values); inception_fold(&m, err, errlen);
  */
 #ifndef DIFFUSE_NN_INCEPTION_H
 #define DIFFUSE_NN_INCEPTION_H
@@ -57,12 +57,14 @@ typedef struct {
   InceptionConv conv[INCEPTION_N_CONV]; /* in state-dict order */
   int fc_w, fc_b;    /* fc.weight (1008, 2048), fc.bias (1008) */
   bool folded;       /* ready for inception_forward */
+  float *staging;    /* host: one image as floats, before the upload */
+  size_t staging_floats;
 } Inception;
 
 /* Register every parameter (zero-valued) under its state-dict key: for each BasicConv2d
  * "<layer>.conv.weight", "<layer>.bn.weight", "<layer>.bn.bias", "<layer>.bn.running_mean",
  * "<layer>.bn.running_var", then "fc.weight", "fc.bias". No num_batches_tracked. */
-void inception_init(Inception *m);
+void inception_init(Inception *m, const Backend *backend);
 /* Fold each BatchNorm into its convolution, in place: conv.weight becomes w * s and bn.bias
  * beta - mean * s with s = gamma / sqrt(running_var + 1e-3); the other bn tensors are then unused.
  * 0, or -1 + a message naming the tensor when a running_var is negative or a value is not finite
@@ -72,7 +74,7 @@ int inception_fold(Inception *m, char *err, size_t errlen);
  * Missing, unexpected (other than "*.num_batches_tracked") or wrong-shaped tensors, non-finite
  * values, a missing or invalid file: -1 + a message naming the file and the tensor (a missing file
  * also says how to download and convert the weights); *m is then released (safe to free again). */
-int inception_load(Inception *m, const char *path, char *err, size_t errlen);
+int inception_load(Inception *m, const Backend *backend, const char *path, char *err, size_t errlen);
 void inception_free(Inception *m);
 
 /* images (B, 3, H, W) uint8, any H, W >= 1 -> pool3 (B, 2048) and, unless NULL, logits (B, 1008).
@@ -82,8 +84,7 @@ void inception_free(Inception *m);
 void inception_forward(Inception *m, Graph *g, const uint8_t *images, int B, int H, int W, float *pool3,
                        float *logits);
 
-/* fc.weight (1008, 2048) and fc.bias (1008). */
-const float *inception_fc_weight(const Inception *m);
-const float *inception_fc_bias(const Inception *m);
+/* fc.weight (1008, 2048) and, unless NULL, fc.bias (1008), to the host. */
+void inception_read_fc(const Inception *m, float *weight, float *bias);
 
 #endif

@@ -62,8 +62,9 @@ typedef struct {
   AttnParams mid_attn;
 } UNet;
 
-/* Register all parameters (finalized, zero-valued). cfg must be valid. */
-void unet_init(UNet *m, const UNetConfig *cfg);
+/* Register all parameters (finalized, zero-valued, with gradient buffers) in the backend's memory.
+ * cfg must be valid. */
+void unet_init(UNet *m, const UNetConfig *cfg, const Backend *backend);
 void unet_free(UNet *m);
 /* DDPM initialisation: variance_scaling(1, fan_avg, uniform) for weights, zero biases, unit norms,
  * and zero for the last conv of each ResBlock, the attention output projection and conv_out. */
@@ -71,7 +72,7 @@ void unet_init_weights(UNet *m, uint64_t seed);
 
 /* Floats of the parameter table of a (valid) config, without allocating it. */
 size_t unet_param_floats(const UNetConfig *cfg);
-/* Activation memory (the autograd arena's high-water mark in bytes) of one forward pass at batch B
+/* Activation memory (the autograd arenas' high-water mark in bytes, graph_high_water) of one forward pass at batch B
  * (1 or 2), with its backward when train; *flops (may be NULL) gets the forward FLOPs per image. */
 size_t unet_activation_bytes(UNet *m, int B, bool train, double *flops);
 

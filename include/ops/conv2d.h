@@ -1,24 +1,15 @@
 /* conv2d.h - 2-D convolution (cross-correlation, as PyTorch): 3x3 stride-1 pad-1 convolutions by
  * Winograd (winograd.h: F(4x4,3x3) on images of 16x16 and up, F(2x2,3x3) below, weight gradients by
  * the transposed algorithms), the others by im2col + GEMM with several images per GEMM.
- *
- * Kernel (kh, kw), stride (sh, sw) and explicit per-side zero padding, so both symmetric padding
- * and TensorFlow "SAME" padding (extra row/column on the bottom/right) are expressible.
- * Output size: Ho = (H + pad_top + pad_bottom - kh) / sh + 1, likewise Wo.
+ * Geometry (kernel, stride, per-side padding, output size): core/shapes.h.
  */
 #ifndef DIFFUSE_OPS_CONV2D_H
 #define DIFFUSE_OPS_CONV2D_H
 
 #include <stddef.h>
 
-typedef struct {
-  int B, Cin, H, W, Cout;
-  int kh, kw, sh, sw;
-  int pad_top, pad_bottom, pad_left, pad_right;
-} Conv2dGeom;
+#include "core/shapes.h" /* Conv2dGeom */
 
-int conv2d_out_h(const Conv2dGeom *g);
-int conv2d_out_w(const Conv2dGeom *g);
 /* Floats of scratch memory conv2d_forward/backward need in `work`. */
 size_t conv2d_work_floats(const Conv2dGeom *g);
 

@@ -1,4 +1,5 @@
-/* elementwise.h - add, mul, scale, per-channel add, channel concat, dropout.
+/* elementwise.h - add, mul, scale, axpby, per-channel add, channel concat, dropout, and the forward
+ * process of diffusion (x_t and the regression target in one pass).
  * Backward kernels accumulate (+=) and accept NULL for gradients that are not needed. */
 #ifndef DIFFUSE_OPS_ELEMENTWISE_H
 #define DIFFUSE_OPS_ELEMENTWISE_H
@@ -10,6 +11,13 @@ void add_forward(float *y, const float *a, const float *b, size_t n);
 void mul_forward(float *y, const float *a, const float *b, size_t n);
 void mul_backward(float *da, float *db, const float *dy, const float *a, const float *b, size_t n);
 void scale_forward(float *y, const float *x, float alpha, size_t n);
+/* y = alpha x + beta (scalar shift). */
+void scale_shift(float *y, const float *x, float alpha, float beta, size_t n);
+/* y = a x + b z; y may alias x or z. */
+void axpby(float *y, float a, const float *x, float b, const float *z, size_t n);
+/* Per sample b of B (M elements each), coef (B, 4) = (alpha, sigma, tx, tn):
+ * xt = alpha x0 + sigma noise, target = tx x0 + tn noise. */
+void forward_mix(float *xt, float *target, const float *x0, const float *noise, const float *coef, int B, size_t M);
 /* dx += alpha * dy; with alpha = 1 this is the backward of add (and of identity-like ops). */
 void axpy_accumulate(float *dx, const float *dy, float alpha, size_t n);
 

@@ -1,17 +1,11 @@
 /* pool.h - average, max and global-average pooling (square kernels, PyTorch floor mode).
- * Output size: Ho = (H + 2*pad - k) / stride + 1. Backward kernels accumulate (+=). */
+ * Geometry and output size: core/shapes.h. Backward kernels accumulate (+=). */
 #ifndef DIFFUSE_OPS_POOL_H
 #define DIFFUSE_OPS_POOL_H
 
 #include <stdbool.h>
 
-typedef struct {
-  int B, C, H, W;
-  int k, stride, pad;
-} Pool2dGeom;
-
-int pool2d_out_h(const Pool2dGeom *g);
-int pool2d_out_w(const Pool2dGeom *g);
+#include "core/shapes.h" /* Pool2dGeom */
 
 /* count_include_pad: divide by k*k (true) or by the number of in-bounds pixels (false). */
 void avg_pool2d_forward(float *y, const float *x, const Pool2dGeom *g, bool count_include_pad);

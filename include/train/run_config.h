@@ -16,6 +16,7 @@ typedef struct {
   bool ema_warmup; /* decay min(ema_decay, (1 + step) / (10 + step)): early EMA tracks the weights */
   int seed;
   int log_every, sample_every, ckpt_every, sample_n, sample_steps;
+  char device[CFG_STRING_MAX]; /* cpu | cuda | cuda:N (backend/backend.h); --device overrides */
 } TrainConfig;
 
 typedef struct {

@@ -19,6 +19,7 @@ typedef struct {
   const char *out_dir; /* config.json, log.jsonl, ckpt.safetensors and samples/ are written here */
   const char *resume;  /* checkpoint path or NULL */
   bool skip_bad;
+  const Backend *backend; /* where the model and the steps live (the CLI opens train.device) */
 } TrainOptions;
 
 /* One log line's numbers (also written to log.jsonl). */

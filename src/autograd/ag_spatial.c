@@ -3,21 +3,19 @@
 
 #include "ag_common.h"
 #include "autograd/functions.h"
-#include "ops/elementwise.h"
-#include "ops/pool.h"
-#include "ops/resample.h"
 
 static void concat_bwd(Graph *g, GraphNode *n) {
   Tensor *a = n->in[0], *b = n->in[1];
-  concat_channels_backward(grad_if_needed(g, a), grad_if_needed(g, b), n->out->grad, a->shape[0], a->shape[1],
+  BK(g, concat_channels_backward, grad_if_needed(g, a), grad_if_needed(g, b), n->out->grad, a->shape[0], a->shape[1],
                            b->shape[1], a->shape[2] * a->shape[3]);
 }
 
 Tensor *ag_concat_channels(Graph *g, Tensor *a, Tensor *b) {
+  AG_INPUTS(g, a, b);
   CHECK(a->ndim == 4 && b->ndim == 4 && a->shape[0] == b->shape[0] && a->shape[2] == b->shape[2] &&
         a->shape[3] == b->shape[3]);
   Tensor *y = new4(g, a->shape[0], a->shape[1] + b->shape[1], a->shape[2], a->shape[3]);
-  concat_channels_forward(y->data, a->data, b->data, a->shape[0], a->shape[1], b->shape[1],
+  BK(g, concat_channels_forward, y->data, a->data, b->data, a->shape[0], a->shape[1], b->shape[1],
                           a->shape[2] * a->shape[3]);
   AG_RECORD(g, "concat", concat_bwd, y, a, b);
   return y;
@@ -25,13 +23,14 @@ Tensor *ag_concat_channels(Graph *g, Tensor *a, Tensor *b) {
 
 static void upsample_bwd(Graph *g, GraphNode *n) {
   Tensor *x = n->in[0];
-  upsample_nearest2x_backward(graph_grad(g, x), n->out->grad, x->shape[0] * x->shape[1], x->shape[2], x->shape[3]);
+  BK(g, upsample_nearest2x_backward, graph_grad(g, x), n->out->grad, x->shape[0] * x->shape[1], x->shape[2], x->shape[3]);
 }
 
 Tensor *ag_upsample_nearest2x(Graph *g, Tensor *x) {
+  AG_INPUTS(g, x);
   CHECK(x->ndim == 4);
   Tensor *y = new4(g, x->shape[0], x->shape[1], 2 * x->shape[2], 2 * x->shape[3]);
-  upsample_nearest2x_forward(y->data, x->data, x->shape[0] * x->shape[1], x->shape[2], x->shape[3]);
+  BK(g, upsample_nearest2x_forward, y->data, x->data, x->shape[0] * x->shape[1], x->shape[2], x->shape[3]);
   AG_RECORD(g, "upsample_nearest2x", upsample_bwd, y, x);
   return y;
 }
@@ -39,7 +38,7 @@ Tensor *ag_upsample_nearest2x(Graph *g, Tensor *x) {
 typedef struct {
   Pool2dGeom geom;
   bool count_include_pad;
-  int *argmax;
+  BackendMem *argmax; /* int32 (B, C, Ho, Wo) */
 } PoolSaved;
 
 static Pool2dGeom pool_geom(const Tensor *x, int k, int stride, int pad) {
@@ -60,48 +59,52 @@ static GraphNode *record_pool(Graph *g, const char *name, BackwardFn fn, Tensor 
 
 static void avg_pool_bwd(Graph *g, GraphNode *n) {
   const PoolSaved *s = n->saved;
-  avg_pool2d_backward(graph_grad(g, n->in[0]), n->out->grad, &s->geom, s->count_include_pad);
+  BK(g, avg_pool2d_backward, graph_grad(g, n->in[0]), n->out->grad, &s->geom, s->count_include_pad);
 }
 
 Tensor *ag_avg_pool2d(Graph *g, Tensor *x, int k, int stride, int pad, bool count_include_pad) {
+  AG_INPUTS(g, x);
   PoolSaved s = {pool_geom(x, k, stride, pad), count_include_pad, NULL};
   Tensor *y = new4(g, x->shape[0], x->shape[1], pool2d_out_h(&s.geom), pool2d_out_w(&s.geom));
-  avg_pool2d_forward(y->data, x->data, &s.geom, count_include_pad);
+  BK(g, avg_pool2d_forward, y->data, x->data, &s.geom, count_include_pad);
   record_pool(g, "avg_pool2d", avg_pool_bwd, y, x, s);
   return y;
 }
 
 static void max_pool_bwd(Graph *g, GraphNode *n) {
   const PoolSaved *s = n->saved;
-  max_pool2d_backward(graph_grad(g, n->in[0]), n->out->grad, s->argmax, &s->geom);
+  BK(g, max_pool2d_backward, graph_grad(g, n->in[0]), n->out->grad, s->argmax, &s->geom);
 }
 
 Tensor *ag_max_pool2d(Graph *g, Tensor *x, int k, int stride, int pad) {
+  AG_INPUTS(g, x);
   PoolSaved s = {pool_geom(x, k, stride, pad), false, NULL};
   Tensor *y = new4(g, x->shape[0], x->shape[1], pool2d_out_h(&s.geom), pool2d_out_w(&s.geom));
-  s.argmax = arena_alloc(&g->arena, y->numel * sizeof(int));
-  max_pool2d_forward(y->data, s.argmax, x->data, &s.geom);
+  s.argmax = graph_data(g, y->numel * sizeof(int));
+  BK(g, max_pool2d_forward, y->data, s.argmax, x->data, &s.geom);
   record_pool(g, "max_pool2d", max_pool_bwd, y, x, s);
   return y;
 }
 
 static void global_avg_pool_bwd(Graph *g, GraphNode *n) {
   Tensor *x = n->in[0];
-  global_avg_pool_backward(graph_grad(g, x), n->out->grad, x->shape[0], x->shape[1], x->shape[2] * x->shape[3]);
+  BK(g, global_avg_pool_backward, graph_grad(g, x), n->out->grad, x->shape[0], x->shape[1], x->shape[2] * x->shape[3]);
 }
 
 Tensor *ag_global_avg_pool(Graph *g, Tensor *x) {
+  AG_INPUTS(g, x);
   CHECK(x->ndim == 4);
   Tensor *y = new4(g, x->shape[0], x->shape[1], 1, 1);
-  global_avg_pool_forward(y->data, x->data, x->shape[0], x->shape[1], x->shape[2] * x->shape[3]);
+  BK(g, global_avg_pool_forward, y->data, x->data, x->shape[0], x->shape[1], x->shape[2] * x->shape[3]);
   AG_RECORD(g, "global_avg_pool", global_avg_pool_bwd, y, x);
   return y;
 }
 
 Tensor *ag_bilinear_resize(Graph *g, Tensor *x, int out_h, int out_w) {
+  AG_INPUTS(g, x);
   AG_FORWARD_ONLY(g, "bilinear_resize has no backward", x);
   CHECK(x->ndim == 4 && out_h > 0 && out_w > 0);
   Tensor *y = new4(g, x->shape[0], x->shape[1], out_h, out_w);
-  bilinear_resize_forward(y->data, x->data, x->shape[0] * x->shape[1], x->shape[2], x->shape[3], out_h, out_w);
+  BK(g, bilinear_resize_forward, y->data, x->data, x->shape[0] * x->shape[1], x->shape[2], x->shape[3], out_h, out_w);
   return y;
 }

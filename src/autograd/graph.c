@@ -3,28 +3,42 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/clock.h"
 #include "core/error.h"
-#include "ops/elementwise.h"
 
-void graph_init(Graph *g, size_t arena_bytes) {
+/* The data arena's blocks come from the graph's backend. */
+static void *backend_block_alloc(void *ctx, size_t bytes) {
+  const Backend *be = ctx;
+  return be->ops->alloc(be, bytes);
+}
+
+static void backend_block_free(void *ctx, void *p) {
+  const Backend *be = ctx;
+  be->ops->free(be, p);
+}
+
+void graph_init(Graph *g, const Backend *backend, size_t arena_bytes) {
   memset(g, 0, sizeof *g);
-  arena_init(&g->arena, arena_bytes);
+  g->backend = backend;
+  arena_init(&g->arena, 1 << 16, NULL);
+  const ArenaAllocator data = {backend_block_alloc, backend_block_free, (void *)backend};
+  arena_init(&g->data, arena_bytes, &data);
   g->grad_enabled = true;
 }
 
 struct GraphGradBuffer {
-  float *data;
+  BackendMem *data;
   size_t numel;
   bool in_use;
 };
 
 void graph_free(Graph *g) {
+  const Backend *be = g->backend;
   arena_free(&g->arena);
-  free(g->scratch);
-  for (int i = 0; i < g->n_grad_buffers; i++) free(g->grad_buffers[i].data);
+  arena_free(&g->data);
+  if (g->scratch) be->ops->free(be, g->scratch);
+  for (int i = 0; i < g->n_grad_buffers; i++) be->ops->free(be, g->grad_buffers[i].data);
   free(g->grad_buffers);
   memset(g, 0, sizeof *g);
 }
@@ -37,10 +51,10 @@ static GraphProfileEntry *profile_entry(GraphProfile *p, const char *name) {
   return &p->entries[p->n++];
 }
 
-float *graph_scratch(Graph *g, size_t n) {
+BackendMem *graph_scratch(Graph *g, size_t n) {
   if (n > g->scratch_cap) {
-    free(g->scratch);
-    g->scratch = xmalloc_aligned(64, (n + 15) / 16 * 16 * sizeof(float));
+    if (g->scratch) g->backend->ops->free(g->backend, g->scratch);
+    g->scratch = backend_alloc_or_exit(g->backend, (n + 15) / 16 * 16 * sizeof(float), "an op's scratch buffer");
     g->scratch_cap = n;
   }
   return g->scratch;
@@ -49,44 +63,58 @@ float *graph_scratch(Graph *g, size_t n) {
 void graph_reset(Graph *g) {
   if (g->profile) g->profile->last = now_seconds(), g->profile->last_flops = 0.0;
   arena_reset(&g->arena);
+  arena_reset(&g->data);
   for (int i = 0; i < g->n_grad_buffers; i++) g->grad_buffers[i].in_use = false;
   g->last = NULL;
   g->dropout_calls = 0;
   g->flops = 0.0;
 }
 
-Tensor *graph_wrap(Graph *g, float *data, int ndim, const int *shape, bool requires_grad) {
+size_t graph_high_water(const Graph *g) { return g->arena.high_water + g->data.high_water; }
+
+BackendMem *graph_data(Graph *g, size_t bytes) { return arena_alloc(&g->data, bytes); }
+
+Tensor *graph_wrap(Graph *g, BackendMem *data, int ndim, const int *shape, bool requires_grad) {
   Tensor *t = arena_calloc(&g->arena, sizeof *t);
   tensor_set_shape(t, ndim, shape);
   t->data = data;
+  t->backend = g->backend;
   t->requires_grad = requires_grad;
   return t;
 }
 
 Tensor *graph_tensor(Graph *g, int ndim, const int *shape) {
   Tensor *t = graph_wrap(g, NULL, ndim, shape, false);
-  t->data = arena_floats(&g->arena, t->numel);
+  t->data = graph_floats(g, t->numel);
   return t;
 }
 
 Tensor *graph_tensor_zeros(Graph *g, int ndim, const int *shape) {
   Tensor *t = graph_tensor(g, ndim, shape);
-  memset(t->data, 0, t->numel * sizeof(float));
+  g->backend->ops->memset(g->backend, t->data, 0, t->numel * sizeof(float));
+  return t;
+}
+
+Tensor *graph_tensor_upload(Graph *g, int ndim, const int *shape, const float *host) {
+  Tensor *t = graph_tensor(g, ndim, shape);
+  tensor_upload(t, host);
   return t;
 }
 
 GraphMark graph_mark(const Graph *g) {
-  const GraphMark m = {arena_mark(&g->arena), g->last};
+  const GraphMark m = {arena_mark(&g->arena), arena_mark(&g->data), g->last};
   return m;
 }
 
 Tensor *graph_keep_only(Graph *g, GraphMark m, Tensor *out) {
   if (g->last != m.last || out->grad) return out;
+  /* both arenas must still be in the marked block, or neither is rewound */
+  if (m.arena.block != g->arena.head || m.data.block != g->data.head) return out;
   const Tensor kept = *out;
-  if (!arena_rewind(&g->arena, m.arena)) return out;
-  /* data first: it lands at the mark, at or below its old place, so memmove may overlap safely */
-  float *data = arena_floats(&g->arena, kept.numel);
-  memmove(data, kept.data, kept.numel * sizeof(float));
+  CHECK(arena_rewind(&g->arena, m.arena) && arena_rewind(&g->data, m.data));
+  /* the data lands at the mark, at or below its old place: copy has memmove semantics */
+  BackendMem *data = graph_floats(g, kept.numel);
+  g->backend->ops->copy(g->backend, data, kept.data, kept.numel * sizeof(float));
   Tensor *t = arena_alloc(&g->arena, sizeof *t);
   *t = kept;
   t->data = data;
@@ -94,7 +122,7 @@ Tensor *graph_keep_only(Graph *g, GraphMark m, Tensor *out) {
 }
 
 /* A free pooled buffer of exactly n floats, or a new one. */
-static float *grad_buffer_take(Graph *g, size_t n) {
+static BackendMem *grad_buffer_take(Graph *g, size_t n) {
   for (int i = 0; i < g->n_grad_buffers; i++) {
     struct GraphGradBuffer *b = &g->grad_buffers[i];
     if (!b->in_use && b->numel == n) {
@@ -107,13 +135,13 @@ static float *grad_buffer_take(Graph *g, size_t n) {
     g->grad_buffers = xrealloc(g->grad_buffers, g->cap_grad_buffers * sizeof *g->grad_buffers);
   }
   struct GraphGradBuffer *b = &g->grad_buffers[g->n_grad_buffers++];
-  b->data = xmalloc_aligned(64, (n + 15) / 16 * 16 * sizeof(float));
+  b->data = backend_alloc_or_exit(g->backend, (n + 15) / 16 * 16 * sizeof(float), "a gradient buffer");
   b->numel = n;
   b->in_use = true;
   return b->data;
 }
 
-static void grad_buffer_give_back(Graph *g, float *data) {
+static void grad_buffer_give_back(Graph *g, BackendMem *data) {
   for (int i = 0; i < g->n_grad_buffers; i++)
     if (g->grad_buffers[i].data == data) {
       g->grad_buffers[i].in_use = false;
@@ -121,10 +149,10 @@ static void grad_buffer_give_back(Graph *g, float *data) {
     }
 }
 
-float *graph_grad(Graph *g, Tensor *t) {
+BackendMem *graph_grad(Graph *g, Tensor *t) {
   if (!t->grad) {
     t->grad = grad_buffer_take(g, t->numel);
-    zero_floats(t->grad, t->numel);
+    g->backend->ops->memset(g->backend, t->grad, 0, t->numel * sizeof(float));
   }
   return t->grad;
 }
@@ -172,11 +200,12 @@ static void sweep(Graph *g) {
 
 void graph_backward(Graph *g, Tensor *loss) {
   CHECK(loss->numel == 1);
-  graph_grad(g, loss)[0] = 1.0f;
+  const float one = 1.0f;
+  backend_upload(g->backend, graph_grad(g, loss), &one, sizeof one);
   sweep(g);
 }
 
-void graph_backward_from(Graph *g, Tensor *out, const float *grad_out) {
-  memcpy(graph_grad(g, out), grad_out, out->numel * sizeof(float));
+void graph_backward_from(Graph *g, Tensor *out, const BackendMem *grad_out) {
+  g->backend->ops->copy(g->backend, graph_grad(g, out), grad_out, out->numel * sizeof(float));
   sweep(g);
 }

@@ -24,7 +24,6 @@
 #include "core/rng.h"
 #include "diffusion/unet_denoiser.h"
 #include "nn/checkpoint.h"
-#include "ops/gemm.h"
 #include "run_config_source.h"
 #include "train/trainer.h"
 
@@ -73,38 +72,41 @@ static void print_profile(GraphProfile *p, int steps, double step_ms) {
           100 * (step_ms - covered) / step_ms);
 }
 
-/* --mode gemm: sgemm on 2048 x 2048 matrices by the kernels diffuse runs (its own or OpenBLAS's, see
- * gemm.h), the machine's reference rate. */
-static int bench_gemm(int steps, int warmup) {
+/* --mode gemm: sgemm on 2048 x 2048 matrices by the backend's GEMM (on the CPU diffuse's own kernel
+ * or OpenBLAS's, see ops/gemm.h), the machine's reference rate. */
+static int bench_gemm(const Backend *be, int steps, int warmup) {
   const int n = 2048;
-  float *a = xmalloc_aligned(64, sizeof(float) * n * n), *b = xmalloc_aligned(64, sizeof(float) * n * n);
-  float *c = xmalloc_aligned(64, sizeof(float) * n * n);
-  rng_fill_uniform(a, (size_t)n * n, 1, 0, 0);
-  rng_fill_uniform(b, (size_t)n * n, 1, 1, 0);
+  const size_t bytes = sizeof(float) * n * n;
+  BackendMem *a = backend_alloc_or_exit(be, bytes, "bench gemm"), *b = backend_alloc_or_exit(be, bytes, "bench gemm");
+  BackendMem *c = backend_alloc_or_exit(be, bytes, "bench gemm");
+  be->ops->fill_uniform(be, a, (size_t)n * n, 1, 0, 0);
+  be->ops->fill_uniform(be, b, (size_t)n * n, 1, 1, 0);
   double *ms = xmalloc((size_t)steps * sizeof(double));
   for (int s = 0; s < warmup + steps; s++) {
     const double t0 = now_seconds();
-    gemm(false, false, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+    be->ops->gemm(be, false, false, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
     if (s >= warmup) ms[s - warmup] = 1e3 * (now_seconds() - t0);
   }
   const double median = median_ms(ms, steps);
-  printf("{\"mode\": \"gemm\", \"n\": %d, \"threads\": %d, \"steps\": %d, \"ms_per_step\": %.2f, \"gflops\": %.2f, "
-         "\"blas\": \"%s\"}\n",
-         n, omp_threads(), steps, median, 2.0 * n * n * (double)n / (median * 1e-3) / 1e9, gemm_kernel_name());
-  free(a), free(b), free(c), free(ms);
+  printf("{\"mode\": \"gemm\", \"n\": %d, \"device\": \"%s\", \"threads\": %d, \"steps\": %d, \"ms_per_step\": %.2f, "
+         "\"gflops\": %.2f, \"blas\": \"%s\"}\n",
+         n, be->name, omp_threads(), steps, median, 2.0 * n * n * (double)n / (median * 1e-3) / 1e9,
+         be->ops->describe(be));
+  be->ops->free(be, a), be->ops->free(be, b), be->ops->free(be, c);
+  free(ms);
   return 0;
 }
 
 /* --mode train: the trainer's own step (trainer_step: data, objective, backward, non-finite checks,
  * clipping, warmup, AdamW, EMA) on procedural images, at --batch without accumulation. */
-static int time_training(RunConfig *run, int batch, int warmup, int steps, GraphProfile *prof, double *ms, double *flops,
+static int time_training(RunConfig *run, const Backend *be, int batch, int warmup, int steps, GraphProfile *prof, double *ms, double *flops,
                          char *err, size_t errlen) {
   run->train.batch = batch;
   run->train.micro_batch = 0;
   run->train.steps = CHECKPOINT_MAX_STEP;
   snprintf(run->data.path, sizeof run->data.path, "procedural:%d", batch > 64 ? batch : 64);
   run->data.max_images = 0;
-  const TrainOptions opt = {"(diffuse bench writes nothing)", NULL, false};
+  const TrainOptions opt = {"(diffuse bench writes nothing)", NULL, false, be};
   Trainer *tr = trainer_open(run, &opt, err, errlen);
   if (!tr) return -1;
   Graph *g = trainer_graph(tr);
@@ -122,16 +124,16 @@ static int time_training(RunConfig *run, int batch, int warmup, int steps, Graph
 }
 
 /* --mode sample: one grad-free network evaluation on random images, the unit every sampler repeats. */
-static int time_sampling(const RunConfig *run, int batch, int warmup, int steps, double *ms, double *flops, char *err,
+static int time_sampling(const RunConfig *run, const Backend *be, int batch, int warmup, int steps, double *ms, double *flops, char *err,
                          size_t errlen) {
   Diffusion d;
   if (diffusion_init(&d, &run->diffusion, err, errlen)) return -1;
   const UNetConfig *mc = &run->model;
   UNet model;
-  unet_init(&model, mc);
+  unet_init(&model, mc, be);
   unet_init_weights(&model, 0);
   Graph g;
-  graph_init(&g, 64u << 20);
+  graph_init(&g, be, 64u << 20);
   const size_t n = (size_t)batch * mc->in_channels * mc->resolution * mc->resolution;
   float *x = xmalloc(n * sizeof(float)), *eps = xmalloc(n * sizeof(float));
   rng_fill_uniform(x, n, 1, 0, 0);
@@ -157,13 +159,13 @@ static int time_sampling(const RunConfig *run, int batch, int warmup, int steps,
 }
 
 int cmd_bench(int argc, char **argv) {
-  const char *config = NULL, *mode = "train";
+  const char *config = NULL, *mode = "train", *device = NULL;
   int batch = 8, steps = 10, warmup = 2, threads = 0;
   bool profile = false;
   const ArgSpec specs[] = {
       {"--config", ARG_STRING, &config}, {"--mode", ARG_STRING, &mode},     {"--batch", ARG_INT, &batch},
       {"--steps", ARG_INT, &steps},      {"--warmup", ARG_INT, &warmup},    {"--threads", ARG_INT, &threads},
-      {"--profile", ARG_FLAG, &profile},
+      {"--profile", ARG_FLAG, &profile}, {"--device", ARG_STRING, &device},
   };
   const int parse_rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "bench");
   if (parse_rc) return parse_rc;
@@ -183,23 +185,29 @@ int cmd_bench(int argc, char **argv) {
             max_threads);
     return 1;
   }
+  char err[1024];
+  RunConfig run;
+  if (!gemm_mode && resolve_run_config(config, NULL, &run, err, sizeof err)) {
+    fprintf(stderr, "diffuse bench: %s\n", err);
+    return 1;
+  }
+  /* --device, else the config's train.device */
+  const Backend *be = backend_open(device ? device : gemm_mode ? "cpu" : run.train.device, err, sizeof err);
+  if (!be) {
+    fprintf(stderr, "diffuse bench: %s%s\n", device ? "--device: " : "train.device: ", err);
+    return 1;
+  }
   if (threads > 0) {
 #ifdef _OPENMP
     omp_set_num_threads(threads);
 #endif
-    gemm_set_threads(threads);
+    be->ops->set_threads(be, threads);
   }
-  if (gemm_mode) return bench_gemm(steps, warmup);
-  char err[1024];
-  RunConfig run;
-  if (resolve_run_config(config, NULL, &run, err, sizeof err)) {
-    fprintf(stderr, "diffuse bench: %s\n", err);
-    return 1;
-  }
+  if (gemm_mode) return bench_gemm(be, steps, warmup);
   double *ms = xmalloc((size_t)steps * sizeof(double)), flops = 0;
   GraphProfile prof;
-  const int rc = train ? time_training(&run, batch, warmup, steps, profile ? &prof : NULL, ms, &flops, err, sizeof err)
-                       : time_sampling(&run, batch, warmup, steps, ms, &flops, err, sizeof err);
+  const int rc = train ? time_training(&run, be, batch, warmup, steps, profile ? &prof : NULL, ms, &flops, err, sizeof err)
+                       : time_sampling(&run, be, batch, warmup, steps, ms, &flops, err, sizeof err);
   if (rc) {
     fprintf(stderr, "diffuse bench: %s\n", err);
     free(ms);
@@ -211,10 +219,11 @@ int cmd_bench(int argc, char **argv) {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   const double step_flops = train ? 3.0 * flops : flops;
-  printf("{\"mode\": \"%s\", \"config\": \"%s\", \"batch\": %d, \"threads\": %d, \"steps\": %d, \"ms_per_step\": %.2f, "
-         "\"ms_min\": %.2f, \"img_per_s\": %.3f, \"gflops\": %.2f, \"peak_rss_mib\": %.1f, \"blas\": \"%s\"}\n",
-         mode, config, batch, omp_threads(), steps, median, ms[0], batch / (median * 1e-3), step_flops / (median * 1e-3) / 1e9,
-         ru.ru_maxrss / 1024.0, gemm_kernel_name());
+  printf("{\"mode\": \"%s\", \"config\": \"%s\", \"device\": \"%s\", \"batch\": %d, \"threads\": %d, \"steps\": %d, "
+         "\"ms_per_step\": %.2f, \"ms_min\": %.2f, \"img_per_s\": %.3f, \"gflops\": %.2f, \"peak_rss_mib\": %.1f, "
+         "\"blas\": \"%s\"}\n",
+         mode, config, be->name, batch, omp_threads(), steps, median, ms[0], batch / (median * 1e-3),
+         step_flops / (median * 1e-3) / 1e9, ru.ru_maxrss / 1024.0, be->ops->describe(be));
   if (profile) print_profile(&prof, steps, mean);
   free(ms);
   return 0;

@@ -42,6 +42,7 @@ typedef struct {
   Graph graph;
   FeatureStats stats;
   float *pool3, *logits; /* (batch, 2048); (capacity, 1008) logits without bias */
+  float *fc_weight;      /* (1008, 2048), on the host for the Inception-score logits */
   long n, capacity;
   bool tty;
   double t0;
@@ -49,7 +50,9 @@ typedef struct {
 
 /* Buffers for `capacity` images, e->net already loaded. */
 static void extractor_init(Extractor *e, int batch, long capacity) {
-  graph_init(&e->graph, 64u << 20);
+  graph_init(&e->graph, e->net.params.backend, 64u << 20);
+  e->fc_weight = xmalloc((size_t)IS_CLASSES * FEATURE_DIM * sizeof(float));
+  inception_read_fc(&e->net, e->fc_weight, NULL);
   feature_stats_init(&e->stats, FEATURE_DIM);
   e->pool3 = xmalloc((size_t)batch * FEATURE_DIM * sizeof(float));
   e->capacity = capacity;
@@ -63,14 +66,14 @@ static void extractor_free(Extractor *e) {
   if (!e->pool3) return;     /* buffers never allocated */
   graph_free(&e->graph);
   feature_stats_free(&e->stats);
-  free(e->pool3), free(e->logits);
+  free(e->pool3), free(e->logits), free(e->fc_weight);
 }
 
 static void extractor_add(Extractor *e, const uint8_t *images, int B, int H, int W, long total) {
   CHECK(e->n + B <= e->capacity);
   inception_forward(&e->net, &e->graph, images, B, H, W, e->pool3, NULL);
   feature_stats_add(&e->stats, e->pool3, B);
-  inception_score_logits(e->logits + (size_t)e->n * IS_CLASSES, e->pool3, B, inception_fc_weight(&e->net));
+  inception_score_logits(e->logits + (size_t)e->n * IS_CLASSES, e->pool3, B, e->fc_weight);
   e->n += B;
   if (e->tty) fprintf(stderr, "\rdiffuse eval: %ld/%ld images, %.0fs   ", e->n, total, now_seconds() - e->t0);
 }
@@ -94,8 +97,8 @@ static int extract_dataset(Extractor *e, Dataset *d, int batch, char *err, size_
 }
 
 /* Features of n images generated from a checkpoint. */
-static int extract_generated(Extractor *e, const char *ckpt, const char *config, const SamplerFlags *flags, long n,
-                             int batch, int seed, long *nfe, char *err, size_t errlen) {
+static int extract_generated(Extractor *e, const Backend *backend, const char *ckpt, const char *config,
+                             const SamplerFlags *flags, long n, int batch, int seed, long *nfe, char *err, size_t errlen) {
   SamplerOptions so;
   if (sampler_options_from_flags(flags, &so)) return errorf(err, errlen, "bad sampler flags (see above)");
   RunConfig run;
@@ -107,7 +110,7 @@ static int extract_generated(Extractor *e, const char *ckpt, const char *config,
   }
   const UNetConfig *mc = &run.model;
   UNet model;
-  unet_init(&model, mc);
+  unet_init(&model, mc, backend);
   const CheckpointLoadOptions lo = {.use_ema = true};
   int rc = checkpoint_load(ckpt, &model, &lo, NULL, err, errlen);
   const int R = mc->resolution, C = mc->in_channels;
@@ -117,7 +120,7 @@ static int extract_generated(Extractor *e, const char *ckpt, const char *config,
   uint8_t *rgb = xmalloc((size_t)batch * 3 * R * R);
   int *labels = mc->num_classes > 0 ? xmalloc((size_t)batch * sizeof(int)) : NULL;
   Graph g;
-  graph_init(&g, 16u << 20);
+  graph_init(&g, backend, 16u << 20);
   UNetDenoiser ctx = {&diffusion, &model, &g, labels};
   Denoiser den = unet_denoiser(&ctx);
   for (long first = 0; first < n && rc == 0; first += batch) {
@@ -140,7 +143,8 @@ static int extract_generated(Extractor *e, const char *ckpt, const char *config,
 }
 
 typedef struct {
-  const char *images, *data, *split, *ckpt, *config, *inception, *ref, *out;
+  const char *images, *data, *split, *ckpt, *config, *inception, *ref, *out, *device;
+  const Backend *backend;
   int resolution, batch, seed, splits;
   long n;
   bool allow_few;
@@ -150,7 +154,7 @@ typedef struct {
 static int parse_eval_args(int argc, char **argv, EvalArgs *a, const char *command) {
   int n = 0;
   memset(a, 0, sizeof *a);
-  a->split = "train", a->resolution = ARG_UNSET, a->batch = 50, a->splits = 10;
+  a->split = "train", a->resolution = ARG_UNSET, a->batch = 50, a->splits = 10, a->device = "cpu";
   a->inception = getenv("DIFFUSE_INCEPTION");
   sampler_flags_default(&a->sampler);
 #define EVAL_COMMON_SPECS                                                                   \
@@ -160,7 +164,7 @@ static int parse_eval_args(int argc, char **argv, EvalArgs *a, const char *comma
       {"--ref", ARG_STRING, &a->ref}, {"--out", ARG_STRING, &a->out},                       \
       {"--resolution", ARG_INT, &a->resolution}, {"--batch", ARG_INT, &a->batch},           \
       {"--seed", ARG_INT, &a->seed}, {"--splits", ARG_INT, &a->splits}, {"--n", ARG_INT, &n}, \
-      {"--allow-few-images", ARG_FLAG, &a->allow_few}
+      {"--allow-few-images", ARG_FLAG, &a->allow_few}, {"--device", ARG_STRING, &a->device}
   const ArgSpec stats_specs[] = {EVAL_COMMON_SPECS};
   const ArgSpec fid_specs[] = {EVAL_COMMON_SPECS, SAMPLER_FLAG_SPECS(a->sampler)};
 #undef EVAL_COMMON_SPECS
@@ -189,7 +193,14 @@ static int parse_eval_args(int argc, char **argv, EvalArgs *a, const char *comma
     return 2;
   }
   SamplerOptions checked; /* refuse bad sampler flags before any work */
-  return fid && a->ckpt ? sampler_options_from_flags(&a->sampler, &checked) : 0;
+  const int rc = fid && a->ckpt ? sampler_options_from_flags(&a->sampler, &checked) : 0;
+  if (rc) return rc;
+  char err[512];
+  if (!(a->backend = backend_open(a->device, err, sizeof err))) {
+    fprintf(stderr, "diffuse %s: --device: %s\n", command, err);
+    return 1;
+  }
+  return 0;
 }
 
 /* Run the extractor over the chosen source; fills mu, sigma. e is initialised (free it) even on error. */
@@ -202,7 +213,7 @@ static int compute_features(const EvalArgs *a, Extractor *e, double *mu, double 
                   "pt_inception-2015-12-05-6726825d.pth (https://github.com/mseitzer/pytorch-fid/releases/download/"
                   "fid_weights/pt_inception-2015-12-05-6726825d.pth) and convert it with "
                   "/usr/bin/python3 scripts/convert_inception.py pt_inception-2015-12-05-6726825d.pth inception.safetensors");
-  if (inception_load(&e->net, a->inception, err, errlen)) return -1; /* before spending time on data */
+  if (inception_load(&e->net, a->backend, a->inception, err, errlen)) return -1; /* before spending time on data */
   Dataset d = {0};
   if (!a->ckpt) {
     int R = a->resolution;
@@ -230,7 +241,7 @@ static int compute_features(const EvalArgs *a, Extractor *e, double *mu, double 
   }
   const double t0 = now_seconds();
   extractor_init(e, a->batch, capacity);
-  int rc = a->ckpt ? extract_generated(e, a->ckpt, a->config, &a->sampler, a->n, a->batch, a->seed, nfe, err, errlen)
+  int rc = a->ckpt ? extract_generated(e, a->backend, a->ckpt, a->config, &a->sampler, a->n, a->batch, a->seed, nfe, err, errlen)
                  : extract_dataset(e, &d, a->batch, err, errlen);
   dataset_free(&d);
   *secs = now_seconds() - t0;
@@ -325,6 +336,7 @@ static int eval_fid(int argc, char **argv) {
 /* diffuse eval nll: bits/dim of dataset images under a checkpoint. */
 static int eval_nll(int argc, char **argv) {
   const char *ckpt = NULL, *config = NULL, *data = NULL, *split = "test", *method = "vlb", *variance = "fixed_small";
+  const char *device = "cpu";
   int n = 1000, batch = 16, seed = 0, terms = 0;
   double rtol = 1e-5, atol = 1e-5;
   const ArgSpec specs[] = {
@@ -332,6 +344,7 @@ static int eval_nll(int argc, char **argv) {
       {"--split", ARG_STRING, &split},   {"--method", ARG_STRING, &method}, {"--variance", ARG_STRING, &variance},
       {"--n", ARG_INT, &n},              {"--batch", ARG_INT, &batch},      {"--seed", ARG_INT, &seed},
       {"--terms", ARG_INT, &terms},      {"--rtol", ARG_DOUBLE, &rtol},     {"--atol", ARG_DOUBLE, &atol},
+      {"--device", ARG_STRING, &device},
   };
   const int parse_rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "eval nll");
   if (parse_rc) return parse_rc;
@@ -348,7 +361,8 @@ static int eval_nll(int argc, char **argv) {
     errorf(err, sizeof err, "--variance must be fixed_small or fixed_large");
   else if (strcmp(split, "train") && strcmp(split, "test")) errorf(err, sizeof err, "--split must be train or test");
   else if (!vlb) rk45_check_tolerances(rtol, atol, err, sizeof err);
-  if (err[0]) {
+  const Backend *backend = err[0] ? NULL : backend_open(device, err, sizeof err);
+  if (!backend) {
     fprintf(stderr, "diffuse eval nll: %s\n", err);
     return 1;
   }
@@ -365,7 +379,7 @@ static int eval_nll(int argc, char **argv) {
   const UNetConfig *mc = &run.model;
   if (rc == 0 && mc->num_classes > 0) rc = errorf(err, sizeof err, "class-conditional models are not supported by eval nll yet");
   UNet model;
-  unet_init(&model, mc);
+  unet_init(&model, mc, backend);
   const CheckpointLoadOptions lo = {.use_ema = true};
   if (rc == 0) rc = checkpoint_load(ckpt, &model, &lo, NULL, err, sizeof err);
   Dataset d = {0};
@@ -385,7 +399,7 @@ static int eval_nll(int argc, char **argv) {
   double *bpd = xmalloc((size_t)batch * sizeof(double));
   int *idx = xmalloc((size_t)batch * sizeof(int));
   Graph g;
-  graph_init(&g, 16u << 20);
+  graph_init(&g, backend, 16u << 20);
   UNetDenoiser ctx = {&diffusion, &model, &g, NULL};
   Denoiser den = unet_denoiser(&ctx);
   double sum = 0, sum2 = 0;

@@ -22,10 +22,17 @@ static void print_list(const int *v, int n) {
 int cmd_info(int argc, char **argv) {
   const char *config_path = NULL, *ckpt_path = NULL;
   int batch = 1;
-  const ArgSpec specs[] = {
-      {"--config", ARG_STRING, &config_path}, {"--ckpt", ARG_STRING, &ckpt_path}, {"--batch", ARG_INT, &batch}};
-  const int parse_rc = args_parse(argc, argv, specs, 3, "info");
+  bool devices = false;
+  const ArgSpec specs[] = {{"--config", ARG_STRING, &config_path},
+                           {"--ckpt", ARG_STRING, &ckpt_path},
+                           {"--batch", ARG_INT, &batch},
+                           {"--devices", ARG_FLAG, &devices}};
+  const int parse_rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "info");
   if (parse_rc) return parse_rc;
+  if (devices && !config_path && !ckpt_path) {
+    backend_print_devices();
+    return 0;
+  }
   if (batch < 1) {
     fprintf(stderr, "diffuse info: --batch must be >= 1\n");
     return 2;
@@ -38,7 +45,7 @@ int cmd_info(int argc, char **argv) {
   }
   const UNetConfig cfg = run.model;
   UNet m;
-  unet_init(&m, &cfg);
+  unet_init(&m, &cfg, backend_cpu()); /* shapes, FLOPs and memory of the model, measured on the CPU */
   if (ckpt_path) {
     const CheckpointLoadOptions opt = {.use_ema = true};
     if (checkpoint_load(ckpt_path, &m, &opt, NULL, err, sizeof err)) {

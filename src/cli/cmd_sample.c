@@ -145,6 +145,7 @@ static int sinks_close(SampleSinks *s, int ok, int n, const UNetConfig *mc, char
 
 int cmd_sample(int argc, char **argv) {
   const char *ckpt = NULL, *config = NULL, *out = NULL, *outdir = NULL, *init_noise = NULL, *save_tensor = NULL;
+  const char *device = "cpu";
   SamplerFlags f;
   sampler_flags_default(&f);
   int n = ARG_UNSET, batch = 16, seed = 0, class_label = ARG_UNSET;
@@ -154,7 +155,7 @@ int cmd_sample(int argc, char **argv) {
       {"--batch", ARG_INT, &batch},        {"--seed", ARG_INT, &seed},          {"--out", ARG_STRING, &out},
       {"--outdir", ARG_STRING, &outdir},   {"--force", ARG_FLAG, &force},       {"--no-ema", ARG_FLAG, &no_ema},
       {"--class", ARG_INT, &class_label},  {"--init-noise", ARG_STRING, &init_noise},
-      {"--save-tensor", ARG_STRING, &save_tensor},
+      {"--save-tensor", ARG_STRING, &save_tensor}, {"--device", ARG_STRING, &device},
       SAMPLER_FLAG_SPECS(f),
   };
   const int parse_rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "sample");
@@ -173,6 +174,11 @@ int cmd_sample(int argc, char **argv) {
   if (rc) return rc;
 
   char err[1024];
+  const Backend *backend = backend_open(device, err, sizeof err);
+  if (!backend) {
+    fprintf(stderr, "diffuse sample: --device: %s\n", err);
+    return 1;
+  }
   RunConfig run;
   if (resolve_run_config(config, ckpt, &run, err, sizeof err)) {
     fprintf(stderr, "diffuse sample: %s\n", err);
@@ -210,7 +216,7 @@ int cmd_sample(int argc, char **argv) {
   }
   if (rc == 0 && outdir) rc = prepare_outdir(outdir, n, force, err, sizeof err);
   UNet model;
-  unet_init(&model, mc);
+  unet_init(&model, mc, backend);
   const CheckpointLoadOptions lo = {.use_ema = !no_ema};
   if (rc == 0) rc = checkpoint_load(ckpt, &model, &lo, NULL, err, sizeof err);
   SampleSinks sinks = {0};
@@ -227,7 +233,7 @@ int cmd_sample(int argc, char **argv) {
   float *work = xmalloc(sampler_work_floats(&so, (size_t)batch * per) * sizeof(float));
   int *labels = mc->num_classes > 0 ? xmalloc((size_t)batch * sizeof(int)) : NULL;
   Graph g;
-  graph_init(&g, 16u << 20);
+  graph_init(&g, backend, 16u << 20);
   UNetDenoiser ctx = {&diffusion, &model, &g, labels};
   Denoiser den = unet_denoiser(&ctx);
   Progress prog = {&den, isatty(STDERR_FILENO), 0, n, now_seconds()};

@@ -94,8 +94,19 @@ static int set_number(cJSON *root, const char *section, const char *key, double 
 }
 
 /* The config file (or the resumed checkpoint's), with --set and the flags applied. NULL + err. */
-static cJSON *build_config(const char *config_path, const char *resume, const ArgList *sets, const char *data, int steps,
-                           int batch, int seed, const char **origin, char *err, size_t errlen) {
+/* section.key = value (a string), replacing what the config had. */
+static int set_string(cJSON *root, const char *section, const char *key, const char *value, char *err, size_t errlen) {
+  cJSON *sec = cJSON_GetObjectItemCaseSensitive(root, section);
+  if (!sec) sec = cJSON_AddObjectToObject(root, section);
+  if (!cJSON_IsObject(sec)) return errorf(err, errlen, "the config's \"%s\" section is not an object", section);
+  cJSON_DeleteItemFromObjectCaseSensitive(sec, key);
+  cJSON_AddStringToObject(sec, key, value);
+  return 0;
+}
+
+static cJSON *build_config(const char *config_path, const char *resume, const ArgList *sets, const char *data,
+                           const char *device, int steps, int batch, int seed, const char **origin, char *err,
+                           size_t errlen) {
   cJSON *root = NULL;
   *origin = config_path ? config_path : resume;
   if (config_path) {
@@ -106,16 +117,8 @@ static cJSON *build_config(const char *config_path, const char *resume, const Ar
   }
   int rc = root ? 0 : -1;
   for (int i = 0; i < sets->n && rc == 0; i++) rc = cfg_apply_override(root, sets->items[i], run_config_key_is_string, err, errlen);
-  if (rc == 0 && data) {
-    cJSON *sec = cJSON_GetObjectItemCaseSensitive(root, "data");
-    if (!sec) sec = cJSON_AddObjectToObject(root, "data");
-    if (!cJSON_IsObject(sec)) {
-      rc = errorf(err, errlen, "the config's \"data\" section is not an object");
-    } else {
-      cJSON_DeleteItemFromObjectCaseSensitive(sec, "path");
-      cJSON_AddStringToObject(sec, "path", data);
-    }
-  }
+  if (rc == 0 && data) rc = set_string(root, "data", "path", data, err, errlen);
+  if (rc == 0 && device) rc = set_string(root, "train", "device", device, err, errlen);
   if (rc == 0 && steps != ARG_UNSET) rc = set_number(root, "train", "steps", steps, err, errlen);
   if (rc == 0 && batch != ARG_UNSET) rc = set_number(root, "train", "batch", batch, err, errlen);
   if (rc == 0 && seed != ARG_UNSET) rc = set_number(root, "train", "seed", seed, err, errlen);
@@ -127,7 +130,7 @@ static cJSON *build_config(const char *config_path, const char *resume, const Ar
 }
 
 int cmd_train(int argc, char **argv) {
-  const char *config_path = NULL, *data = NULL, *out = "out", *resume = NULL;
+  const char *config_path = NULL, *data = NULL, *out = "out", *resume = NULL, *device = NULL;
   int steps = ARG_UNSET, batch = ARG_UNSET, seed = ARG_UNSET;
   bool skip_bad = false, quiet = false, force = false;
   ArgList sets = {0};
@@ -135,7 +138,7 @@ int cmd_train(int argc, char **argv) {
       {"--config", ARG_STRING, &config_path}, {"--data", ARG_STRING, &data},  {"--out", ARG_STRING, &out},
       {"--steps", ARG_INT, &steps},           {"--batch", ARG_INT, &batch},   {"--seed", ARG_INT, &seed},
       {"--resume", ARG_STRING, &resume},      {"--set", ARG_LIST, &sets},     {"--skip-bad", ARG_FLAG, &skip_bad},
-      {"--quiet", ARG_FLAG, &quiet},          {"--force", ARG_FLAG, &force},
+      {"--quiet", ARG_FLAG, &quiet},          {"--force", ARG_FLAG, &force},  {"--device", ARG_STRING, &device},
   };
   const int parse_rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "train");
   if (parse_rc) return parse_rc;
@@ -159,7 +162,7 @@ int cmd_train(int argc, char **argv) {
     return 1;
   }
   const char *origin;
-  cJSON *root = build_config(config_path, resume, &sets, data, steps, batch, seed, &origin, err, sizeof err);
+  cJSON *root = build_config(config_path, resume, &sets, data, device, steps, batch, seed, &origin, err, sizeof err);
   RunConfig run;
   const int rc = root ? run_config_read(root, origin, &run, err, sizeof err) : -1;
   cJSON_Delete(root);
@@ -167,7 +170,12 @@ int cmd_train(int argc, char **argv) {
     fprintf(stderr, "diffuse train: %s\n", err);
     return 1;
   }
-  const TrainOptions opt = {out, resume, skip_bad};
+  const Backend *backend = backend_open(run.train.device, err, sizeof err);
+  if (!backend) {
+    fprintf(stderr, "diffuse train: %s%s\n", device ? "--device: " : "train.device: ", err);
+    return 1;
+  }
+  const TrainOptions opt = {out, resume, skip_bad, backend};
   Trainer *tr = trainer_open(&run, &opt, err, sizeof err);
   RunDir dir;
   if (!tr || run_dir_open(&dir, out, resume != NULL, force, err, sizeof err)) {

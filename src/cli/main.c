@@ -11,7 +11,7 @@
 #endif
 
 #include "commands.h"
-#include "ops/gemm.h"
+#include "backend/backend.h"
 
 typedef struct {
   const char *name;
@@ -35,6 +35,7 @@ static const Command COMMANDS[] = {
      "  --set S.K=V      override any config key (V parsed as JSON, else a string); repeatable\n"
      "  --skip-bad       skip unreadable images (counted) instead of stopping\n"
      "  --quiet          plain log lines instead of a progress bar\n"
+     "  --device D       where to train: cpu (default), cuda or cuda:N; overrides train.device\n"
      "SIGINT, SIGTERM, SIGHUP: checkpoint and exit 130, 143, 129; a second signal stops at once\n",
      cmd_train},
     {"sample", "generate images from a checkpoint with any sampler",
@@ -59,7 +60,8 @@ static const Command COMMANDS[] = {
      "  --init-noise F   x_T from safetensors tensor x [N, C, H, W] (prior scale: std sigma_max for VE models)\n"
      "  --config C       architecture + diffusion for checkpoints without an embedded config\n"
      "  --no-ema         use the online (non-EMA) weights of a training checkpoint\n"
-     "  --class C        class label for conditional models (default: cycle through the classes)\n",
+     "  --class C        class label for conditional models (default: cycle through the classes)\n"
+     "  --device D       where the network runs: cpu (default), cuda or cuda:N (see diffuse info --devices)\n",
      cmd_sample},
     {"eval", "FID, Inception Score and NLL (bits/dim)",
      "usage: diffuse eval stats (--images DIR | --data PATH [--split train|test]) --out stats.npz [options]\n"
@@ -75,25 +77,29 @@ static const Command COMMANDS[] = {
      "  --splits K       Inception Score splits (default 10)\n"
      "  --allow-few-images  compute even with fewer than 2048 images (not comparable to published FIDs)\n"
      "  sampler flags    --sampler --steps --eta --spacing ... as in diffuse sample (with --ckpt)\n"
+     "  --device D       where the networks run: cpu (default), cuda or cuda:N (stats, fid and nll)\n"
      "nll: --method vlb (DDPM bound, Ho et al.; --terms K stratified KL terms, default all; --variance\n"
      "     fixed_small|fixed_large) or ode (probability-flow ODE + Hutchinson, uniform dequantisation;\n"
      "     --rtol, --atol 1e-5); --n images of the split (default 1000), --batch 16, --seed S\n",
      cmd_eval},
     {"bench", "time a training step or sampling forward (JSON line)",
      "usage: diffuse bench --config F [--mode train|sample] [--batch N] [--steps N] [--warmup N] [--threads N]\n"
-     "                     [--profile]\n"
-     "       diffuse bench --mode gemm [--steps N] [--threads N]\n"
+     "                     [--profile] [--device D]\n"
+     "       diffuse bench --mode gemm [--steps N] [--threads N] [--device D]\n"
      "  --mode M     train: the trainer's step (data, forward, backward, checks, clipping, AdamW, EMA);\n"
      "               sample: one grad-free network evaluation;\n"
-     "               gemm: OpenBLAS sgemm 2048^3, the machine's reference GFLOP/s\n"
+     "               gemm: the backend's sgemm 2048^3, the machine's reference GFLOP/s\n"
      "  --batch N    images per step (default 8); --steps N timed steps (default 10) after --warmup N (2)\n"
      "  --threads N  OpenMP and OpenBLAS threads (default: OMP_NUM_THREADS or all cores)\n"
      "  --profile    per-op forward/backward ms per step and GFLOP/s on stderr (train mode)\n"
-     "prints {mode, batch, threads, ms_per_step (median), ms_min, img_per_s, gflops (achieved), peak_rss_mib,\n"
-     "        blas (the OpenBLAS kernel family)}\n",
+     "  --device D   cpu, cuda or cuda:N (default: the config's train.device; gemm: cpu)\n"
+     "prints {mode, device, batch, threads, ms_per_step (median), ms_min, img_per_s, gflops (achieved),\n"
+     "        peak_rss_mib, blas (the backend's GEMM kernels)}\n",
      cmd_bench},
     {"info", "model summary: parameters, shapes, GFLOPs, memory",
      "usage: diffuse info --config F | --ckpt F [--config F] [--batch N]\n"
+     "       diffuse info --devices\n"
+     "  --devices    the compiled backends and the devices they see\n"
      "  --config F   model config (JSON); needed for checkpoints without an embedded config\n"
      "  --ckpt F     checkpoint (safetensors); its weights are loaded and validated\n"
      "  --batch N    batch size for the training-memory estimate (default 1)\n",
@@ -113,8 +119,8 @@ static void print_help(FILE *f) {
 /* The version and what this build contains. */
 static void print_version(void) {
   printf("diffuse %s\n", DIFFUSE_VERSION);
-  printf("backends: cpu\n");
-  printf("BLAS:     %s\n", gemm_kernel_name());
+  printf("backends: cpu (diffuse info --devices lists the devices)\n");
+  printf("BLAS:     %s\n", backend_cpu()->ops->describe(backend_cpu()));
 #ifdef _OPENMP
   printf("OpenMP:   yes (%d threads by default)\n", omp_get_max_threads());
 #else

@@ -27,34 +27,42 @@ static _Noreturn void out_of_activation_memory(size_t cap, size_t used) {
   exit(1);
 }
 
-static ArenaBlock *block_new(size_t cap, size_t used_total) {
+static void *host_alloc(void *ctx, size_t bytes) {
+  void *p = NULL;
+  return posix_memalign(&p, ARENA_ALIGN, bytes) == 0 ? p : NULL;
+}
+
+static void host_free(void *ctx, void *p) { free(p); }
+
+static ArenaBlock *block_new(const Arena *a, size_t cap, size_t used_total) {
   ArenaBlock *b = xmalloc(sizeof *b);
   b->next = NULL;
   b->cap = cap;
   b->used = 0;
-  void *base = NULL;
-  if (posix_memalign(&base, ARENA_ALIGN, cap) != 0) out_of_activation_memory(cap, used_total);
-  b->base = base;
+  b->base = a->allocator.alloc(a->allocator.ctx, cap);
+  if (!b->base) out_of_activation_memory(cap, used_total);
   return b;
 }
 
-static void blocks_free(ArenaBlock *b) {
+static void blocks_free(const Arena *a, ArenaBlock *b) {
   while (b) {
     ArenaBlock *n = b->next;
-    free(b->base);
+    a->allocator.free(a->allocator.ctx, b->base);
     free(b);
     b = n;
   }
 }
 
-void arena_init(Arena *a, size_t initial_bytes) {
-  a->head = block_new(initial_bytes < 4096 ? 4096 : initial_bytes, 0);
+void arena_init(Arena *a, size_t initial_bytes, const ArenaAllocator *allocator) {
+  const ArenaAllocator host = {host_alloc, host_free, NULL};
+  a->allocator = allocator ? *allocator : host;
+  a->head = block_new(a, initial_bytes < 4096 ? 4096 : initial_bytes, 0);
   a->used_total = 0;
   a->high_water = 0;
 }
 
 void arena_free(Arena *a) {
-  blocks_free(a->head);
+  blocks_free(a, a->head);
   memset(a, 0, sizeof *a);
 }
 
@@ -64,7 +72,7 @@ void *arena_alloc(Arena *a, size_t bytes) {
   ArenaBlock *b = a->head;
   if (b->used + need > b->cap) {
     size_t cap = b->cap * 2 > need ? b->cap * 2 : need;
-    ArenaBlock *nb = block_new(cap, a->used_total);
+    ArenaBlock *nb = block_new(a, cap, a->used_total);
     nb->next = b;
     a->head = b = nb;
   }
@@ -76,17 +84,16 @@ void *arena_alloc(Arena *a, size_t bytes) {
 }
 
 void *arena_calloc(Arena *a, size_t bytes) {
+  CHECK(a->allocator.alloc == host_alloc);
   void *p = arena_alloc(a, bytes);
   memset(p, 0, bytes);
   return p;
 }
 
-float *arena_floats(Arena *a, size_t n) { return arena_alloc(a, n * sizeof(float)); }
-
 void arena_reset(Arena *a) {
   if (a->head->next) { /* several blocks this cycle: replace them by one of the high-water size */
-    blocks_free(a->head);
-    a->head = block_new(a->high_water, 0);
+    blocks_free(a, a->head);
+    a->head = block_new(a, a->high_water, 0);
   }
   a->head->used = 0;
   a->used_total = 0;

@@ -4,8 +4,6 @@
  * (parameters are marked as not needing gradients for it, so no weight gradient is computed). */
 #include "diffusion/unet_denoiser.h"
 
-#include <string.h>
-
 #include "core/error.h"
 
 /* eps = cx x + cn net with (cx, cn) per prediction type: eps (0, 1), x0 (1/s, -a/s), v (s, a). */
@@ -18,8 +16,9 @@ static void eps_coefficients(Prediction p, float a, float s, float *cx, float *c
   }
 }
 
-/* One network forward at (x, tau) with grad mode `grad` (x then requires grad): the output net and
- * the coefficients with eps = cx x + cn net. Leaves grad mode on, training off; the caller restores. */
+/* One network forward at (x, tau) with grad mode `grad` (x then requires grad): x (host) is uploaded;
+ * returns the output net and the coefficients with eps = cx x + cn net. Leaves grad mode on,
+ * training off; the caller restores. */
 static Tensor *forward(UNetDenoiser *u, const float *x, int B, double tau, bool grad, Tensor **x_out, float *cx,
                        float *cn) {
   const UNetConfig *c = &u->model->cfg;
@@ -28,16 +27,11 @@ static Tensor *forward(UNetDenoiser *u, const float *x, int B, double tau, bool 
   g->grad_enabled = grad;
   g->training = false;
   const int shape[4] = {B, c->in_channels, c->resolution, c->resolution};
-  Tensor *xt;
-  if (grad) {
-    xt = graph_tensor(g, 4, shape);
-    memcpy(xt->data, x, xt->numel * sizeof(float));
-    xt->requires_grad = true;
-  } else {
-    xt = graph_wrap(g, (float *)x, 4, shape, false);
-  }
-  Tensor *t = graph_tensor(g, 1, &B);
-  for (int b = 0; b < B; b++) t->data[b] = (float)diffusion_label(u->diffusion, tau);
+  Tensor *xt = graph_tensor_upload(g, 4, shape, x);
+  xt->requires_grad = grad;
+  float *label = arena_alloc(&g->arena, (size_t)B * sizeof(float)); /* host */
+  for (int b = 0; b < B; b++) label[b] = (float)diffusion_label(u->diffusion, tau);
+  Tensor *t = graph_tensor_upload(g, 1, &B, label);
   Tensor *net = unet_forward(u->model, g, xt, t, u->labels);
   double alpha, sigma;
   diffusion_marginal(u->diffusion, tau, &alpha, &sigma);
@@ -48,12 +42,14 @@ static Tensor *forward(UNetDenoiser *u, const float *x, int B, double tau, bool 
 
 static void unet_predict_eps(Denoiser *self, float *eps_out, const float *x, int B, double tau) {
   UNetDenoiser *u = self->ctx;
-  const bool was = u->graph->grad_enabled, was_training = u->graph->training;
+  Graph *g = u->graph;
+  const bool was = g->grad_enabled, was_training = g->training;
   float cx, cn;
   Tensor *xt, *net = forward(u, x, B, tau, false, &xt, &cx, &cn);
-  for (size_t i = 0; i < net->numel; i++) eps_out[i] = cx * x[i] + cn * net->data[i];
-  u->graph->grad_enabled = was;
-  u->graph->training = was_training;
+  g->backend->ops->axpby(g->backend, net->data, cx, xt->data, cn, net->data, net->numel); /* eps, in place */
+  tensor_download(net, eps_out);
+  g->grad_enabled = was;
+  g->training = was_training;
   self->nfe++;
 }
 
@@ -61,18 +57,21 @@ static void unet_predict_eps_vjp(Denoiser *self, float *eps_out, float *vjp_out,
                                  double tau) {
   UNetDenoiser *u = self->ctx;
   Graph *g = u->graph;
+  const Backend *be = g->backend;
   const bool was = g->grad_enabled, was_training = g->training;
   float cx, cn;
   params_set_requires_grad(&u->model->params, false); /* only the input gradient: no weight GEMMs */
   Tensor *xt, *net = forward(u, x, B, tau, true, &xt, &cx, &cn);
-  float *upstream = arena_floats(&g->arena, net->numel);
-  for (size_t i = 0; i < net->numel; i++) {
-    eps_out[i] = cx * x[i] + cn * net->data[i];
-    upstream[i] = cn * v[i];
-  }
-  graph_backward_from(g, net, upstream);
+  Tensor *eps = graph_tensor(g, net->ndim, net->shape);
+  be->ops->axpby(be, eps->data, cx, xt->data, cn, net->data, net->numel);
+  tensor_download(eps, eps_out);
+  Tensor *vt = graph_tensor_upload(g, net->ndim, net->shape, v);
+  Tensor *upstream = graph_tensor(g, net->ndim, net->shape);
+  be->ops->scale_forward(be, upstream->data, vt->data, cn, net->numel);
+  graph_backward_from(g, net, upstream->data);
   params_set_requires_grad(&u->model->params, true);
-  for (size_t i = 0; i < net->numel; i++) vjp_out[i] = cx * v[i] + xt->grad[i];
+  be->ops->axpby(be, vt->data, cx, vt->data, 1.0f, xt->grad, net->numel); /* d eps / dx^T v = cx v + J^T (cn v) */
+  tensor_download(vt, vjp_out);
   g->grad_enabled = was;
   g->training = was_training;
   self->nfe++;

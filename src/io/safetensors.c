@@ -246,6 +246,15 @@ void st_writer_add_f32(StWriter *w, const char *name, int ndim, const int64_t *s
   e->ndim = ndim;
   for (int i = 0; i < ndim; i++) e->shape[i] = shape[i];
   e->data = data;
+  e->read = NULL;
+  e->ctx = NULL;
+}
+
+void st_writer_add_f32_from(StWriter *w, const char *name, int ndim, const int64_t *shape,
+                            void (*read)(void *ctx, float *out), void *ctx) {
+  st_writer_add_f32(w, name, ndim, shape, NULL);
+  w->entries[w->n - 1].read = read;
+  w->entries[w->n - 1].ctx = ctx;
 }
 
 void st_writer_set_meta(StWriter *w, const char *key, const char *value) {
@@ -322,11 +331,18 @@ static int writer_begin(const StWriter *w, const char *path, AtomicFile *af, cha
 int st_writer_save(const StWriter *w, const char *path, char *err, size_t errlen) {
   AtomicFile af;
   if (writer_begin(w, path, &af, err, errlen)) return -1;
+  size_t staged = 0; /* the largest tensor produced by a read callback */
+  for (int i = 0; i < w->n; i++)
+    if (w->entries[i].read && entry_numel(&w->entries[i]) > staged) staged = entry_numel(&w->entries[i]);
+  float *buf = staged ? xmalloc(staged * sizeof(float)) : NULL;
   int ok = 1;
   for (int i = 0; i < w->n && ok; i++) {
-    const size_t n = entry_numel(&w->entries[i]);
-    ok = fwrite(w->entries[i].data, sizeof(float), n, af.f) == n;
+    const StWriterEntry *e = &w->entries[i];
+    const size_t n = entry_numel(e);
+    if (e->read) e->read(e->ctx, buf);
+    ok = fwrite(e->read ? buf : e->data, sizeof(float), n, af.f) == n;
   }
+  free(buf);
   return atomic_file_commit(&af, ok, err, errlen);
 }
 

@@ -16,14 +16,28 @@ static const char *const PREFIX_ONLINE = "online.", *const PREFIX_M = "optim.m."
 static const char *const ALIASES[][2] = {
     {".to_q.", ".query."}, {".to_k.", ".key."}, {".to_v.", ".value."}, {".to_out.0.", ".proj_attn."}};
 
-static void add_buffer(StWriter *w, const ParamTable *p, const float *buf, const char *prefix, char *names,
-                       size_t name_stride, int *k) {
+/* One parameter of one flat buffer, downloaded when the writer reaches it. */
+typedef struct {
+  const ParamTable *p;
+  const BackendMem *buf;
+  int index;
+} SavedParam;
+
+static void read_saved_param(void *ctx, float *out) {
+  const SavedParam *s = ctx;
+  params_read(s->p, s->buf, s->index, out);
+}
+
+static void add_buffer(StWriter *w, const ParamTable *p, const BackendMem *buf, const char *prefix, char *names,
+                       size_t name_stride, SavedParam *saved, int *k) {
   for (int i = 0; i < p->count; i++) {
-    char *name = names + (size_t)(*k)++ * name_stride;
+    char *name = names + (size_t)*k * name_stride;
     snprintf(name, name_stride, "%s%s", prefix, p->info[i].name);
     int64_t shape[TENSOR_MAX_DIMS];
     for (int d = 0; d < p->info[i].ndim; d++) shape[d] = p->info[i].shape[d];
-    st_writer_add_f32(w, name, p->info[i].ndim, shape, buf + p->info[i].offset);
+    saved[*k] = (SavedParam){p, buf, i};
+    st_writer_add_f32_from(w, name, p->info[i].ndim, shape, read_saved_param, &saved[*k]);
+    (*k)++;
   }
 }
 
@@ -41,21 +55,23 @@ int checkpoint_save(const char *path, const UNet *m, const cJSON *config, const 
   }
   const size_t stride = PARAM_NAME_MAX + 16;
   char *names = xmalloc((size_t)p->count * 4 * stride);
+  SavedParam *saved = xmalloc((size_t)p->count * 4 * sizeof *saved);
   int k = 0;
-  add_buffer(&w, p, p->ema ? p->ema : p->data, "", names, stride, &k);
+  add_buffer(&w, p, p->ema ? p->ema : p->data, "", names, stride, saved, &k);
   if (progress) {
     char num[32];
     snprintf(num, sizeof num, "%ld", progress->step);
     st_writer_set_meta(&w, "step", num);
     snprintf(num, sizeof num, "%" PRIu64, progress->seed);
     st_writer_set_meta(&w, "seed", num);
-    if (p->ema) add_buffer(&w, p, p->data, PREFIX_ONLINE, names, stride, &k);
-    add_buffer(&w, p, p->adam_m, PREFIX_M, names, stride, &k);
-    add_buffer(&w, p, p->adam_v, PREFIX_V, names, stride, &k);
+    if (p->ema) add_buffer(&w, p, p->data, PREFIX_ONLINE, names, stride, saved, &k);
+    add_buffer(&w, p, p->adam_m, PREFIX_M, names, stride, saved, &k);
+    add_buffer(&w, p, p->adam_v, PREFIX_V, names, stride, saved, &k);
   }
   const int rc = st_writer_save(&w, path, err, errlen);
   st_writer_free(&w);
   free(names);
+  free(saved);
   return rc;
 }
 
@@ -97,9 +113,10 @@ static void append(char *list, size_t cap, int *count, const char *name) {
   (*count)++;
 }
 
-/* Fill buf (laid out like p->data) from tensors prefix+name. */
-static int load_buffer(const char *path, const ParamTable *p, const SafeTensors *st, const char *prefix, float *buf,
-                       bool *used, char *err, size_t errlen) {
+/* Fill buf (a flat buffer of p) from tensors prefix+name, through host, a buffer of the largest
+ * parameter's size. */
+static int load_buffer(const char *path, ParamTable *p, const SafeTensors *st, const char *prefix, BackendMem *buf,
+                       float *host, bool *used, char *err, size_t errlen) {
   char missing[1024] = "";
   int n_missing = 0;
   for (int i = 0; i < p->count; i++) {
@@ -130,8 +147,9 @@ static int load_buffer(const char *path, const ParamTable *p, const SafeTensors 
                     path, t->name, shape, want);
     }
     char inner[256];
-    if (st_tensor_to_f32(t, buf + pi->offset, inner, sizeof inner) != 0)
+    if (st_tensor_to_f32(t, host, inner, sizeof inner) != 0)
       return errorf(err, errlen, "%s: %s (a corrupt checkpoint, or one from a diverged run)", path, inner);
+    params_write(p, buf, i, host);
     used[k] = true;
   }
   if (n_missing)
@@ -163,6 +181,10 @@ int checkpoint_load(const char *path, UNet *m, const CheckpointLoadOptions *opt,
   SafeTensors st;
   if (st_load(&st, path, err, errlen) != 0) return -1;
   bool *used = xcalloc((size_t)st.n_tensors + 1, sizeof *used);
+  size_t largest = 1;
+  for (int i = 0; i < p->count; i++)
+    if (p->info[i].numel > largest) largest = p->info[i].numel;
+  float *host = xmalloc(largest * sizeof(float));
   bool has_online = false;
   for (int i = 0; i < st.n_tensors; i++) has_online |= has_prefix(st.tensors[i].name, PREFIX_ONLINE);
   int rc;
@@ -171,17 +193,17 @@ int checkpoint_load(const char *path, UNet *m, const CheckpointLoadOptions *opt,
     uint64_t step = 0, seed = 0;
     rc = read_count(path, "step", st_meta_get(&st, "step"), CHECKPOINT_MAX_STEP, &step, err, errlen);
     if (rc == 0) rc = read_count(path, "seed", st_meta_get(&st, "seed"), UINT64_MAX, &seed, err, errlen);
-    if (rc == 0) rc = load_buffer(path, p, &st, has_online ? PREFIX_ONLINE : "", p->data, used, err, errlen);
-    if (rc == 0) rc = load_buffer(path, p, &st, "", p->ema, used, err, errlen);
-    if (rc == 0) rc = load_buffer(path, p, &st, PREFIX_M, p->adam_m, used, err, errlen);
-    if (rc == 0) rc = load_buffer(path, p, &st, PREFIX_V, p->adam_v, used, err, errlen);
+    if (rc == 0) rc = load_buffer(path, p, &st, has_online ? PREFIX_ONLINE : "", p->data, host, used, err, errlen);
+    if (rc == 0) rc = load_buffer(path, p, &st, "", p->ema, host, used, err, errlen);
+    if (rc == 0) rc = load_buffer(path, p, &st, PREFIX_M, p->adam_m, host, used, err, errlen);
+    if (rc == 0) rc = load_buffer(path, p, &st, PREFIX_V, p->adam_v, host, used, err, errlen);
     if (rc == 0 && progress) {
       progress->step = (long)step;
       progress->seed = seed;
     }
   } else {
     const char *prefix = (!opt->use_ema && has_online) ? PREFIX_ONLINE : "";
-    rc = load_buffer(path, p, &st, prefix, p->data, used, err, errlen);
+    rc = load_buffer(path, p, &st, prefix, p->data, host, used, err, errlen);
   }
   if (rc == 0) { /* anything that is not some prefix + a parameter name is from another model */
     const char *const prefixes[] = {"", PREFIX_ONLINE, PREFIX_M, PREFIX_V};
@@ -199,6 +221,7 @@ int checkpoint_load(const char *path, UNet *m, const CheckpointLoadOptions *opt,
                   n_extra, extra, n_extra > 8 ? ", ..." : "");
   }
   free(used);
+  free(host);
   st_free(&st);
   return rc;
 }

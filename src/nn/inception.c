@@ -30,8 +30,6 @@
 #include "autograd/functions.h"
 #include "core/error.h"
 #include "io/safetensors.h"
-#include "ops/activation.h"
-#include "ops/linear.h"
 
 #define FID_WEIGHTS_PTH "pt_inception-2015-12-05-6726825d.pth"
 #define FID_WEIGHTS_URL "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" FID_WEIGHTS_PTH
@@ -117,7 +115,7 @@ static void reg_e(Builder *b, const char *p, int cin) { /* -> 2048 */
   conv(b, p, "branch_pool", cin, 192, 1, 1, 1, 0, 0);
 }
 
-void inception_init(Inception *m) {
+void inception_init(Inception *m, const Backend *backend) {
   memset(m, 0, sizeof *m);
   params_init(&m->params);
   Builder b = {m, 0};
@@ -140,58 +138,69 @@ void inception_init(Inception *m) {
   CHECK(b.n == INCEPTION_N_CONV);
   m->fc_w = add_param(m, "", "fc", "", "weight", 2, (const int[]){INCEPTION_NUM_CLASSES, INCEPTION_POOL3_DIM});
   m->fc_b = add_param(m, "", "fc", "", "bias", 1, (const int[]){INCEPTION_NUM_CLASSES});
-  params_finalize(&m->params);
-  /* inference only: drop the gradient buffer and mark every parameter constant */
-  free(m->params.grad);
-  m->params.grad = NULL;
-  for (int i = 0; i < m->params.count; i++) {
-    m->params.tensors[i].grad = NULL;
-    m->params.tensors[i].requires_grad = false;
-  }
+  params_finalize(&m->params, backend, false); /* inference only: no gradient buffer, every parameter constant */
 }
 
 void inception_free(Inception *m) {
   params_free(&m->params);
+  free(m->staging);
   memset(m, 0, sizeof *m);
 }
 
-/* ---- BatchNorm folding ---- */
+/* ---- BatchNorm folding (on the host: the weights are read, folded and written back once) ---- */
 
-static float *pdata(const Inception *m, int idx) { return m->params.data + m->params.info[idx].offset; }
+static size_t largest_param(const Inception *m) {
+  size_t n = 1;
+  for (int i = 0; i < m->params.count; i++)
+    if (m->params.info[i].numel > n) n = m->params.info[i].numel;
+  return n;
+}
 
-static int check_finite(const Inception *m, int idx, char *err, size_t errlen) {
-  const float *v = pdata(m, idx);
+static int check_finite(const Inception *m, int idx, float *v, char *err, size_t errlen) {
+  params_read(&m->params, m->params.data, idx, v);
   for (size_t i = 0; i < m->params.info[idx].numel; i++)
     if (!isfinite(v[i]))
       return errorf(err, errlen, "tensor '%s': element %zu is %g (not finite)", m->params.info[idx].name, i, v[i]);
   return 0;
 }
 
+/* w' = w s, b' = beta - mean s with s = gamma / sqrt(var + eps) (variances already checked). */
+static void fold_conv(Inception *m, const InceptionConv *c, float *w, float *bn) {
+  ParamTable *p = &m->params;
+  float *gamma = bn, *beta = bn + c->cout, *mean = bn + 2 * c->cout, *var = bn + 3 * c->cout;
+  params_read(p, p->data, c->bn_var, var);
+  params_read(p, p->data, c->conv_w, w);
+  params_read(p, p->data, c->bn_w, gamma);
+  params_read(p, p->data, c->bn_b, beta);
+  params_read(p, p->data, c->bn_mean, mean);
+  const size_t per_out = (size_t)c->cin * c->kh * c->kw;
+  for (int o = 0; o < c->cout; o++) {
+    const double s = (double)gamma[o] / sqrt((double)var[o] + INCEPTION_BN_EPS);
+    for (size_t k = 0; k < per_out; k++) w[o * per_out + k] = (float)(w[o * per_out + k] * s);
+    beta[o] = (float)(beta[o] - mean[o] * s);
+  }
+  params_write(p, p->data, c->conv_w, w);
+  params_write(p, p->data, c->bn_b, beta);
+}
+
 int inception_fold(Inception *m, char *err, size_t errlen) {
   CHECK(m->params.data && !m->folded);
-  for (int i = 0; i < m->params.count; i++)
-    if (check_finite(m, i, err, errlen) != 0) return -1;
-  for (int l = 0; l < INCEPTION_N_CONV; l++) {
+  float *w = xmalloc(largest_param(m) * sizeof(float)), *bn = xmalloc(4 * 2048 * sizeof(float));
+  int rc = 0;
+  for (int i = 0; i < m->params.count && rc == 0; i++) rc = check_finite(m, i, w, err, errlen);
+  for (int l = 0; l < INCEPTION_N_CONV && rc == 0; l++) { /* every variance is checked before anything changes */
     const InceptionConv *c = &m->conv[l];
-    const float *var = pdata(m, c->bn_var);
-    for (int o = 0; o < c->cout; o++)
-      if (var[o] < 0.0f)
-        return errorf(err, errlen, "tensor '%s': element %d is %g (a variance must be >= 0)",
-                      m->params.info[c->bn_var].name, o, var[o]);
+    CHECK(c->cout <= 2048);
+    params_read(&m->params, m->params.data, c->bn_var, bn);
+    for (int o = 0; o < c->cout && rc == 0; o++)
+      if (bn[o] < 0.0f)
+        rc = errorf(err, errlen, "tensor '%s': element %d is %g (a variance must be >= 0)",
+                    m->params.info[c->bn_var].name, o, bn[o]);
   }
-  for (int l = 0; l < INCEPTION_N_CONV; l++) {
-    const InceptionConv *c = &m->conv[l];
-    float *w = pdata(m, c->conv_w), *beta = pdata(m, c->bn_b);
-    const float *gamma = pdata(m, c->bn_w), *mean = pdata(m, c->bn_mean), *var = pdata(m, c->bn_var);
-    const size_t per_out = (size_t)c->cin * c->kh * c->kw;
-    for (int o = 0; o < c->cout; o++) {
-      const double s = (double)gamma[o] / sqrt((double)var[o] + INCEPTION_BN_EPS);
-      for (size_t k = 0; k < per_out; k++) w[o * per_out + k] = (float)(w[o * per_out + k] * s);
-      beta[o] = (float)(beta[o] - mean[o] * s);
-    }
-  }
-  m->folded = true;
-  return 0;
+  for (int l = 0; l < INCEPTION_N_CONV && rc == 0; l++) fold_conv(m, &m->conv[l], w, bn);
+  free(w), free(bn);
+  if (rc == 0) m->folded = true;
+  return rc;
 }
 
 /* ---- loading ---- */
@@ -215,33 +224,40 @@ static int load_tensors(Inception *m, const SafeTensors *st, const char *path, c
       return errorf(err, errlen, "%s: unexpected tensor '%s': not part of the FID Inception-v3 (wrong file?)", path,
                     name);
   }
-  for (int i = 0; i < m->params.count; i++) {
+  float *host = xmalloc(largest_param(m) * sizeof(float));
+  int rc = 0;
+  for (int i = 0; i < m->params.count && rc == 0; i++) {
     const ParamInfo *pi = &m->params.info[i];
     int64_t want[TENSOR_MAX_DIMS];
     for (int d = 0; d < pi->ndim; d++) want[d] = pi->shape[d];
     char want_s[64], got_s[128];
     format_shape(want_s, sizeof want_s, pi->ndim, want);
     const StTensor *t = st_find(st, pi->name);
-    if (!t)
-      return errorf(err, errlen,
-                    "%s: missing tensor '%s' (shape [%s]); expected pytorch-fid's FID Inception weights converted "
-                    "by scripts/convert_inception.py",
-                    path, pi->name, want_s);
+    if (!t) {
+      rc = errorf(err, errlen,
+                  "%s: missing tensor '%s' (shape [%s]); expected pytorch-fid's FID Inception weights converted "
+                  "by scripts/convert_inception.py",
+                  path, pi->name, want_s);
+      break;
+    }
     bool same = t->ndim == pi->ndim;
     for (int d = 0; same && d < pi->ndim; d++) same = t->shape[d] == want[d];
+    char inner[256];
     if (!same) {
       format_shape(got_s, sizeof got_s, t->ndim, t->shape);
-      return errorf(err, errlen, "%s: tensor '%s' has shape [%s], the FID Inception expects [%s]", path, pi->name,
-                    got_s, want_s);
+      rc = errorf(err, errlen, "%s: tensor '%s' has shape [%s], the FID Inception expects [%s]", path, pi->name,
+                  got_s, want_s);
+    } else if (st_tensor_to_f32(t, host, inner, sizeof inner) != 0) {
+      rc = errorf(err, errlen, "%s: tensor '%s': %s", path, pi->name, inner);
+    } else {
+      params_write(&m->params, m->params.data, i, host);
     }
-    char inner[256];
-    if (st_tensor_to_f32(t, pdata(m, i), inner, sizeof inner) != 0)
-      return errorf(err, errlen, "%s: tensor '%s': %s", path, pi->name, inner);
   }
-  return 0;
+  free(host);
+  return rc;
 }
 
-int inception_load(Inception *m, const char *path, char *err, size_t errlen) {
+int inception_load(Inception *m, const Backend *backend, const char *path, char *err, size_t errlen) {
   memset(m, 0, sizeof *m);
   struct stat sb;
   if (stat(path, &sb) != 0)
@@ -256,7 +272,7 @@ int inception_load(Inception *m, const char *path, char *err, size_t errlen) {
                   "Inception weights: %s (convert pytorch-fid's " FID_WEIGHTS_PTH
                   " with scripts/convert_inception.py)",
                   inner);
-  inception_init(m);
+  inception_init(m, backend);
   int rc = load_tensors(m, &st, path, err, errlen);
   st_free(&st);
   if (rc == 0 && inception_fold(m, inner, sizeof inner) != 0) rc = errorf(err, errlen, "%s: %s", path, inner);
@@ -264,8 +280,10 @@ int inception_load(Inception *m, const char *path, char *err, size_t errlen) {
   return rc;
 }
 
-const float *inception_fc_weight(const Inception *m) { return pdata(m, m->fc_w); }
-const float *inception_fc_bias(const Inception *m) { return pdata(m, m->fc_b); }
+void inception_read_fc(const Inception *m, float *weight, float *bias) {
+  params_read(&m->params, m->params.data, m->fc_w, weight);
+  if (bias) params_read(&m->params, m->params.data, m->fc_b, bias);
+}
 
 /* ---- forward ---- */
 
@@ -276,7 +294,7 @@ static Tensor *basic(Inception *m, Graph *g, Tensor *x, int *cursor) {
   CHECK(x->shape[1] == c->cin);
   Tensor *y = ag_conv2d(g, x, params_tensor(&m->params, c->conv_w), params_tensor(&m->params, c->bn_b), c->stride,
                         c->stride, c->pad_h, c->pad_h, c->pad_w, c->pad_w);
-  relu_forward(y->data, y->data, y->numel); /* in place: y is fresh and grad mode is off */
+  g->backend->ops->relu_forward(g->backend, y->data, y->data, y->numel); /* in place: y is fresh, grad mode off */
   return y;
 }
 
@@ -290,14 +308,14 @@ static Tensor *concat(Graph *g, Tensor *const *parts, int n) {
   }
   Tensor *y = graph_tensor(g, 4, (const int[]){B, C, H, W});
   const size_t HW = (size_t)H * W;
-  for (int b = 0; b < B; b++) {
-    float *dst = y->data + (size_t)b * C * HW;
+  size_t at = 0; /* floats of y written */
+  for (int b = 0; b < B; b++)
     for (int i = 0; i < n; i++) {
       const size_t len = (size_t)parts[i]->shape[1] * HW;
-      memcpy(dst, parts[i]->data + b * len, len * sizeof(float));
-      dst += len;
+      g->backend->ops->copy(g->backend, mem_floats_at(y->data, at), mem_floats_at(parts[i]->data, b * len),
+                            len * sizeof(float));
+      at += len;
     }
-  }
   return y;
 }
 
@@ -373,22 +391,30 @@ void inception_forward(Inception *m, Graph *g, const uint8_t *images, int B, int
                        float *logits) {
   CHECK(m->folded && "inception_forward before inception_load / inception_fold");
   CHECK(images && pool3 && B >= 1 && H >= 1 && W >= 1);
+  CHECK(g->backend == m->params.backend);
   const bool grad_enabled = g->grad_enabled;
   g->grad_enabled = false;
-  const size_t per_image = (size_t)3 * H * W, n299 = (size_t)3 * INCEPTION_SIZE * INCEPTION_SIZE;
+  const size_t per_image = (size_t)3 * H * W;
+  if (per_image > m->staging_floats) {
+    free(m->staging);
+    m->staging = xmalloc(per_image * sizeof(float));
+    m->staging_floats = per_image;
+  }
   for (int b = 0; b < B; b++) {
     graph_reset(g);
-    Tensor *x = graph_tensor(g, 4, (const int[]){1, 3, H, W});
     const uint8_t *img = images + (size_t)b * per_image;
-    for (size_t i = 0; i < per_image; i++) x->data[i] = (float)img[i] / 255.0f; /* ToTensor */
+    for (size_t i = 0; i < per_image; i++) m->staging[i] = (float)img[i] / 255.0f; /* ToTensor */
+    Tensor *x = graph_tensor_upload(g, 4, (const int[]){1, 3, H, W}, m->staging);
     if (H != INCEPTION_SIZE || W != INCEPTION_SIZE) x = ag_bilinear_resize(g, x, INCEPTION_SIZE, INCEPTION_SIZE);
-    for (size_t i = 0; i < n299; i++) x->data[i] = 2.0f * x->data[i] - 1.0f;
-    Tensor *f = features(m, g, x);
-    memcpy(pool3 + (size_t)b * INCEPTION_POOL3_DIM, f->data, INCEPTION_POOL3_DIM * sizeof(float));
+    g->backend->ops->scale_shift(g->backend, x->data, x->data, 2.0f, -1.0f, x->numel); /* in place, x is fresh */
+    tensor_download(features(m, g, x), pool3 + (size_t)b * INCEPTION_POOL3_DIM);
+  }
+  if (logits) {
+    graph_reset(g);
+    Tensor *f = graph_tensor_upload(g, 2, (const int[]){B, INCEPTION_POOL3_DIM}, pool3);
+    Tensor *fc_w = params_tensor(&m->params, m->fc_w), *fc_b = params_tensor(&m->params, m->fc_b);
+    tensor_download(ag_linear(g, f, fc_w, fc_b), logits);
   }
   graph_reset(g);
   g->grad_enabled = grad_enabled;
-  if (logits)
-    linear_forward(logits, pool3, pdata(m, m->fc_w), pdata(m, m->fc_b), B, INCEPTION_POOL3_DIM,
-                   INCEPTION_NUM_CLASSES);
 }

@@ -2,8 +2,10 @@
 #include "nn/init.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "core/error.h"
 #include "core/rng.h"
 
 uint64_t hash_name(const char *s) {
@@ -22,15 +24,16 @@ static int ends_with(const char *s, const char *suffix) {
 
 void init_param_default(ParamTable *p, int index, uint64_t seed) {
   const ParamInfo *pi = &p->info[index];
-  float *w = p->data + pi->offset;
   if (pi->ndim == 1) {
-    const float v = ends_with(pi->name, ".weight") ? 1.0f : 0.0f;
-    for (size_t i = 0; i < pi->numel; i++) w[i] = v;
+    params_fill(p, index, ends_with(pi->name, ".weight") ? 1.0f : 0.0f);
     return;
   }
   const double receptive = (double)pi->numel / ((double)pi->shape[0] * pi->shape[1]);
   const double fan_in = pi->shape[1] * receptive, fan_out = pi->shape[0] * receptive;
   const float limit = (float)sqrt(3.0 / ((fan_in + fan_out) / 2.0));
+  float *w = xmalloc(pi->numel * sizeof(float)); /* drawn on the host, as every backend's weights must match */
   rng_fill_uniform(w, pi->numel, seed, hash_name(pi->name), 0);
   for (size_t i = 0; i < pi->numel; i++) w[i] = (2.0f * w[i] - 1.0f) * limit;
+  params_write(p, p->data, index, w);
+  free(w);
 }

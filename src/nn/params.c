@@ -12,11 +12,9 @@ void params_init(ParamTable *p) { memset(p, 0, sizeof *p); }
 
 void params_free(ParamTable *p) {
   free(p->info);
-  free(p->data);
-  free(p->grad);
-  free(p->adam_m);
-  free(p->adam_v);
-  free(p->ema);
+  BackendMem *buffers[5] = {p->data, p->grad, p->adam_m, p->adam_v, p->ema};
+  for (int i = 0; i < 5; i++)
+    if (buffers[i]) p->backend->ops->free(p->backend, buffers[i]);
   free(p->tensors);
   memset(p, 0, sizeof *p);
 }
@@ -46,36 +44,39 @@ int params_add(ParamTable *p, const char *name, int ndim, const int *shape) {
   return p->count++;
 }
 
-static float *flat_zeros(size_t n) {
-  float *b = xmalloc_aligned(64, n * sizeof(float));
-  memset(b, 0, n * sizeof(float));
+static BackendMem *flat_zeros(const ParamTable *p, const char *what) {
+  const size_t bytes = (p->total ? p->total : 1) * sizeof(float);
+  BackendMem *b = backend_alloc_or_exit(p->backend, bytes, what);
+  p->backend->ops->memset(p->backend, b, 0, bytes);
   return b;
 }
 
-void params_finalize(ParamTable *p) {
+void params_finalize(ParamTable *p, const Backend *backend, bool with_grad) {
   CHECK(!p->data);
-  p->data = flat_zeros(p->total);
-  p->grad = flat_zeros(p->total);
+  p->backend = backend;
+  p->data = flat_zeros(p, "the model's weights");
+  p->grad = with_grad ? flat_zeros(p, "the weight gradients") : NULL;
   p->tensors = xcalloc((size_t)p->count, sizeof *p->tensors);
   for (int i = 0; i < p->count; i++) {
     Tensor *t = &p->tensors[i];
     tensor_set_shape(t, p->info[i].ndim, p->info[i].shape);
-    t->data = p->data + p->info[i].offset;
-    t->grad = p->grad + p->info[i].offset;
-    t->requires_grad = true;
+    t->data = mem_floats_at(p->data, p->info[i].offset);
+    t->grad = with_grad ? mem_floats_at(p->grad, p->info[i].offset) : NULL;
+    t->backend = backend;
+    t->requires_grad = with_grad;
   }
 }
 
 void params_alloc_optimizer(ParamTable *p) {
   CHECK(p->data && !p->adam_m);
-  p->adam_m = flat_zeros(p->total);
-  p->adam_v = flat_zeros(p->total);
+  p->adam_m = flat_zeros(p, "the AdamW moments");
+  p->adam_v = flat_zeros(p, "the AdamW moments");
 }
 
 void params_alloc_ema(ParamTable *p) {
   CHECK(p->data && !p->ema);
-  p->ema = flat_zeros(p->total);
-  memcpy(p->ema, p->data, p->total * sizeof(float));
+  p->ema = flat_zeros(p, "the EMA weights");
+  p->backend->ops->copy(p->backend, p->ema, p->data, p->total * sizeof(float));
 }
 
 Tensor *params_tensor(ParamTable *p, int index) {
@@ -83,7 +84,26 @@ Tensor *params_tensor(ParamTable *p, int index) {
   return &p->tensors[index];
 }
 
-void params_zero_grad(ParamTable *p) { memset(p->grad, 0, p->total * sizeof(float)); }
+void params_zero_grad(ParamTable *p) { p->backend->ops->memset(p->backend, p->grad, 0, p->total * sizeof(float)); }
+
+void params_read(const ParamTable *p, const BackendMem *buf, int index, float *host) {
+  CHECK(buf && index >= 0 && index < p->count);
+  backend_download(p->backend, host, mem_floats_at(buf, p->info[index].offset), p->info[index].numel * sizeof(float));
+}
+
+void params_write(ParamTable *p, BackendMem *buf, int index, const float *host) {
+  CHECK(buf && index >= 0 && index < p->count);
+  backend_upload(p->backend, mem_floats_at(buf, p->info[index].offset), host, p->info[index].numel * sizeof(float));
+}
+
+void params_fill(ParamTable *p, int index, float v) {
+  CHECK(index >= 0 && index < p->count);
+  const size_t n = p->info[index].numel;
+  float *host = xmalloc((n ? n : 1) * sizeof(float));
+  for (size_t i = 0; i < n; i++) host[i] = v;
+  params_write(p, p->data, index, host);
+  free(host);
+}
 
 void params_set_requires_grad(ParamTable *p, bool on) {
   for (int i = 0; i < p->count; i++) p->tensors[i].requires_grad = on;
@@ -91,8 +111,8 @@ void params_set_requires_grad(ParamTable *p, bool on) {
 
 void params_swap_ema(ParamTable *p) {
   CHECK(p->ema);
-  float *t = p->data;
+  BackendMem *t = p->data;
   p->data = p->ema;
   p->ema = t;
-  for (int i = 0; i < p->count; i++) p->tensors[i].data = p->data + p->info[i].offset;
+  for (int i = 0; i < p->count; i++) p->tensors[i].data = mem_floats_at(p->data, p->info[i].offset);
 }

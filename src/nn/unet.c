@@ -208,9 +208,9 @@ static void unet_register(UNet *m, const UNetConfig *cfg) {
   add_conv(p, "", "conv_out", cfg->in_channels, ch, 3, &m->conv_out_w, &m->conv_out_b);
 }
 
-void unet_init(UNet *m, const UNetConfig *cfg) {
+void unet_init(UNet *m, const UNetConfig *cfg, const Backend *backend) {
   unet_register(m, cfg);
-  params_finalize(&m->params);
+  params_finalize(&m->params, backend, true);
 }
 
 size_t unet_param_floats(const UNetConfig *cfg) {
@@ -225,7 +225,7 @@ size_t unet_activation_bytes(UNet *m, int B, bool train, double *flops) {
   CHECK(B >= 1 && B <= 2);
   const UNetConfig *c = &m->cfg;
   Graph g;
-  graph_init(&g, 1 << 20);
+  graph_init(&g, m->params.backend, 1 << 20);
   g.grad_enabled = train;
   const int xs[4] = {B, c->in_channels, c->resolution, c->resolution};
   Tensor *x = graph_tensor_zeros(&g, 4, xs);
@@ -234,7 +234,7 @@ size_t unet_activation_bytes(UNet *m, int B, bool train, double *flops) {
   Tensor *y = unet_forward(m, &g, x, t, c->num_classes > 0 ? labels : NULL);
   if (flops) *flops = g.flops / B;
   if (train) graph_backward(&g, ag_mse(&g, y, x));
-  const size_t high_water = g.arena.high_water;
+  const size_t high_water = graph_high_water(&g);
   graph_free(&g);
   if (train) params_zero_grad(&m->params);
   return high_water;
@@ -247,7 +247,7 @@ void unet_free(UNet *m) { params_free(&m->params); }
 static void zero_param(UNet *m, int idx) {
   if (idx < 0) return;
   Tensor *t = params_tensor(&m->params, idx);
-  memset(t->data, 0, t->numel * sizeof(float));
+  m->params.backend->ops->memset(m->params.backend, t->data, 0, t->numel * sizeof(float));
 }
 
 void unet_init_weights(UNet *m, uint64_t seed) {

@@ -34,9 +34,6 @@
 #define SHARED_FORWARD_COLUMNS 8192 /* forward with threads inside each GEMM */
 #define COLUMNS 1024                /* backward, and forward with a thread per image range */
 
-int conv2d_out_h(const Conv2dGeom *g) { return (g->H + g->pad_top + g->pad_bottom - g->kh) / g->sh + 1; }
-int conv2d_out_w(const Conv2dGeom *g) { return (g->W + g->pad_left + g->pad_right - g->kw) / g->sw + 1; }
-
 static int is_pointwise(const Conv2dGeom *g) {
   return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->pad_top == 0 && g->pad_bottom == 0 &&
          g->pad_left == 0 && g->pad_right == 0;

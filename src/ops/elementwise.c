@@ -36,6 +36,29 @@ void scale_forward(float *y, const float *x, float alpha, size_t n) {
   for (size_t i = 0; i < n; i++) y[i] = alpha * x[i];
 }
 
+void scale_shift(float *y, const float *x, float alpha, float beta, size_t n) {
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+  for (size_t i = 0; i < n; i++) y[i] = alpha * x[i] + beta;
+}
+
+void axpby(float *y, float a, const float *x, float b, const float *z, size_t n) {
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+  for (size_t i = 0; i < n; i++) y[i] = a * x[i] + b * z[i];
+}
+
+void forward_mix(float *xt, float *target, const float *x0, const float *noise, const float *coef, int B, size_t M) {
+#pragma omp parallel for schedule(static) if ((size_t)B * M > PAR_MIN)
+  for (int b = 0; b < B; b++) {
+    const float a = coef[4 * b], s = coef[4 * b + 1], tx = coef[4 * b + 2], tn = coef[4 * b + 3];
+    const float *x = x0 + (size_t)b * M, *nz = noise + (size_t)b * M;
+    float *xb = xt + (size_t)b * M, *tb = target + (size_t)b * M;
+    for (size_t i = 0; i < M; i++) {
+      xb[i] = a * x[i] + s * nz[i];
+      tb[i] = tn * nz[i] + tx * x[i]; /* this order: v = alpha eps - sigma x0 as the objective wrote it */
+    }
+  }
+}
+
 void axpy_accumulate(float *dx, const float *dy, float alpha, size_t n) {
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
   for (size_t i = 0; i < n; i++) dx[i] += alpha * dy[i];

@@ -4,9 +4,6 @@
 #include <float.h>
 #include <stddef.h>
 
-int pool2d_out_h(const Pool2dGeom *g) { return (g->H + 2 * g->pad - g->k) / g->stride + 1; }
-int pool2d_out_w(const Pool2dGeom *g) { return (g->W + 2 * g->pad - g->k) / g->stride + 1; }
-
 static inline int imax(int a, int b) { return a > b ? a : b; }
 static inline int imin(int a, int b) { return a < b ? a : b; }
 

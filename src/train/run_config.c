@@ -27,6 +27,7 @@ const CfgField TRAIN_CONFIG_FIELDS[] = {
     F("ckpt_every", CFG_INT, ckpt_every, 0, 1e9, "steps between checkpoints (0: only at the end)"),
     F("sample_n", CFG_INT, sample_n, 1, 1024, "images in a sample grid"),
     F("sample_steps", CFG_INT, sample_steps, 2, 10000, "DDIM steps for sample grids"),
+    F("device", CFG_STRING, device, 0, 0, "where training runs: cpu, cuda or cuda:N (see diffuse info --devices)"),
 };
 #undef F
 const int TRAIN_CONFIG_N_FIELDS = (int)(sizeof TRAIN_CONFIG_FIELDS / sizeof TRAIN_CONFIG_FIELDS[0]);
@@ -48,6 +49,7 @@ void train_config_default(TrainConfig *c) {
   *c = (TrainConfig){.steps = 800000, .batch = 128, .lr = 2e-4, .warmup = 5000, .grad_clip = 1.0, .beta1 = 0.9,
                      .beta2 = 0.999, .adam_eps = 1e-8, .ema_decay = 0.9999, .ema_warmup = true, .seed = 0, .log_every = 50,
                      .sample_every = 5000, .ckpt_every = 5000, .sample_n = 64, .sample_steps = 50};
+  strcpy(c->device, "cpu");
 }
 
 void data_config_default(DataConfig *c) {

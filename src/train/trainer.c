@@ -31,7 +31,6 @@
 #include "io/image.h"
 #include "nn/checkpoint.h"
 #include "samplers/sampler.h"
-#include "train/optim.h"
 
 /* ---- helpers ---- */
 
@@ -50,6 +49,7 @@ struct Trainer {
   float *grid_noise, *grid_work;
   int *batch_idx, *batch_labels;
   uint8_t *batch_flip;
+  float *batch_host; /* one micro-batch of images, read on the host before the upload */
 };
 
 static void save_sample_grid(Trainer *tr, long step) {
@@ -94,12 +94,12 @@ static const char *last_checkpoint(const Trainer *tr, char *buf, size_t n) {
   return buf;
 }
 
-/* Name of the first parameter holding a non-finite value in buf, or NULL. */
-static const char *first_nonfinite(const ParamTable *p, const float *buf) {
-  for (int i = 0; i < p->count; i++)
-    for (size_t k = 0; k < p->info[i].numel; k++)
-      if (!isfinite(buf[p->info[i].offset + k])) return p->info[i].name;
-  return NULL;
+/* Name of the first parameter holding a non-finite value in buf (a flat buffer of p), or NULL. */
+static const char *first_nonfinite(const ParamTable *p, const BackendMem *buf) {
+  const size_t at = p->backend->ops->find_nonfinite(p->backend, buf, p->total);
+  for (int i = 0; i < p->count && at < p->total; i++)
+    if (at >= p->info[i].offset && at < p->info[i].offset + p->info[i].numel) return p->info[i].name;
+  return NULL; /* none, or in the padding between parameters (never written) */
 }
 
 /* One optimizer step; returns the loss, or NAN after printing why it stopped (a non-finite value,
@@ -125,32 +125,38 @@ static double train_step(Trainer *tr, long step, double *grad_norm_out) {
       tr->batch_flip[b] = rc->data.flip && rng_uniform(seed, train_stream(step, s, STREAM_FLIP), 0) < 0.5f;
     }
     const int shape[4] = {micro, m->in_channels, m->resolution, m->resolution};
-    Tensor *x0 = graph_tensor(g, 4, shape);
     char err[1024];
-    if (dataset_get_batch(&tr->data, tr->batch_idx, tr->batch_flip, micro, x0->data,
+    if (dataset_get_batch(&tr->data, tr->batch_idx, tr->batch_flip, micro, tr->batch_host,
                           m->num_classes > 0 ? tr->batch_labels : NULL, err, sizeof err)) {
       fprintf(stderr, "diffuse train: %s; stopping at step %ld\n", err, step + 1);
       tr->data_failed = true; /* the weights are intact: trainer_run saves the steps done */
       return NAN;
     }
+    Tensor *x0 = graph_tensor_upload(g, 4, shape, tr->batch_host);
     Tensor *loss = diffusion_training_loss(&tr->diffusion, &tr->model, g, x0,
                                            m->num_classes > 0 ? tr->batch_labels : NULL, seed, step, k * micro);
-    loss_sum += loss->data[0];
+    float loss_value;
+    tensor_download(loss, &loss_value);
+    loss_sum += loss_value;
     graph_backward(g, n_micro > 1 ? ag_scale(g, loss, 1.0f / (float)n_micro) : loss);
   }
   const double loss = loss_sum / n_micro;
-  const char *bad = first_nonfinite(p, p->grad);
-  if (!isfinite(loss) || bad) {
+  const Backend *be = p->backend;
+  const double norm = sqrt(be->ops->sum_squares(be, p->grad, p->total)); /* double sum: finite iff every element is */
+  const char *bad = isfinite(norm) ? NULL : first_nonfinite(p, p->grad);
+  if (!isfinite(loss) || !isfinite(norm)) {
     char ck[1200];
     fprintf(stderr, "diffuse train: non-finite %s at step %ld%s%s; stopping (%s). Lower train.lr or check the data.\n",
             isfinite(loss) ? "gradient" : "loss", step + 1, bad ? ", first non-finite gradient: " : "", bad ? bad : "",
             last_checkpoint(tr, ck, sizeof ck));
     return NAN;
   }
-  const double norm = t->grad_clip > 0 ? grad_clip(p->grad, p->total, t->grad_clip) : grad_norm(p->grad, p->total);
+  const double clip = t->grad_clip > 0 ? t->grad_clip / (norm + 1e-6) : 1.0; /* torch.nn.utils.clip_grad_norm_ */
   const double warm = t->warmup > 0 ? fmin(1.0, (double)(step + 1) / t->warmup) : 1.0;
-  const AdamWConfig adam = {t->lr * warm, t->beta1, t->beta2, t->adam_eps, t->weight_decay};
-  adamw_step(p->data, p->grad, p->adam_m, p->adam_v, p->total, &adam, step + 1);
+  const double ema_decay = t->ema_warmup ? fmin(t->ema_decay, (1.0 + step) / (10.0 + step)) : t->ema_decay;
+  const OptimStep os = {t->lr * warm, t->beta1, t->beta2, t->adam_eps, t->weight_decay, step + 1,
+                        clip < 1.0 ? (float)clip : 1.0f, ema_decay};
+  be->ops->optim_step(be, p->data, p->grad, p->adam_m, p->adam_v, p->ema, p->total, &os);
   bad = first_nonfinite(p, p->data);
   if (bad) {
     char ck[1200];
@@ -158,8 +164,6 @@ static double train_step(Trainer *tr, long step, double *grad_norm_out) {
             last_checkpoint(tr, ck, sizeof ck));
     return NAN;
   }
-  const double ema_decay = t->ema_warmup ? fmin(t->ema_decay, (1.0 + step) / (10.0 + step)) : t->ema_decay;
-  ema_update(p->ema, p->data, p->total, ema_decay);
   *grad_norm_out = norm;
   return loss;
 }
@@ -234,7 +238,7 @@ static int trainer_setup(Trainer *tr, char *err, size_t errlen) {
   if (sampler_check(&tr->grid_sampler, &tr->diffusion, why, sizeof why))
     return errorf(err, errlen, "train.sample_steps: %s", why);
 
-  unet_init(&tr->model, m);
+  unet_init(&tr->model, m, tr->opt.backend);
   if (check_training_memory(tr, err, errlen)) return -1;
   params_alloc_optimizer(&tr->model.params);
   tr->step = 0;
@@ -255,11 +259,12 @@ static int trainer_setup(Trainer *tr, char *err, size_t errlen) {
     params_alloc_ema(&tr->model.params);
   }
   tr->first_step = tr->saved_step = tr->step;
-  graph_init(&tr->graph, 64u << 20);
+  graph_init(&tr->graph, tr->opt.backend, 64u << 20);
   const int micro = rc->train.micro_batch ? rc->train.micro_batch : rc->train.batch;
   tr->batch_idx = xmalloc((size_t)micro * sizeof(int));
   tr->batch_labels = xmalloc((size_t)micro * sizeof(int));
   tr->batch_flip = xmalloc((size_t)micro);
+  tr->batch_host = xmalloc((size_t)micro * m->in_channels * m->resolution * m->resolution * sizeof(float));
   const size_t per = (size_t)m->in_channels * m->resolution * m->resolution, N = (size_t)rc->train.sample_n;
   tr->grid_noise = xmalloc(N * per * sizeof(float));
   tr->grid_work = xmalloc(sampler_work_floats(&tr->grid_sampler, N * per) * sizeof(float));
@@ -287,7 +292,8 @@ void trainer_close(Trainer *tr) {
   unet_free(&tr->model);
   graph_free(&tr->graph);
   cJSON_Delete(tr->config_json);
-  free(tr->grid_noise), free(tr->grid_work), free(tr->batch_idx), free(tr->batch_labels), free(tr->batch_flip);
+  free(tr->grid_noise), free(tr->grid_work), free(tr->batch_idx), free(tr->batch_labels), free(tr->batch_flip),
+      free(tr->batch_host);
   free(tr->ckpt_path), free(tr->log_path), free(tr->config_path), free(tr->samples_dir);
   free(tr);
 }
