@@ -15,6 +15,9 @@ modes, 2 threads. Run with Debian's PyTorch after building diffuse:
 
   /usr/bin/python3 scripts/bench_vs_pytorch.py [--diffuse build/diffuse] [--threads 2] [--steps 5]
 
+--device cuda runs both on the GPU (fp32, TF32 off in diffuse's cuBLAS; the RSS columns then hold
+PyTorch's peak device memory); scripts/cuda_check.sh calls it so.
+
 It also prints the machine's sgemm rate (diffuse bench --mode gemm, with the kernels diffuse runs)
 and, per config, the conv2d forward/backward GFLOP/s of a profiled training step as a share of an
 sgemm run made just before it (medians over the rounds).
@@ -38,21 +41,23 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CASES = [("configs/cifar10_ddpm.json", 8), ("configs/quickstart.json", 16)]
 
 
-def torch_worker(config, batch, mode, steps, warmup, threads):
+def torch_worker(config, batch, mode, steps, warmup, threads, device="cpu"):
     import torch
     sys.path.insert(0, HERE)
     from gen_unet_fixtures import UNet
 
     torch.set_num_threads(threads)
+    dev = torch.device(device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     with open(config) as f:
         cfg = json.load(f)["model"]
     full = {"resolution": 32, "in_channels": 3, "ch": 128, "ch_mult": [1, 2, 2, 2], "num_res_blocks": 2,
             "attn_resolutions": [16], "dropout": 0.1, "groups": 32, "norm_eps": 1e-6, "num_classes": 0}
     full.update(cfg)
-    model = UNet(full)
+    model = UNet(full).to(dev)
     res, c = full["resolution"], full["in_channels"]
-    x = torch.rand(batch, c, res, res) * 2 - 1
-    t = torch.randint(0, 1000, (batch,)).float()
+    x = (torch.rand(batch, c, res, res) * 2 - 1).to(dev)
+    t = torch.randint(0, 1000, (batch,)).float().to(dev)
     times = []
     if mode == "train":
         model.train()
@@ -69,6 +74,7 @@ def torch_worker(config, batch, mode, steps, warmup, threads):
             with torch.no_grad():
                 for e, p in zip(ema, model.parameters()):
                     e.lerp_(p, 1 - 0.9999)
+            sync()
             if s >= warmup:
                 times.append(time.perf_counter() - t0)
     else:
@@ -77,10 +83,13 @@ def torch_worker(config, batch, mode, steps, warmup, threads):
             for s in range(warmup + steps):
                 t0 = time.perf_counter()
                 model(x, t)
+                sync()
                 if s >= warmup:
                     times.append(time.perf_counter() - t0)
     ms = 1e3 * statistics.median(times)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    if dev.type == "cuda":  # the device's peak instead (what bounds the batch there)
+        rss = torch.cuda.max_memory_allocated(dev) / 2**20
     print(json.dumps({"ms_per_step": ms, "img_per_s": batch / (ms / 1e3), "peak_rss_mib": rss}))
 
 
@@ -97,6 +106,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--modes", default="sample,train")
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda: both programs on the GPU (fp32; RSS columns "
+                    "then show PyTorch's peak device memory)")
     ap.add_argument("--case", action="append", help="CONFIG:BATCH (repeatable; default: the two standard cases)")
     ap.add_argument("--openblas-coretype", default="inherit",
                     help="inherit (keep the environment's OPENBLAS_CORETYPE), auto (unset it: OpenBLAS detects the "
@@ -105,7 +116,7 @@ def main():
     args = ap.parse_args()
     if args.torch_worker:
         config, batch, mode, steps = args.torch_worker
-        torch_worker(config, int(batch), mode, int(steps), args.warmup, args.threads)
+        torch_worker(config, int(batch), mode, int(steps), args.warmup, args.threads, args.device)
         return
     cases = [(c.split(":")[0], int(c.split(":")[1])) for c in args.case] if args.case else CASES
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OPENBLAS_NUM_THREADS=str(args.threads))
@@ -113,7 +124,8 @@ def main():
         env.pop("OPENBLAS_CORETYPE", None)
     elif args.openblas_coretype != "inherit":
         env["OPENBLAS_CORETYPE"] = args.openblas_coretype
-    sgemm = run_json([args.diffuse, "bench", "--mode", "gemm", "--steps", "9", "--threads", str(args.threads)], env)
+    sgemm = run_json([args.diffuse, "bench", "--mode", "gemm", "--steps", "9", "--threads", str(args.threads),
+                      "--device", args.device], env)
     print(f"GEMM kernels: {sgemm['blas']} (OPENBLAS_CORETYPE={env.get('OPENBLAS_CORETYPE', 'unset')}), "
           f"sgemm 2048^3: {sgemm['gflops']:.1f} GFLOP/s on {args.threads} threads")
     rows = []
@@ -123,16 +135,16 @@ def main():
             for _ in range(args.rounds):  # alternate, so drifts in machine load hit both
                 ours.append(run_json([args.diffuse, "bench", "--config", config, "--batch", str(batch), "--mode", mode,
                                       "--steps", str(args.steps), "--warmup", str(args.warmup),
-                                      "--threads", str(args.threads)], env))
+                                      "--threads", str(args.threads), "--device", args.device], env))
                 theirs.append(run_json([sys.executable, os.path.abspath(__file__), "--threads", str(args.threads),
-                                        "--warmup", str(args.warmup), "--torch-worker", config, str(batch), mode,
-                                        str(args.steps)], env))
+                                        "--warmup", str(args.warmup), "--device", args.device, "--torch-worker",
+                                        config, str(batch), mode, str(args.steps)], env))
             o = statistics.median(r["img_per_s"] for r in ours)
             p = statistics.median(r["img_per_s"] for r in theirs)
             rows.append((os.path.basename(config), batch, mode, o, p, o / p,
                          max(r["peak_rss_mib"] for r in ours), max(r["peak_rss_mib"] for r in theirs),
                          statistics.median(r["gflops"] for r in ours)))
-    for config, batch in cases:  # conv2d rates of a profiled training step (direct-convolution equivalents)
+    for config, batch in cases if args.device == "cpu" else []:  # conv2d rates of a profiled training step
         fwd_share, bwd_share, fwd_rate, bwd_rate, sgemm_rate = [], [], [], [], []
         for _ in range(args.rounds):  # each next to an sgemm run: this VM's speed drifts by minutes
             g = run_json([args.diffuse, "bench", "--mode", "gemm", "--steps", "5", "--threads", str(args.threads)], env)

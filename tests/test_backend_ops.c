@@ -13,6 +13,7 @@
  *    the cases that use those two kernels: the check can fail, and it names the culprit.
  *
  * A new backend is tested by registering it in backend_list (src/backend/backend.c), nothing more.
+ * DIFFUSE_REQUIRE_BACKEND=cuda makes the run exit 77 (CTest's skip) where no such device exists.
  * Tolerances, per op, are relative with a floor at the tensor's scale (test_util.h's measure):
  * |got - want| <= tol (|want| + max |want|).
  */
@@ -556,6 +557,14 @@ int main(void) {
   const Backend *backends[16];
   const int n = backend_list(backends, 16);
   EXPECT(n >= 1 && backends[0] == backend_cpu(), "backend_list does not start with the CPU backend");
+  const char *required = getenv("DIFFUSE_REQUIRE_BACKEND"); /* e.g. "cuda": skip (77) when it has no device here */
+  bool found = !required;
+  for (int i = 0; i < n && !found; i++) found = !strncmp(backends[i]->name, required, strlen(required));
+  if (!found) {
+    printf("backend_ops: skipped: no %s device on this machine\n", required);
+    st_free(&st);
+    return 77;
+  }
   check_cpu_closed_forms();
   for (int i = 0; i < n; i++) {
     check_table_complete(backends[i]);

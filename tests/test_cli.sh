@@ -31,6 +31,21 @@ cat > "$tmp/tiny.json" <<'JSON'
 JSON
 expect 0 "" train --config "$tmp/tiny.json" --out "$tmp/run" --quiet
 ck="$tmp/run/ckpt.safetensors"
+# devices: the CPU backend only in this build; cuda is refused naming the build option, before any work
+expect 0 "compiled backends: cpu" info --devices
+expect 0 '"device": "cpu"' bench --config "$tmp/tiny.json" --mode sample --batch 1 --steps 1 --warmup 0 --device cpu
+if "$bin" --version | grep -q "^CUDA: *built"; then # a CUDA build: the devices are listed, bad names still refused
+  expect 0 "compiled backends: cpu, cuda" info --devices
+else
+  expect 1 "built without the CUDA backend (rebuild with cmake -DDIFFUSE_CUDA=ON)" train --config "$tmp/tiny.json" --out "$tmp/cuda_run" --device cuda
+  [ -e "$tmp/cuda_run" ] && { echo "FAIL: a refused --device created the run directory"; fail=1; }
+  expect 1 "device 'cuda:1': this diffuse was built without" sample --ckpt "$ck" --out "$tmp/g.png" --device cuda:1
+  expect 1 "built without the CUDA backend" eval stats --images "$tmp" --out "$tmp/s.npz" --device cuda
+  expect 1 "built without the CUDA backend" bench --mode gemm --device cuda
+fi
+expect 1 "train.device: device 'gpu' is not one of cpu, cuda, cuda:N" train --config "$tmp/tiny.json" --out "$tmp/cuda_run" --set train.device=gpu
+expect 1 "write cuda or cuda:N" eval nll --ckpt "$ck" --data "$tmp" --device cuda:x
+expect 0 "sampler ddim: 2 images" sample --ckpt "$ck" --steps 4 --n 2 --out "$tmp/g.png" --device cpu
 expect 0 "sampler ddim: 5 images, NFE 10" sample --ckpt "$ck" --steps 10 --n 5 --batch 2 --out "$tmp/g.png" --save-tensor "$tmp/a.st"
 [ -s "$tmp/g.png" ] || { echo "FAIL: no grid written"; fail=1; }
 expect 0 "NFE 100" sample --ckpt "$ck" --sampler ancestral --n 3 --out "$tmp/g.png"

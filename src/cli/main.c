@@ -119,7 +119,11 @@ static void print_help(FILE *f) {
 /* The version and what this build contains. */
 static void print_version(void) {
   printf("diffuse %s\n", DIFFUSE_VERSION);
+#ifdef DIFFUSE_HAVE_CUDA
+  printf("backends: cpu, cuda (diffuse info --devices lists the devices)\n");
+#else
   printf("backends: cpu (diffuse info --devices lists the devices)\n");
+#endif
   printf("BLAS:     %s\n", backend_cpu()->ops->describe(backend_cpu()));
 #ifdef _OPENMP
   printf("OpenMP:   yes (%d threads by default)\n", omp_get_max_threads());
@@ -127,7 +131,11 @@ static void print_version(void) {
   printf("OpenMP:   no (built with -DDIFFUSE_OPENMP=OFF)\n");
 #endif
   printf("MPI:      not built (not available yet)\n");
-  printf("CUDA:     not built (not available yet)\n");
+#ifdef DIFFUSE_HAVE_CUDA
+  printf("CUDA:     built (diffuse info --devices lists the GPUs; the CUDA backend is not yet verified on a GPU)\n");
+#else
+  printf("CUDA:     not built (cmake -DDIFFUSE_CUDA=ON)\n");
+#endif
 }
 
 static int is_help(const char *a) { return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0; }
