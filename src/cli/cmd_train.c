@@ -84,26 +84,28 @@ static void on_report(void *ctx, const TrainReport *r) {
   }
 }
 
-static int set_number(cJSON *root, const char *section, const char *key, double v, char *err, size_t errlen) {
+/* section.key = item (taken over), replacing what the config had. */
+static int set_item(cJSON *root, const char *section, const char *key, cJSON *item, char *err, size_t errlen) {
   cJSON *sec = cJSON_GetObjectItemCaseSensitive(root, section);
   if (!sec) sec = cJSON_AddObjectToObject(root, section);
-  if (!cJSON_IsObject(sec)) return errorf(err, errlen, "the config's \"%s\" section is not an object", section);
+  if (!cJSON_IsObject(sec)) {
+    cJSON_Delete(item);
+    return errorf(err, errlen, "the config's \"%s\" section is not an object", section);
+  }
   cJSON_DeleteItemFromObjectCaseSensitive(sec, key);
-  cJSON_AddNumberToObject(sec, key, v);
+  cJSON_AddItemToObject(sec, key, item);
   return 0;
+}
+
+static int set_number(cJSON *root, const char *section, const char *key, double v, char *err, size_t errlen) {
+  return set_item(root, section, key, cJSON_CreateNumber(v), err, errlen);
+}
+
+static int set_string(cJSON *root, const char *section, const char *key, const char *value, char *err, size_t errlen) {
+  return set_item(root, section, key, cJSON_CreateString(value), err, errlen);
 }
 
 /* The config file (or the resumed checkpoint's), with --set and the flags applied. NULL + err. */
-/* section.key = value (a string), replacing what the config had. */
-static int set_string(cJSON *root, const char *section, const char *key, const char *value, char *err, size_t errlen) {
-  cJSON *sec = cJSON_GetObjectItemCaseSensitive(root, section);
-  if (!sec) sec = cJSON_AddObjectToObject(root, section);
-  if (!cJSON_IsObject(sec)) return errorf(err, errlen, "the config's \"%s\" section is not an object", section);
-  cJSON_DeleteItemFromObjectCaseSensitive(sec, key);
-  cJSON_AddStringToObject(sec, key, value);
-  return 0;
-}
-
 static cJSON *build_config(const char *config_path, const char *resume, const ArgList *sets, const char *data,
                            const char *device, int steps, int batch, int seed, const char **origin, char *err,
                            size_t errlen) {

@@ -1,4 +1,4 @@
-/* norm.c - GroupNorm forward/backward and inference BatchNorm.
+/* norm.c - GroupNorm forward/backward (and the fused GroupNorm + SiLU).
  *
  * GroupNorm statistics are accumulated in double, in SIMD lanes (omp simd reductions). Backward,
  * with xhat = (x - mu) * rstd over a group of M elements:
