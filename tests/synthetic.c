@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 
+#include "io/safetensors.h"
 #include "nn/init.h"
 
 static uint64_t splitmix64(uint64_t z) {
@@ -77,4 +78,25 @@ void synthetic_denoiser_free(SyntheticDenoiser *s) {
   graph_free(&s->g);
   unet_free(&s->model);
   diffusion_free(&s->d);
+}
+
+void synthetic_inception_write(const Inception *m, const char *path) {
+  StWriter w;
+  st_writer_init(&w);
+  float *host = malloc(m->params.total * sizeof(float)); /* the weights, downloaded */
+  backend_download(m->params.backend, host, m->params.data, m->params.total * sizeof(float));
+  for (int i = 0; i < m->params.count; i++) {
+    const ParamInfo *pi = &m->params.info[i];
+    int64_t shape[TENSOR_MAX_DIMS];
+    for (int d = 0; d < pi->ndim; d++) shape[d] = pi->shape[d];
+    st_writer_add_f32(&w, pi->name, pi->ndim, shape, host + pi->offset);
+  }
+  static const float one = 1.0f;
+  const int64_t s1[1] = {1};
+  st_writer_add_f32(&w, "Mixed_6b.branch1x1.bn.num_batches_tracked", 1, s1, &one); /* ignored by the loader */
+  char err[512];
+  const int rc = st_writer_save(&w, path, err, sizeof err);
+  CHECK(rc == 0);
+  free(host);
+  st_writer_free(&w);
 }

@@ -14,10 +14,14 @@
 
 #include "nn/params.h"
 #include "diffusion/unet_denoiser.h"
+#include "nn/inception.h"
 #include "nn/unet.h"
 
 void synthetic_fill(float *out, size_t n, const char *stream_name);
 void synthetic_params(ParamTable *p);
+/* m's parameters (unfolded: the state dict) as a safetensors file of pytorch-fid's names, plus one
+ * "num_batches_tracked" the loader must ignore. Aborts on a write error. */
+void synthetic_inception_write(const Inception *m, const char *path);
 /* The "small" U-Net of scripts/gen_unet_fixtures.py (SMALL): 16x16x3, ch 16, mult [1, 2], one res
  * block, attention at 8, 8 groups, no dropout; num_classes as given. */
 UNetConfig synthetic_small_unet_config(int num_classes);

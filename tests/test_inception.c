@@ -144,27 +144,6 @@ static bool same_weights(const Inception *a, const Inception *b) {
   return same;
 }
 
-static void write_table(const Inception *m, const char *path) {
-  StWriter w;
-  st_writer_init(&w);
-  float *host = malloc(m->params.total * sizeof(float)); /* the weights, downloaded */
-  backend_download(m->params.backend, host, m->params.data, m->params.total * sizeof(float));
-  for (int i = 0; i < m->params.count; i++) {
-    const ParamInfo *pi = &m->params.info[i];
-    int64_t shape[TENSOR_MAX_DIMS];
-    for (int d = 0; d < pi->ndim; d++) shape[d] = pi->shape[d];
-    st_writer_add_f32(&w, pi->name, pi->ndim, shape, host + pi->offset);
-  }
-  static const float one = 1.0f;
-  const int64_t s1[1] = {1};
-  st_writer_add_f32(&w, "Mixed_6b.branch1x1.bn.num_batches_tracked", 1, s1, &one); /* ignored by the loader */
-  char err[512];
-  const int rc = st_writer_save(&w, path, err, sizeof err);
-  CHECK(rc == 0);
-  free(host);
-  st_writer_free(&w);
-}
-
 static void write_one(const char *path, const char *name, int ndim, const int64_t *shape) {
   size_t n = 1;
   for (int d = 0; d < ndim; d++) n *= (size_t)shape[d];
@@ -231,7 +210,7 @@ static void check_load(const Inception *ref) {
   inception_init(&raw, backend_cpu());
   synthetic_params(&raw.params);
   temp_path(path, sizeof path, "full");
-  write_table(&raw, path);
+  synthetic_inception_write(&raw, path);
   Inception m;
   char err[1024] = "";
   const int rc = inception_load(&m, backend_cpu(), path, err, sizeof err);

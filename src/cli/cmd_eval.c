@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "backend/comm.h"
 #include "commands.h"
 #include "core/clock.h"
 #include "core/error.h"
@@ -43,6 +44,10 @@ typedef struct {
   FeatureStats stats;
   float *pool3, *logits; /* (batch, 2048); (capacity, 1008) logits without bias */
   float *fc_weight;      /* (1008, 2048), on the host for the Inception-score logits */
+  /* under mpirun: this rank computes batches b with b % ranks == rank and keeps their features here;
+   * extractor_gather replays every batch at rank 0 in order, so the statistics are one process's */
+  float *mine;
+  size_t mine_floats, mine_cap;
   long n, capacity;
   bool tty;
   double t0;
@@ -66,16 +71,60 @@ static void extractor_free(Extractor *e) {
   if (!e->pool3) return;     /* buffers never allocated */
   graph_free(&e->graph);
   feature_stats_free(&e->stats);
-  free(e->pool3), free(e->logits), free(e->fc_weight);
+  free(e->pool3), free(e->logits), free(e->fc_weight), free(e->mine);
 }
 
-static void extractor_add(Extractor *e, const uint8_t *images, int B, int H, int W, long total) {
+/* Whether this rank computes batch `index` (all of them in a single process). */
+static bool extractor_owns(long index) { return index % comm_size() == comm_rank(); }
+
+/* Statistics and Inception-score logits of B images' features (pool3, host). */
+static void extractor_account(Extractor *e, const float *pool3, int B) {
   CHECK(e->n + B <= e->capacity);
-  inception_forward(&e->net, &e->graph, images, B, H, W, e->pool3, NULL);
-  feature_stats_add(&e->stats, e->pool3, B);
-  inception_score_logits(e->logits + (size_t)e->n * IS_CLASSES, e->pool3, B, e->fc_weight);
+  feature_stats_add(&e->stats, pool3, B);
+  inception_score_logits(e->logits + (size_t)e->n * IS_CLASSES, pool3, B, e->fc_weight);
   e->n += B;
-  if (e->tty) fprintf(stderr, "\rdiffuse eval: %ld/%ld images, %.0fs   ", e->n, total, now_seconds() - e->t0);
+}
+
+static void extractor_add(Extractor *e, const uint8_t *images, int B, int H, int W, long done, long total) {
+  inception_forward(&e->net, &e->graph, images, B, H, W, e->pool3, NULL);
+  if (comm_size() == 1) {
+    extractor_account(e, e->pool3, B);
+  } else {
+    const size_t k = (size_t)B * FEATURE_DIM;
+    if (e->mine_floats + k > e->mine_cap) {
+      e->mine_cap = 2 * (e->mine_floats + k);
+      e->mine = xrealloc(e->mine, e->mine_cap * sizeof(float));
+    }
+    memcpy(e->mine + e->mine_floats, e->pool3, k * sizeof(float));
+    e->mine_floats += k;
+  }
+  if (e->tty && comm_is_root())
+    fprintf(stderr, "\rdiffuse eval: %ld/%ld images, %.0fs   ", done + B, total, now_seconds() - e->t0);
+}
+
+/* Under mpirun: every batch's features to rank 0, accounted for in batch order (n images in batches of
+ * `batch`). */
+static void extractor_gather(Extractor *e, long n, int batch) {
+  if (comm_size() == 1) return;
+  size_t at = 0; /* read position in this rank's own features */
+  float *buf = comm_is_root() ? xmalloc((size_t)batch * FEATURE_DIM * sizeof(float)) : NULL;
+  for (long first = 0, i = 0; first < n; first += batch, i++) {
+    const int B = n - first < batch ? (int)(n - first) : batch, owner = (int)(i % comm_size());
+    const size_t k = (size_t)B * FEATURE_DIM;
+    if (comm_is_root()) {
+      if (owner == 0) {
+        memcpy(buf, e->mine + at, k * sizeof(float));
+        at += k;
+      } else {
+        comm_recv(buf, k * sizeof(float), owner);
+      }
+      extractor_account(e, buf, B);
+    } else if (owner == comm_rank()) {
+      comm_send(e->mine + at, k * sizeof(float), 0);
+      at += k;
+    }
+  }
+  free(buf);
 }
 
 /* Features of every image of a loaded dataset (folder, CIFAR-10 binaries, IDX). */
@@ -85,12 +134,13 @@ static int extract_dataset(Extractor *e, Dataset *d, int batch, char *err, size_
   int *idx = xmalloc((size_t)batch * sizeof(int));
   float *f = xmalloc((size_t)batch * img * sizeof(float));
   int rc = 0;
-  for (long first = 0; first < d->n && rc == 0; first += batch) {
+  for (long first = 0, index = 0; first < d->n && rc == 0; first += batch, index++) {
+    if (!extractor_owns(index)) continue;
     const int B = d->n - first < batch ? (int)(d->n - first) : batch;
     for (int b = 0; b < B; b++) idx[b] = (int)(first + b);
     rc = dataset_get_batch(d, idx, NULL, B, f, NULL, err, errlen);
     for (size_t i = 0; i < (size_t)B * img && rc == 0; i++) buf[i] = image_to_u8(f[i]); /* p / 127.5 - 1 round-trips */
-    if (rc == 0) extractor_add(e, buf, B, d->H, d->W, d->n);
+    if (rc == 0) extractor_add(e, buf, B, d->H, d->W, first, d->n);
   }
   free(buf), free(idx), free(f);
   return rc;
@@ -123,7 +173,8 @@ static int extract_generated(Extractor *e, const Backend *backend, const char *c
   graph_init(&g, backend, 16u << 20);
   UNetDenoiser ctx = {&diffusion, &model, &g, labels};
   Denoiser den = unet_denoiser(&ctx);
-  for (long first = 0; first < n && rc == 0; first += batch) {
+  for (long first = 0, index = 0; first < n && rc == 0; first += batch, index++) {
+    if (!extractor_owns(index)) continue;
     const int B = n - first < batch ? (int)(n - first) : batch;
     sample_prior_noise(x, B, per, first, seed, &diffusion);
     for (int b = 0; b < B && labels; b++) labels[b] = (int)((first + b) % mc->num_classes);
@@ -133,7 +184,7 @@ static int extract_generated(Extractor *e, const Backend *backend, const char *c
       for (int c = 0; c < 3; c++)
         for (int p = 0; p < R * R; p++)
           rgb[((size_t)b * 3 + c) * R * R + p] = image_to_u8(x[(size_t)b * per + (size_t)(C == 1 ? 0 : c) * R * R + p]);
-    extractor_add(e, rgb, B, R, R, n);
+    extractor_add(e, rgb, B, R, R, first, n);
   }
   free(x), free(work), free(rgb), free(labels);
   graph_free(&g);
@@ -243,7 +294,14 @@ static int compute_features(const EvalArgs *a, Extractor *e, double *mu, double 
   extractor_init(e, a->batch, capacity);
   int rc = a->ckpt ? extract_generated(e, a->backend, a->ckpt, a->config, &a->sampler, a->n, a->batch, a->seed, nfe, err, errlen)
                  : extract_dataset(e, &d, a->batch, err, errlen);
+  const long n_images = a->ckpt ? a->n : d.n;
   dataset_free(&d);
+  if (comm_any(rc != 0)) { /* the failing ranks' callers print err; the others stay silent (err empty) */
+    if (rc == 0 && errlen) err[0] = '\0';
+    return -1;
+  }
+  extractor_gather(e, n_images, a->batch);
+  if (!comm_is_root()) return 0; /* rank 0 alone finishes, prints and writes */
   *secs = now_seconds() - t0;
   if (e->tty) fprintf(stderr, "\n");
   if (rc == 0 && e->n < FEATURE_DIM && !a->allow_few)
@@ -285,9 +343,16 @@ static int eval_stats(int argc, char **argv) {
   long nfe = 0;
   double secs = 0;
   rc = compute_features(&a, &e, mu, sigma, &nfe, &secs, err, sizeof err);
+  if (!comm_is_root()) { /* under mpirun rank 0 writes the statistics */
+    if (rc && err[0]) fprintf(stderr, "diffuse eval stats: rank %d: %s\n", comm_rank(), err);
+    extractor_free(&e);
+    free(mu), free(sigma);
+    return rc ? 1 : 0;
+  }
   const NpzEntry entries[2] = {{"mu", 1, {FEATURE_DIM}, mu}, {"sigma", 2, {FEATURE_DIM, FEATURE_DIM}, sigma}};
   if (rc == 0) rc = npz_write(a.out, entries, 2, err, sizeof err);
-  if (rc) fprintf(stderr, "diffuse eval stats: %s\n", err);
+  if (rc && err[0]) fprintf(stderr, "diffuse eval stats: %s\n", err);
+  else if (rc) fprintf(stderr, "diffuse eval stats: another rank failed (see its message)\n");
   else printf("statistics of %ld images written to %s (%.1fs, %.1f images/s)\n", e.n, a.out, secs, e.n / secs);
   extractor_free(&e);
   free(mu), free(sigma);
@@ -313,6 +378,12 @@ static int eval_fid(int argc, char **argv) {
   long nfe = 0;
   double secs = 0, fid = 0, is_mean = 0, is_std = 0;
   rc = compute_features(&a, &e, mu, sigma, &nfe, &secs, err, sizeof err);
+  if (!comm_is_root()) { /* under mpirun rank 0 computes and prints the scores */
+    if (rc && err[0]) fprintf(stderr, "diffuse eval fid: rank %d: %s\n", comm_rank(), err);
+    extractor_free(&e);
+    free(mu), free(sigma), free(ref_mu), free(ref_sigma);
+    return rc ? 1 : 0;
+  }
   if (rc == 0) rc = frechet_distance(mu, sigma, ref_mu, ref_sigma, FEATURE_DIM, &fid, err, sizeof err);
   if (rc == 0) {
     const int splits = e.n < a.splits ? (int)e.n : a.splits; /* every split needs an image */
@@ -326,7 +397,7 @@ static int eval_fid(int argc, char **argv) {
     if (a.ckpt) printf("sampler %s, NFE %ld", a.sampler.sampler, nfe);
     printf(", %.1fs, %.2f images/s)\n", secs, e.n / secs);
   } else {
-    fprintf(stderr, "diffuse eval fid: %s\n", err);
+    fprintf(stderr, "diffuse eval fid: %s\n", err[0] ? err : "another rank failed (see its message)");
   }
   extractor_free(&e);
   free(mu), free(sigma), free(ref_mu), free(ref_sigma);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "backend/comm.h"
 #include "commands.h"
 #include "core/clock.h"
 #include "core/error.h"
@@ -214,15 +215,17 @@ int cmd_sample(int argc, char **argv) {
                 "machine's %s: lower --batch", batch, format_bytes(need, sizeof need, batch_bytes),
                 format_bytes(have, sizeof have, (double)memory_total_bytes()));
   }
-  if (rc == 0 && outdir) rc = prepare_outdir(outdir, n, force, err, sizeof err);
+  const bool root = comm_is_root(); /* under mpirun rank 0 writes every output */
+  if (rc == 0 && outdir && root) rc = prepare_outdir(outdir, n, force, err, sizeof err);
   UNet model;
   unet_init(&model, mc, backend);
   const CheckpointLoadOptions lo = {.use_ema = !no_ema};
   if (rc == 0) rc = checkpoint_load(ckpt, &model, &lo, NULL, err, sizeof err);
   SampleSinks sinks = {0};
-  if (rc == 0) rc = sinks_open(&sinks, out, outdir, save_tensor, n, mc, err, sizeof err);
-  if (rc) {
-    fprintf(stderr, "diffuse sample: %s\n", err);
+  if (rc == 0 && root) rc = sinks_open(&sinks, out, outdir, save_tensor, n, mc, err, sizeof err);
+  if (comm_any(rc != 0)) {
+    if (rc) fprintf(stderr, "diffuse sample: %s\n", err);
+    else if (root) sinks_close(&sinks, 0, n, mc, err, sizeof err);
     free(x_init);
     unet_free(&model);
     diffusion_free(&diffusion);
@@ -236,21 +239,43 @@ int cmd_sample(int argc, char **argv) {
   graph_init(&g, backend, 16u << 20);
   UNetDenoiser ctx = {&diffusion, &model, &g, labels};
   Denoiser den = unet_denoiser(&ctx);
-  Progress prog = {&den, isatty(STDERR_FILENO), 0, n, now_seconds()};
+  Progress prog = {&den, isatty(STDERR_FILENO) && root, 0, n, now_seconds()};
   Denoiser shown = {progress_predict, 0, &prog, NULL};
   long nfe_per_batch = 0;
-  for (int first = 0; first < n && rc == 0; first += batch) {
-    const int B = n - first < batch ? n - first : batch;
-    for (int b = 0; b < B && labels; b++)
-      labels[b] = class_label != ARG_UNSET ? class_label : (first + b) % mc->num_classes;
-    if (x_init) memcpy(x, x_init + (size_t)first * per, (size_t)B * per * sizeof(float));
-    else sample_prior_noise(x, B, per, first, seed, &diffusion);
-    NoiseSource noise = sample_step_noise(seed, first);
-    shown.nfe = 0;
-    nfe_per_batch = sampler_run(&so, &diffusion, &shown, &noise, x, B, per, work);
-    prog.done = first + B;
-    if (!prog.tty) fprintf(stderr, "diffuse sample: %d/%d images, NFE %ld\n", prog.done, n, nfe_per_batch);
-    rc = sinks_add(&sinks, x, first, B, mc, err, sizeof err);
+  /* Under mpirun the batches go round the ranks: in each round of `ranks` batches, rank r samples
+   * batch round * ranks + r and rank 0 writes them in order. Every image's noise is drawn by its
+   * index, so the images are those of one process. */
+  const int ranks = comm_size();
+  for (int round_first = 0; round_first < n && rc == 0; round_first += ranks * batch) {
+    const int first = round_first + comm_rank() * batch;
+    if (first < n) {
+      const int B = n - first < batch ? n - first : batch;
+      for (int b = 0; b < B && labels; b++)
+        labels[b] = class_label != ARG_UNSET ? class_label : (first + b) % mc->num_classes;
+      if (x_init) memcpy(x, x_init + (size_t)first * per, (size_t)B * per * sizeof(float));
+      else sample_prior_noise(x, B, per, first, seed, &diffusion);
+      NoiseSource noise = sample_step_noise(seed, first);
+      shown.nfe = 0;
+      nfe_per_batch = sampler_run(&so, &diffusion, &shown, &noise, x, B, per, work);
+      if (!root) comm_send(x, (size_t)B * per * sizeof(float), 0);
+    }
+    for (int r = 0; r < ranks && root && rc == 0; r++) { /* rank 0: its own batch, then the others' */
+      const int f = round_first + r * batch;
+      if (f >= n) break;
+      const int B = n - f < batch ? n - f : batch;
+      if (r > 0) comm_recv(x, (size_t)B * per * sizeof(float), r);
+      prog.done = f + B;
+      if (!prog.tty) fprintf(stderr, "diffuse sample: %d/%d images, NFE %ld\n", prog.done, n, nfe_per_batch);
+      rc = sinks_add(&sinks, x, f, B, mc, err, sizeof err);
+    }
+    rc = comm_any(rc != 0); /* a failed write stops every rank */
+  }
+  if (!root) {
+    free(x_init), free(x), free(work), free(labels);
+    graph_free(&g);
+    unet_free(&model);
+    diffusion_free(&diffusion);
+    return rc ? 1 : 0;
   }
   const double secs = now_seconds() - prog.t0;
   if (prog.tty) fprintf(stderr, "\n");

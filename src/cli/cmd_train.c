@@ -9,10 +9,12 @@
  */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "args.h"
+#include "backend/comm.h"
 #include "commands.h"
 #include "core/error.h"
 #include "nn/checkpoint.h"
@@ -82,6 +84,16 @@ static void on_report(void *ctx, const TrainReport *r) {
     fprintf(stderr, "step %ld/%d loss %.4f grad_norm %.3f %.1f img/s ETA %s\n", r->step, r->steps, r->loss,
             r->grad_norm, r->img_per_s, eta);
   }
+}
+
+/* rc != 0 on some rank: true on every rank, and the error printed once (by rank 0 if it failed too, else by
+ * each failing rank, naming itself). */
+static bool failed_anywhere(int rc, const char *err) {
+  if (!comm_any(rc != 0)) return false;
+  const bool root_failed = comm_any(comm_is_root() && rc != 0);
+  if (rc && comm_is_root()) fprintf(stderr, "diffuse train: %s\n", err);
+  if (rc && !root_failed) fprintf(stderr, "diffuse train: rank %d: %s\n", comm_rank(), err);
+  return true;
 }
 
 /* section.key = item (taken over), replacing what the config had. */
@@ -159,30 +171,34 @@ int cmd_train(int argc, char **argv) {
     return 1;
   }
   char err[1024] = "";
-  if (run_dir_check(out, resume != NULL, force, err, sizeof err)) {
-    fprintf(stderr, "diffuse train: %s\n", err);
-    return 1;
-  }
+  /* Under mpirun every step below is agreed on by all ranks (failed_anywhere); rank 0 alone owns --out. */
+  int rc = comm_is_root() ? run_dir_check(out, resume != NULL, force, err, sizeof err) : 0;
+  if (failed_anywhere(rc, err)) return 1;
   const char *origin;
   cJSON *root = build_config(config_path, resume, &sets, data, device, steps, batch, seed, &origin, err, sizeof err);
   RunConfig run;
-  const int rc = root ? run_config_read(root, origin, &run, err, sizeof err) : -1;
+  rc = root ? run_config_read(root, origin, &run, err, sizeof err) : -1;
   cJSON_Delete(root);
-  if (rc) {
-    fprintf(stderr, "diffuse train: %s\n", err);
-    return 1;
-  }
-  const Backend *backend = backend_open(run.train.device, err, sizeof err);
-  if (!backend) {
-    fprintf(stderr, "diffuse train: %s%s\n", device ? "--device: " : "train.device: ", err);
-    return 1;
-  }
+  if (failed_anywhere(rc, err)) return 1;
+  cJSON *resolved = run_config_to_json(&run);
+  char *text = cJSON_PrintUnformatted(resolved);
+  if (!comm_all_equal(comm_hash(text, strlen(text), COMM_HASH_SEED)))
+    rc = errorf(err, sizeof err, "the ranks resolved different configs (a config file or checkpoint that differs "
+                "between the machines?): give every rank the same files");
+  free(text);
+  cJSON_Delete(resolved);
+  if (failed_anywhere(rc, err)) return 1;
+  char why[512];
+  const Backend *backend = backend_open(run.train.device, why, sizeof why);
+  if (!backend) snprintf(err, sizeof err, "%s%s", device ? "--device: " : "train.device: ", why);
+  if (failed_anywhere(!backend, err)) return 1;
   const TrainOptions opt = {out, resume, skip_bad, backend};
   Trainer *tr = trainer_open(&run, &opt, err, sizeof err);
   RunDir dir;
-  if (!tr || run_dir_open(&dir, out, resume != NULL, force, err, sizeof err)) {
-    fprintf(stderr, "diffuse train: %s\n", err);
+  rc = !tr || (comm_is_root() && run_dir_open(&dir, out, resume != NULL, force, err, sizeof err));
+  if (failed_anywhere(rc, err)) {
     trainer_close(tr);
+    if (tr && comm_is_root() && !rc) run_dir_close(&dir);
     return 1;
   }
   install_signal_handlers();
@@ -190,7 +206,7 @@ int cmd_train(int argc, char **argv) {
   const TrainCallbacks cb = {&tty, stop_requested, on_report, on_save};
   const TrainOutcome outcome = trainer_run(tr, &cb);
   trainer_close(tr);
-  run_dir_close(&dir);
-  if (outcome == TRAIN_STOPPED) return 128 + g_signal;
+  if (comm_is_root()) run_dir_close(&dir);
+  if (outcome == TRAIN_STOPPED) return 128 + (g_signal ? g_signal : SIGTERM);
   return outcome == TRAIN_FINISHED ? 0 : 1;
 }

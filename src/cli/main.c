@@ -12,6 +12,7 @@
 
 #include "commands.h"
 #include "backend/backend.h"
+#include "backend/comm.h"
 
 typedef struct {
   const char *name;
@@ -130,7 +131,8 @@ static void print_version(void) {
 #else
   printf("OpenMP:   no (built with -DDIFFUSE_OPENMP=OFF)\n");
 #endif
-  printf("MPI:      not built (not available yet)\n");
+  printf("MPI:      %s\n", comm_built_with_mpi() ? "built (mpirun -np N diffuse train | sample | eval stats | eval fid)"
+                                                 : "not built (apt-get install libopenmpi-dev; cmake -DDIFFUSE_MPI=ON)");
 #ifdef DIFFUSE_HAVE_CUDA
   printf("CUDA:     built (diffuse info --devices lists the GPUs; the CUDA backend is not yet verified on a GPU)\n");
 #else
@@ -166,7 +168,24 @@ int main(int argc, char **argv) {
       fprintf(stderr, "diffuse %s: not implemented yet\n", c->name);
       return 2;
     }
-    return c->run(argc - 1, argv + 1);
+    char err[512];
+    if (comm_init(&argc, &argv, err, sizeof err)) {
+      fprintf(stderr, "diffuse %s: %s\n", c->name, err);
+      comm_abort(1);
+    }
+    const bool parallel = !strcmp(c->name, "train") || !strcmp(c->name, "sample") ||
+                          (!strcmp(c->name, "eval") && argc > 2 && (!strcmp(argv[2], "stats") || !strcmp(argv[2], "fid")));
+    if (comm_size() > 1 && !parallel) {
+      if (comm_is_root())
+        fprintf(stderr, "diffuse %s: runs as one process; only train, sample, eval stats and eval fid run on several "
+                "ranks (mpirun -np 1, or no mpirun)\n", c->name);
+      comm_finalize();
+      return 2;
+    }
+    const int rc = c->run(argc - 1, argv + 1);
+    /* every rank returns the same code (the commands agree on errors), so the job's exit code is it */
+    comm_finalize();
+    return rc;
   }
   fprintf(stderr, "diffuse: unknown %s '%s'\n\n", argv[1][0] == '-' ? "option" : "command", argv[1]);
   print_help(stderr);

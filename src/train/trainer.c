@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "autograd/functions.h"
+#include "backend/comm.h"
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/rng.h"
@@ -50,6 +51,7 @@ struct Trainer {
   int *batch_idx, *batch_labels;
   uint8_t *batch_flip;
   float *batch_host; /* one micro-batch of images, read on the host before the upload */
+  int per_rank, micro; /* images per step on this rank (train.batch / ranks), per forward pass */
 };
 
 static void save_sample_grid(Trainer *tr, long step) {
@@ -108,18 +110,20 @@ static double train_step(Trainer *tr, long step, double *grad_norm_out) {
   const RunConfig *rc = tr->rc;
   const TrainConfig *t = &rc->train;
   const UNetConfig *m = &rc->model;
-  const int micro = t->micro_batch ? t->micro_batch : t->batch, n_micro = t->batch / micro;
+  const int micro = tr->micro, n_micro = tr->per_rank / micro, ranks = comm_size();
+  const int first = comm_rank() * tr->per_rank; /* this rank's samples of the step's batch: first .. */
   const uint64_t seed = (uint64_t)t->seed;
   ParamTable *p = &tr->model.params;
   params_zero_grad(p);
   double loss_sum = 0.0;
-  for (int k = 0; k < n_micro; k++) {
+  bool failed = false;
+  for (int k = 0; k < n_micro && !failed; k++) {
     Graph *g = &tr->graph;
     graph_reset(g);
     g->grad_enabled = true;
     g->training = true;
     for (int b = 0; b < micro; b++) {
-      const int s = k * micro + b;
+      const int s = first + k * micro + b;
       tr->batch_idx[b] = (int)(rng_uniform(seed, train_stream(step, s, STREAM_INDEX), 0) * (float)tr->data.n);
       if (tr->batch_idx[b] >= tr->data.n) tr->batch_idx[b] = tr->data.n - 1;
       tr->batch_flip[b] = rc->data.flip && rng_uniform(seed, train_stream(step, s, STREAM_FLIP), 0) < 0.5f;
@@ -129,24 +133,33 @@ static double train_step(Trainer *tr, long step, double *grad_norm_out) {
     if (dataset_get_batch(&tr->data, tr->batch_idx, tr->batch_flip, micro, tr->batch_host,
                           m->num_classes > 0 ? tr->batch_labels : NULL, err, sizeof err)) {
       fprintf(stderr, "diffuse train: %s; stopping at step %ld\n", err, step + 1);
-      tr->data_failed = true; /* the weights are intact: trainer_run saves the steps done */
-      return NAN;
+      failed = true;
+      break;
     }
     Tensor *x0 = graph_tensor_upload(g, 4, shape, tr->batch_host);
     Tensor *loss = diffusion_training_loss(&tr->diffusion, &tr->model, g, x0,
-                                           m->num_classes > 0 ? tr->batch_labels : NULL, seed, step, k * micro);
+                                           m->num_classes > 0 ? tr->batch_labels : NULL, seed, step, first + k * micro);
     float loss_value;
     tensor_download(loss, &loss_value);
     loss_sum += loss_value;
-    graph_backward(g, n_micro > 1 ? ag_scale(g, loss, 1.0f / (float)n_micro) : loss);
+    /* each piece's share of the batch mean, so the sum over pieces and ranks is the full batch's gradient */
+    const int pieces = n_micro * ranks;
+    graph_backward(g, pieces > 1 ? ag_scale(g, loss, 1.0f / (float)pieces) : loss);
   }
-  const double loss = loss_sum / n_micro;
+  if (comm_any(failed)) { /* every rank stops at the same step: the weights are intact, trainer_run saves */
+    tr->data_failed = true;
+    return NAN;
+  }
   const Backend *be = p->backend;
+  comm_sum_backend_floats(be, p->grad, p->total); /* all ranks now hold the same gradient */
+  comm_sum_doubles(&loss_sum, 1);
+  const double loss = loss_sum / (n_micro * ranks);
   const double norm = sqrt(be->ops->sum_squares(be, p->grad, p->total)); /* double sum: finite iff every element is */
   const char *bad = isfinite(norm) ? NULL : first_nonfinite(p, p->grad);
-  if (!isfinite(loss) || !isfinite(norm)) {
+  if (!isfinite(loss) || !isfinite(norm)) { /* the same on every rank: they hold the same numbers */
     char ck[1200];
-    fprintf(stderr, "diffuse train: non-finite %s at step %ld%s%s; stopping (%s). Lower train.lr or check the data.\n",
+    if (comm_is_root())
+      fprintf(stderr, "diffuse train: non-finite %s at step %ld%s%s; stopping (%s). Lower train.lr or check the data.\n",
             isfinite(loss) ? "gradient" : "loss", step + 1, bad ? ", first non-finite gradient: " : "", bad ? bad : "",
             last_checkpoint(tr, ck, sizeof ck));
     return NAN;
@@ -160,7 +173,8 @@ static double train_step(Trainer *tr, long step, double *grad_norm_out) {
   bad = first_nonfinite(p, p->data);
   if (bad) {
     char ck[1200];
-    fprintf(stderr, "diffuse train: non-finite weight %s after step %ld; stopping (%s).\n", bad, step + 1,
+    if (comm_is_root())
+      fprintf(stderr, "diffuse train: non-finite weight %s after step %ld; stopping (%s).\n", bad, step + 1,
             last_checkpoint(tr, ck, sizeof ck));
     return NAN;
   }
@@ -174,8 +188,7 @@ static int trainer_setup(Trainer *tr, char *err, size_t errlen);
  * EMA) plus the activations of one micro-batch, measured on batches of 1 and 2 and extrapolated. */
 static int check_training_memory(Trainer *tr, char *err, size_t errlen) {
   const size_t total = memory_total_bytes();
-  const TrainConfig *t = &tr->rc->train;
-  const int micro = t->micro_batch ? t->micro_batch : t->batch;
+  const int micro = tr->micro;
   const double state = 5.0 * sizeof(float) * (double)tr->model.params.total;
   const double a1 = (double)unet_activation_bytes(&tr->model, 1, true, NULL);
   const double a2 = (double)unet_activation_bytes(&tr->model, 2, true, NULL);
@@ -238,6 +251,15 @@ static int trainer_setup(Trainer *tr, char *err, size_t errlen) {
   if (sampler_check(&tr->grid_sampler, &tr->diffusion, why, sizeof why))
     return errorf(err, errlen, "train.sample_steps: %s", why);
 
+  const int ranks = comm_size();
+  if (rc->train.batch % ranks)
+    return errorf(err, errlen, "train.batch %d does not split evenly across %d ranks: choose a multiple of %d",
+                  rc->train.batch, ranks, ranks);
+  tr->per_rank = rc->train.batch / ranks;
+  tr->micro = rc->train.micro_batch ? rc->train.micro_batch : tr->per_rank;
+  if (tr->per_rank % tr->micro)
+    return errorf(err, errlen, "train.micro_batch %d must divide the %d images of each of the %d ranks",
+                  rc->train.micro_batch, tr->per_rank, ranks);
   unet_init(&tr->model, m, tr->opt.backend);
   if (check_training_memory(tr, err, errlen)) return -1;
   params_alloc_optimizer(&tr->model.params);
@@ -260,7 +282,7 @@ static int trainer_setup(Trainer *tr, char *err, size_t errlen) {
   }
   tr->first_step = tr->saved_step = tr->step;
   graph_init(&tr->graph, tr->opt.backend, 64u << 20);
-  const int micro = rc->train.micro_batch ? rc->train.micro_batch : rc->train.batch;
+  const int micro = tr->micro;
   tr->batch_idx = xmalloc((size_t)micro * sizeof(int));
   tr->batch_labels = xmalloc((size_t)micro * sizeof(int));
   tr->batch_flip = xmalloc((size_t)micro);
@@ -311,27 +333,43 @@ static FILE *open_log(const char *path, char *err, size_t errlen) {
   return f;
 }
 
+/* Rank 0's checkpoint, agreed on: every rank learns whether it failed. */
+static int save_checkpoint_agreed(Trainer *tr, const TrainCallbacks *cb, char *err, size_t errlen) {
+  const bool failed = comm_is_root() && save_checkpoint(tr, cb, err, errlen);
+  if (failed) fprintf(stderr, "diffuse train: %s\n", err);
+  if (comm_any(failed)) return -1;
+  tr->saved_step = tr->step;
+  return 0;
+}
+
+/* Rank 0 writes the run directory (log, config, checkpoints, grids); the other ranks only compute. */
 TrainOutcome trainer_run(Trainer *tr, const TrainCallbacks *cb) {
   const RunConfig *rc = tr->rc;
   const TrainConfig *t = &rc->train;
+  const bool root = comm_is_root();
   char err[1024];
-  FILE *log = open_log(tr->log_path, err, sizeof err); /* first: the likelier failure, before anything is written */
-  char *text = log ? cJSON_Print(tr->config_json) : NULL;
-  int failed = !log || atomic_file_write(tr->config_path, text, strlen(text), err, sizeof err);
-  free(text);
-  if (failed) {
-    fprintf(stderr, "diffuse train: %s\n", err);
+  FILE *log = NULL;
+  int failed = 0;
+  if (root) {
+    log = open_log(tr->log_path, err, sizeof err); /* first: the likelier failure, before anything is written */
+    char *text = log ? cJSON_Print(tr->config_json) : NULL;
+    failed = !log || atomic_file_write(tr->config_path, text, strlen(text), err, sizeof err);
+    free(text);
+    if (failed) fprintf(stderr, "diffuse train: %s\n", err);
+  }
+  if (comm_any(failed)) {
     if (log) fclose(log);
     return TRAIN_FAILED;
   }
-  fprintf(stderr, "diffuse train: %d images (%dx%dx%d), %zu parameters, batch %d, steps %ld -> %d, out %s\n",
-          tr->data.n, tr->data.C, tr->data.H, tr->data.W, tr->model.params.total, t->batch, tr->step, t->steps,
-          tr->opt.out_dir);
+  if (root)
+    fprintf(stderr, "diffuse train: %d images (%dx%dx%d), %zu parameters, batch %d%s, steps %ld -> %d, out %s\n",
+            tr->data.n, tr->data.C, tr->data.H, tr->data.W, tr->model.params.total, t->batch,
+            comm_size() > 1 ? " across the ranks" : "", tr->step, t->steps, tr->opt.out_dir);
   const double t0 = now_seconds();
   double window_t = t0, loss_acc = 0.0, norm_last = 0.0;
   int window_n = 0;
   bool stopped = false;
-  while (tr->step < t->steps && !failed && !(stopped = cb && cb->should_stop && cb->should_stop(cb->ctx))) {
+  while (tr->step < t->steps && !failed && !(stopped = comm_any(cb && cb->should_stop && cb->should_stop(cb->ctx)))) {
     double norm = 0.0;
     const double loss = train_step(tr, tr->step, &norm);
     if (isnan(loss)) {
@@ -341,7 +379,7 @@ TrainOutcome trainer_run(Trainer *tr, const TrainCallbacks *cb) {
     const long step = ++tr->step;
     loss_acc += loss, norm_last = norm, window_n++;
     const bool last = step == t->steps;
-    if (step % t->log_every == 0 || last) {
+    if (root && (step % t->log_every == 0 || last)) {
       const double now = now_seconds(), ips = window_n * (double)t->batch / (now - window_t);
       const double warm = t->warmup > 0 ? fmin(1.0, step / t->warmup) : 1.0;
       const TrainReport r = {step, t->steps, loss_acc / window_n, norm_last, t->lr * warm, ips,
@@ -354,35 +392,33 @@ TrainOutcome trainer_run(Trainer *tr, const TrainCallbacks *cb) {
       if (cb && cb->on_report) cb->on_report(cb->ctx, &r);
       loss_acc = 0.0, window_n = 0, window_t = now_seconds();
     }
-    if (t->ckpt_every && step % t->ckpt_every == 0 && !last && save_checkpoint(tr, cb, err, sizeof err)) {
-      fprintf(stderr, "diffuse train: %s\n", err);
+    if (t->ckpt_every && step % t->ckpt_every == 0 && !last && save_checkpoint_agreed(tr, cb, err, sizeof err))
       failed = 1;
-    }
-    if (!failed && t->sample_every && step % t->sample_every == 0 && !last) save_sample_grid(tr, step);
+    if (root && !failed && t->sample_every && step % t->sample_every == 0 && !last) save_sample_grid(tr, step);
   }
-  if (cb && cb->on_report) cb->on_report(cb->ctx, NULL);
+  if (root && cb && cb->on_report) cb->on_report(cb->ctx, NULL);
   if ((!failed || tr->data_failed) && tr->step > tr->saved_step) {
-    if (save_checkpoint(tr, cb, err, sizeof err)) {
-      fprintf(stderr, "diffuse train: %s\n", err);
+    if (save_checkpoint_agreed(tr, cb, err, sizeof err)) {
       failed = 1;
-    } else if (tr->data_failed) {
+    } else if (tr->data_failed && root) {
       fprintf(stderr, "diffuse train: the %ld steps done are saved in %s (continue with --resume %s)\n",
               tr->step - tr->first_step, tr->ckpt_path, tr->ckpt_path);
     }
-  } else if (tr->data_failed) {
+  } else if (tr->data_failed && root) {
     char ck[1200];
     fprintf(stderr, "diffuse train: no steps since the last checkpoint (%s)\n", last_checkpoint(tr, ck, sizeof ck));
   }
-  fclose(log);
+  if (log) fclose(log);
   if (failed) return TRAIN_FAILED;
-  if (stopped) {
+  if (stopped && root) {
     if (tr->step > tr->first_step)
       fprintf(stderr, "diffuse train: stopped at step %ld of %d; checkpoint %s (continue with --resume %s)\n",
               tr->step, t->steps, tr->ckpt_path, tr->ckpt_path);
     else
       fprintf(stderr, "diffuse train: stopped before the first step; nothing to save\n");
-    return TRAIN_STOPPED;
   }
+  if (stopped) return TRAIN_STOPPED;
+  if (!root) return TRAIN_FINISHED;
   save_sample_grid(tr, tr->step);
   fprintf(stderr, "diffuse train: done, %ld steps in %.1fs; checkpoint %s, samples in %s\n",
           tr->step - tr->first_step, now_seconds() - t0, tr->ckpt_path, tr->samples_dir);
