@@ -44,6 +44,10 @@ cat "$tmp/out.txt"
 cut -d, -f1-2 "$tmp/one/log.jsonl" > "$tmp/l1"; cut -d, -f1-2 "$tmp/two/log.jsonl" > "$tmp/l2"
 cmp -s "$tmp/l1" "$tmp/l2" || { echo "FAIL: the logged losses differ"; diff "$tmp/l1" "$tmp/l2"; fail=1; }
 [ -e "$tmp/two/samples/step_0000020.png" ] || { echo "FAIL: rank 0 wrote no sample grid"; fail=1; }
+# the same job on the same number of ranks again: the same bits (the all-reduce's order is fixed for N)
+check "2 ranks again" two "$bin" train --config "$t" --out "$tmp/two_again" --quiet
+cmp -s "$tmp/two/ckpt.safetensors" "$tmp/two_again/ckpt.safetensors" ||
+  { echo "FAIL: two runs on 2 ranks differ"; fail=1; }
 # micro-batches per rank: 2 ranks x 2 micro-batches of 1 image, against 1 process of 4 micro-batches
 check "1 process, micro 1" "$bin" train --config "$t" --out "$tmp/one_m1" --quiet --set train.micro_batch=1
 check "2 ranks, micro 1" two "$bin" train --config "$t" --out "$tmp/two_m1" --quiet --set train.micro_batch=1
