@@ -28,6 +28,7 @@ extern "C" {
 #include "core/error.h"
 #include "cuda_backend.h"
 }
+#include "../ops/window_index.h"
 
 #define CUDA_MAX_DEVICES 16
 #define THREADS 256
@@ -737,25 +738,14 @@ __global__ void k_upsample_backward(float *dx, const float *dy, int H, int W, si
   }
 }
 
-__device__ void source_index(int dst, int in, int out, int *i0, int *i1, float *lambda) {
-  const float scale = (float)in / (float)out;
-  float src = scale * ((float)dst + 0.5f) - 0.5f;
-  if (src < 0.0f) src = 0.0f;
-  int i = (int)src;
-  if (i > in - 1) i = in - 1;
-  *i0 = i;
-  *i1 = i < in - 1 ? i + 1 : i;
-  *lambda = src - (float)i;
-}
-
 __global__ void k_bilinear(float *y, const float *x, int H, int W, int Ho, int Wo, size_t n) {
   GRID_STRIDE(i, n) {
     const size_t p = i / ((size_t)Ho * Wo);
     const int oh = (int)(i / Wo % Ho), ow = (int)(i % Wo);
     int h0, h1, w0, w1;
     float lh, lw;
-    source_index(oh, H, Ho, &h0, &h1, &lh);
-    source_index(ow, W, Wo, &w0, &w1, &lw);
+    bilinear_source_index(oh, H, Ho, &h0, &h1, &lh);
+    bilinear_source_index(ow, W, Wo, &w0, &w1, &lw);
     const float *xp = x + p * H * W;
     const float top = (1.0f - lw) * xp[h0 * W + w0] + lw * xp[h0 * W + w1];
     const float bot = (1.0f - lw) * xp[h1 * W + w0] + lw * xp[h1 * W + w1];
@@ -781,25 +771,13 @@ static void cu_bilinear_resize_forward(const Backend *be, BackendMem *y, const B
   LAUNCHED("bilinear_resize");
 }
 
-/* pool.c's window of output (oh, ow), clipped to the image, and its divisor. */
-__device__ void avg_window(const Pool2dGeom g, int oh, int ow, bool include_pad, int *h0, int *h1, int *w0, int *w1,
-                           float *divisor) {
-  int hs = oh * g.stride - g.pad, ws = ow * g.stride - g.pad;
-  int he = min(hs + g.k, g.H + g.pad), we = min(ws + g.k, g.W + g.pad);
-  const int padded_area = (he - hs) * (we - ws);
-  hs = max(hs, 0), ws = max(ws, 0);
-  he = min(he, g.H), we = min(we, g.W);
-  *h0 = hs, *h1 = he, *w0 = ws, *w1 = we;
-  *divisor = (float)(include_pad ? padded_area : (he - hs) * (we - ws));
-}
-
 __global__ void k_avg_pool(float *y, const float *x, Pool2dGeom g, int Ho, int Wo, bool include_pad, size_t n) {
   GRID_STRIDE(i, n) {
     const size_t bc = i / ((size_t)Ho * Wo);
     const int oh = (int)(i / Wo % Ho), ow = (int)(i % Wo);
     int h0, h1, w0, w1;
     float div;
-    avg_window(g, oh, ow, include_pad, &h0, &h1, &w0, &w1, &div);
+    avg_pool_window(&g, oh, ow, include_pad, &h0, &h1, &w0, &w1, &div);
     const float *xp = x + bc * g.H * g.W;
     float s = 0.0f;
     for (int h = h0; h < h1; h++)
@@ -828,7 +806,7 @@ __global__ void k_avg_pool_backward(float *dx, const float *dy, Pool2dGeom g, in
       for (int ow = owl; ow <= owh; ow++) {
         int h0, h1, w0, w1;
         float div;
-        avg_window(g, oh, ow, include_pad, &h0, &h1, &w0, &w1, &div);
+        avg_pool_window(&g, oh, ow, include_pad, &h0, &h1, &w0, &w1, &div);
         s += dy[bc * Ho * Wo + (size_t)oh * Wo + ow] / div;
       }
     dx[i] += s;

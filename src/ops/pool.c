@@ -4,20 +4,10 @@
 #include <float.h>
 #include <stddef.h>
 
+#include "window_index.h"
+
 static inline int imax(int a, int b) { return a > b ? a : b; }
 static inline int imin(int a, int b) { return a < b ? a : b; }
-
-/* Window of output (oh, ow) clipped to the image: [h0, h1) x [w0, w1); *divisor per PyTorch. */
-static void avg_window(const Pool2dGeom *g, int oh, int ow, bool include_pad, int *h0, int *h1, int *w0, int *w1,
-                       float *divisor) {
-  int hs = oh * g->stride - g->pad, ws = ow * g->stride - g->pad;
-  int he = imin(hs + g->k, g->H + g->pad), we = imin(ws + g->k, g->W + g->pad);
-  const int padded_area = (he - hs) * (we - ws);
-  hs = imax(hs, 0), ws = imax(ws, 0);
-  he = imin(he, g->H), we = imin(we, g->W);
-  *h0 = hs, *h1 = he, *w0 = ws, *w1 = we;
-  *divisor = (float)(include_pad ? padded_area : (he - hs) * (we - ws));
-}
 
 void avg_pool2d_forward(float *y, const float *x, const Pool2dGeom *g, bool count_include_pad) {
   const int Ho = pool2d_out_h(g), Wo = pool2d_out_w(g);
@@ -29,7 +19,7 @@ void avg_pool2d_forward(float *y, const float *x, const Pool2dGeom *g, bool coun
       for (int ow = 0; ow < Wo; ow++) {
         int h0, h1, w0, w1;
         float div;
-        avg_window(g, oh, ow, count_include_pad, &h0, &h1, &w0, &w1, &div);
+        avg_pool_window(g, oh, ow, count_include_pad, &h0, &h1, &w0, &w1, &div);
         float s = 0.0f;
         for (int h = h0; h < h1; h++)
           for (int w = w0; w < w1; w++) s += xp[h * g->W + w];
@@ -48,7 +38,7 @@ void avg_pool2d_backward(float *dx, const float *dy, const Pool2dGeom *g, bool c
       for (int ow = 0; ow < Wo; ow++) {
         int h0, h1, w0, w1;
         float div;
-        avg_window(g, oh, ow, count_include_pad, &h0, &h1, &w0, &w1, &div);
+        avg_pool_window(g, oh, ow, count_include_pad, &h0, &h1, &w0, &w1, &div);
         const float gv = dyp[oh * Wo + ow] / div;
         for (int h = h0; h < h1; h++)
           for (int w = w0; w < w1; w++) dxp[h * g->W + w] += gv;

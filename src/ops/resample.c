@@ -1,9 +1,10 @@
-/* resample.c - nearest-neighbour x2 upsampling and bilinear resize.
- * Bilinear source coordinate (align_corners=False): src = (dst + 0.5) * in/out - 0.5, clamped at 0,
- * as PyTorch's area_pixel_compute_source_index. */
+/* resample.c - nearest-neighbour x2 upsampling and bilinear resize (align_corners=False; the source
+ * index arithmetic, shared with the CUDA kernels, is in window_index.h). */
 #include "ops/resample.h"
 
 #include <stddef.h>
+
+#include "window_index.h"
 
 void upsample_nearest2x_forward(float *y, const float *x, int BC, int H, int W) {
 #pragma omp parallel for schedule(static)
@@ -28,17 +29,6 @@ void upsample_nearest2x_backward(float *dx, const float *dy, int BC, int H, int 
   }
 }
 
-static void source_index(int dst, int in, int out, int *i0, int *i1, float *lambda) {
-  const float scale = (float)in / (float)out;
-  float src = scale * ((float)dst + 0.5f) - 0.5f;
-  if (src < 0.0f) src = 0.0f;
-  int i = (int)src;
-  if (i > in - 1) i = in - 1;
-  *i0 = i;
-  *i1 = i < in - 1 ? i + 1 : i;
-  *lambda = src - (float)i;
-}
-
 void bilinear_resize_forward(float *y, const float *x, int BC, int H, int W, int Ho, int Wo) {
 #pragma omp parallel for schedule(static)
   for (int p = 0; p < BC; p++) {
@@ -47,11 +37,11 @@ void bilinear_resize_forward(float *y, const float *x, int BC, int H, int W, int
     for (int oh = 0; oh < Ho; oh++) {
       int h0, h1;
       float lh;
-      source_index(oh, H, Ho, &h0, &h1, &lh);
+      bilinear_source_index(oh, H, Ho, &h0, &h1, &lh);
       for (int ow = 0; ow < Wo; ow++) {
         int w0, w1;
         float lw;
-        source_index(ow, W, Wo, &w0, &w1, &lw);
+        bilinear_source_index(ow, W, Wo, &w0, &w1, &lw);
         const float top = (1.0f - lw) * xp[h0 * W + w0] + lw * xp[h0 * W + w1];
         const float bot = (1.0f - lw) * xp[h1 * W + w0] + lw * xp[h1 * W + w1];
         yp[(size_t)oh * Wo + ow] = (1.0f - lh) * top + lh * bot;
