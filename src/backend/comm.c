@@ -127,20 +127,16 @@ void comm_sum_backend_floats(const Backend *be, BackendMem *x, size_t n) {
 
 #define CHUNK ((size_t)1 << 30)
 
+/* MPI counts are ints: messages go in pieces of at most CHUNK bytes (both sides cut the same way). */
 void comm_send(const void *buf, size_t bytes, int to) {
-  for (size_t at = 0; at < bytes || at == 0; at += CHUNK) {
-    const size_t k = bytes - at < CHUNK ? bytes - at : CHUNK;
-    MPI_Send((const char *)buf + at, (int)k, MPI_BYTE, to, 0, MPI_COMM_WORLD);
-    if (bytes == 0) break;
-  }
+  for (size_t at = 0; at < bytes; at += CHUNK)
+    MPI_Send((const char *)buf + at, (int)(bytes - at < CHUNK ? bytes - at : CHUNK), MPI_BYTE, to, 0, MPI_COMM_WORLD);
 }
 
 void comm_recv(void *buf, size_t bytes, int from) {
-  for (size_t at = 0; at < bytes || at == 0; at += CHUNK) {
-    const size_t k = bytes - at < CHUNK ? bytes - at : CHUNK;
-    MPI_Recv((char *)buf + at, (int)k, MPI_BYTE, from, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-    if (bytes == 0) break;
-  }
+  for (size_t at = 0; at < bytes; at += CHUNK)
+    MPI_Recv((char *)buf + at, (int)(bytes - at < CHUNK ? bytes - at : CHUNK), MPI_BYTE, from, 0, MPI_COMM_WORLD,
+             MPI_STATUS_IGNORE);
 }
 
 bool comm_built_with_mpi(void) { return true; }

@@ -270,16 +270,10 @@ int cmd_sample(int argc, char **argv) {
     }
     rc = comm_any(rc != 0); /* a failed write stops every rank */
   }
-  if (!root) {
-    free(x_init), free(x), free(work), free(labels);
-    graph_free(&g);
-    unet_free(&model);
-    diffusion_free(&diffusion);
-    return rc ? 1 : 0;
-  }
   const double secs = now_seconds() - prog.t0;
   if (prog.tty) fprintf(stderr, "\n");
-  if (sinks_close(&sinks, rc == 0, n, mc, err, sizeof err)) {
+  if (!root) { /* rank 0 alone has outputs to close and a summary to print */
+  } else if (sinks_close(&sinks, rc == 0, n, mc, err, sizeof err)) {
     fprintf(stderr, "diffuse sample: %s\n", err);
     rc = 1;
   } else {
@@ -291,5 +285,5 @@ int cmd_sample(int argc, char **argv) {
   graph_free(&g);
   unet_free(&model);
   diffusion_free(&diffusion);
-  return rc;
+  return rc ? 1 : 0;
 }

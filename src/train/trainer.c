@@ -84,7 +84,6 @@ static int save_checkpoint(Trainer *tr, const TrainCallbacks *cb, char *err, siz
   const TrainProgress prog = {tr->step, (uint64_t)tr->rc->train.seed};
   if (cb && cb->on_save) cb->on_save(cb->ctx, true);
   const int rc = checkpoint_save(tr->ckpt_path, &tr->model, tr->config_json, &prog, err, errlen);
-  if (rc == 0) tr->saved_step = tr->step;
   if (cb && cb->on_save) cb->on_save(cb->ctx, false);
   return rc;
 }
