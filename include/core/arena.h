@@ -43,6 +43,8 @@ void *arena_alloc(Arena *a, size_t bytes);          /* uninitialised */
 void *arena_calloc(Arena *a, size_t bytes);         /* zeroed; host arenas only */
 void arena_reset(Arena *a);
 ArenaMark arena_mark(const Arena *a);
+/* Whether arena_rewind(a, m) would succeed: no new block was chained since the mark. */
+bool arena_can_rewind(const Arena *a, ArenaMark m);
 /* Free everything allocated since the mark: true if done, false (nothing freed) when a new block
  * was chained since. */
 bool arena_rewind(Arena *a, ArenaMark m);

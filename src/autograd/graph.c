@@ -108,8 +108,8 @@ GraphMark graph_mark(const Graph *g) {
 
 Tensor *graph_keep_only(Graph *g, GraphMark m, Tensor *out) {
   if (g->last != m.last || out->grad) return out;
-  /* both arenas must still be in the marked block, or neither is rewound */
-  if (m.arena.block != g->arena.head || m.data.block != g->data.head) return out;
+  /* both arenas rewind, or neither */
+  if (!arena_can_rewind(&g->arena, m.arena) || !arena_can_rewind(&g->data, m.data)) return out;
   const Tensor kept = *out;
   CHECK(arena_rewind(&g->arena, m.arena) && arena_rewind(&g->data, m.data));
   /* the data lands at the mark, at or below its old place: copy has memmove semantics */

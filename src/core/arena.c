@@ -104,8 +104,10 @@ ArenaMark arena_mark(const Arena *a) {
   return m;
 }
 
+bool arena_can_rewind(const Arena *a, ArenaMark m) { return m.block == a->head && m.used <= a->head->used; }
+
 bool arena_rewind(Arena *a, ArenaMark m) {
-  if (m.block != a->head || m.used > a->head->used) return false;
+  if (!arena_can_rewind(a, m)) return false;
   a->head->used = m.used;
   a->used_total = m.used_total;
   return true;
