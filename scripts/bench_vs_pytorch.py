@@ -10,6 +10,12 @@ medians with the ratio diffuse / PyTorch in images/s and both peak RSS values.
           step diffuse trains with (diffuse bench times the trainer's own step, on procedural images)
   sample  one grad-free forward (torch.no_grad), the unit every sampler repeats
 
+and the FID Inception's feature extraction (`inception:BATCH` cases, default batch 50 as pytorch-fid):
+diffuse bench --mode inception against pytorch-fid's InceptionV3 forward as scripts/gen_inception_fixtures.py
+restates it (torchvision's Inception3 with the FID blocks; ToTensor, bilinear resize of the 32x32 uint8
+images to 299, 2x - 1, blocks to pool3, then fc), both with the synthetic weights of
+tests/make_synthetic_inception (the speed does not depend on the values), written to a temporary file.
+
 Default cases: configs/cifar10_ddpm.json at batch 8 and configs/quickstart.json at batch 16, both
 modes, 2 threads. Run with Debian's PyTorch after building diffuse:
 
@@ -33,12 +39,14 @@ import json
 import os
 import resource
 import statistics
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CASES = [("configs/cifar10_ddpm.json", 8), ("configs/quickstart.json", 16)]
+CASES = [("configs/cifar10_ddpm.json", 8), ("configs/quickstart.json", 16), ("inception", 50)]
 
 
 def torch_worker(config, batch, mode, steps, warmup, threads, device="cpu"):
@@ -93,6 +101,31 @@ def torch_worker(config, batch, mode, steps, warmup, threads, device="cpu"):
     print(json.dumps({"ms_per_step": ms, "img_per_s": batch / (ms / 1e3), "peak_rss_mib": rss}))
 
 
+def torch_inception_worker(batch, steps, warmup, threads, device="cpu"):
+    import torch
+    sys.path.insert(0, HERE)
+    from gen_inception_fixtures import synthetic_model, preprocess, features
+
+    torch.set_num_threads(threads)
+    dev = torch.device(device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    model = synthetic_model()[0].float().eval().to(dev)
+    images = torch.randint(0, 256, (batch, 3, 32, 32), dtype=torch.uint8).to(dev)
+    times = []
+    with torch.no_grad():
+        for s in range(warmup + steps):
+            t0 = time.perf_counter()
+            features(model, preprocess(images))
+            sync()
+            if s >= warmup:
+                times.append(time.perf_counter() - t0)
+    ms = 1e3 * statistics.median(times)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    if dev.type == "cuda":
+        rss = torch.cuda.max_memory_allocated(dev) / 2**20
+    print(json.dumps({"ms_per_step": ms, "img_per_s": batch / (ms / 1e3), "peak_rss_mib": rss}))
+
+
 def run_json(cmd, env):
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -116,7 +149,10 @@ def main():
     args = ap.parse_args()
     if args.torch_worker:
         config, batch, mode, steps = args.torch_worker
-        torch_worker(config, int(batch), mode, int(steps), args.warmup, args.threads, args.device)
+        if mode == "inception":
+            torch_inception_worker(int(batch), int(steps), args.warmup, args.threads, args.device)
+        else:
+            torch_worker(config, int(batch), mode, int(steps), args.warmup, args.threads, args.device)
         return
     cases = [(c.split(":")[0], int(c.split(":")[1])) for c in args.case] if args.case else CASES
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OPENBLAS_NUM_THREADS=str(args.threads))
@@ -128,12 +164,18 @@ def main():
                       "--device", args.device], env)
     print(f"GEMM kernels: {sgemm['blas']} (OPENBLAS_CORETYPE={env.get('OPENBLAS_CORETYPE', 'unset')}), "
           f"sgemm 2048^3: {sgemm['gflops']:.1f} GFLOP/s on {args.threads} threads")
+    weights = None
+    if any(c == "inception" for c, _ in cases):
+        tool = os.path.join(os.path.dirname(os.path.abspath(args.diffuse)), "tests", "make_synthetic_inception")
+        weights = os.path.join(tempfile.mkdtemp(prefix="bench_inception_"), "inception.safetensors")
+        subprocess.run([tool, weights], check=True)
     rows = []
     for config, batch in cases:
-        for mode in args.modes.split(","):
+        for mode in (["inception"] if config == "inception" else args.modes.split(",")):
             ours, theirs = [], []
             for _ in range(args.rounds):  # alternate, so drifts in machine load hit both
-                ours.append(run_json([args.diffuse, "bench", "--config", config, "--batch", str(batch), "--mode", mode,
+                what = ["--inception", weights] if mode == "inception" else ["--config", config]
+                ours.append(run_json([args.diffuse, "bench", *what, "--batch", str(batch), "--mode", mode,
                                       "--steps", str(args.steps), "--warmup", str(args.warmup),
                                       "--threads", str(args.threads), "--device", args.device], env))
                 theirs.append(run_json([sys.executable, os.path.abspath(__file__), "--threads", str(args.threads),
@@ -144,7 +186,8 @@ def main():
             rows.append((os.path.basename(config), batch, mode, o, p, o / p,
                          max(r["peak_rss_mib"] for r in ours), max(r["peak_rss_mib"] for r in theirs),
                          statistics.median(r["gflops"] for r in ours)))
-    for config, batch in cases if args.device == "cpu" else []:  # conv2d rates of a profiled training step
+    for config, batch in [c for c in cases if c[0] != "inception"] if args.device == "cpu" else []:
+        # conv2d rates of a profiled training step
         fwd_share, bwd_share, fwd_rate, bwd_rate, sgemm_rate = [], [], [], [], []
         for _ in range(args.rounds):  # each next to an sgemm run: this VM's speed drifts by minutes
             g = run_json([args.diffuse, "bench", "--mode", "gemm", "--steps", "5", "--threads", str(args.threads)], env)
@@ -160,11 +203,13 @@ def main():
         print(f"{os.path.basename(config)} batch {batch}: conv2d forward {med(fwd_rate):.1f} GFLOP/s "
               f"({100 * med(fwd_share):.0f}% of sgemm), backward {med(bwd_rate):.1f} ({100 * med(bwd_share):.0f}%); "
               f"sgemm next to them {med(sgemm_rate):.1f} GFLOP/s (medians of {args.rounds})")
-    print(f"{'config':<20} {'batch':>5} {'mode':<6} {'diffuse img/s':>13} {'torch img/s':>11} {'ratio':>6} "
+    print(f"{'config':<20} {'batch':>5} {'mode':<9} {'diffuse img/s':>13} {'torch img/s':>11} {'ratio':>6} "
           f"{'diffuse RSS':>11} {'torch RSS':>9} {'diffuse GFLOP/s':>15}")
+    if weights:
+        shutil.rmtree(os.path.dirname(weights))
     for r in rows:
-        print(f"{r[0]:<20} {r[1]:>5} {r[2]:<6} {r[3]:>13.2f} {r[4]:>11.2f} {r[5]:>6.2f} {r[6]:>9.0f}Mi {r[7]:>7.0f}Mi "
-              f"{r[8]:>15.1f}")
+        print(f"{r[0]:<20} {r[1]:>5} {r[2]:<9} {r[3]:>13.2f} {r[4]:>11.2f} {r[5]:>6.2f} {r[6]:>9.0f}Mi {r[7]:>7.0f}Mi " +
+              (f"{r[8]:>15.1f}" if r[8] else f"{'-':>15}"))
 
 
 if __name__ == "__main__":

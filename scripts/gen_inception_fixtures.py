@@ -39,6 +39,7 @@ Writes tests/fixtures/inception.safetensors (float32, gen_op_fixtures.Writer):
   images        (3, 3, 32, 32)  the uint8 values as floats 0..255
   pool3         (3, 2048)       global-average-pooled Mixed_7c ("pool_3")
   logits        (3, 1008)       fc(pool3), with the bias
+  spatial       (3, 2023)       sFID features: Mixed_6d.branch1x1 (TF "mixed_6/conv"), channels 0..6, (H, W, C)
   images_rect   (1, 3, 24, 40), pool3_rect (1, 2048)   the non-square case
 
 __metadata__: "param_count" (23,850,960 parameters, not counting the BatchNorm buffers),
@@ -194,15 +195,22 @@ def preprocess(images_u8):
     return 2 * x - 1
 
 
-def features(model, x):
-    """pool3 (B, 2048) and logits (B, 1008), as pytorch-fid's InceptionV3 blocks."""
+def features(model, x, with_spatial=False):
+    """pool3 (B, 2048) and logits (B, 1008), as pytorch-fid's InceptionV3 blocks; with_spatial also
+    the sFID features of guided-diffusion's evaluator: TF's "mixed_6/conv" (Mixed_6d's 1x1 branch
+    after its ReLU), first 7 channels, in TF's (H, W, C) order, flattened: (B, 2023)."""
     m = model
+    spatial = None
     for layer in (m.Conv2d_1a_3x3, m.Conv2d_2a_3x3, m.Conv2d_2b_3x3, m.maxpool1,
                   m.Conv2d_3b_1x1, m.Conv2d_4a_3x3, m.maxpool2,
                   m.Mixed_5b, m.Mixed_5c, m.Mixed_5d, m.Mixed_6a, m.Mixed_6b,
                   m.Mixed_6c, m.Mixed_6d, m.Mixed_6e, m.Mixed_7a, m.Mixed_7b, m.Mixed_7c):
+        if with_spatial and layer is m.Mixed_6d:
+            spatial = m.Mixed_6d.branch1x1(x)[:, :7].permute(0, 2, 3, 1).flatten(1)
         x = layer(x)
     pool3 = F.adaptive_avg_pool2d(x, (1, 1)).flatten(1)
+    if with_spatial:
+        return pool3, m.fc(pool3), spatial
     return pool3, m.fc(pool3)
 
 
@@ -230,7 +238,7 @@ def main(argv=None):
         x = preprocess(images)
         logits32 = model(x)   # torchvision's own forward in float32 (eval: logits only)
         model.double()
-        pool3, logits = features(model, x.double())
+        pool3, logits, spatial = features(model, x.double(), with_spatial=True)
         pool3_rect, _ = features(model, preprocess(images_rect).double())
     rel = ((logits32.double() - logits).abs().max() / logits.abs().max()).item()
     print(f"torchvision float32 forward vs float64 features(): max error {rel:.2e} "
@@ -239,6 +247,7 @@ def main(argv=None):
     describe("pool3", pool3)
     describe("logits", logits)
     describe("pool3_rect", pool3_rect)
+    describe("spatial", spatial)
     spread = (pool3 - pool3.mean(0, keepdim=True)).abs().mean() / pool3.abs().mean()
     print(f"  pool3 difference between images: {spread:.3g} of its mean magnitude "
           "(the features depend on the input)")
@@ -254,6 +263,7 @@ def main(argv=None):
     wr.add("images", images.to(torch.float32))
     wr.add("pool3", pool3)
     wr.add("logits", logits)
+    wr.add("spatial", spatial)
     wr.add("images_rect", images_rect.to(torch.float32))
     wr.add("pool3_rect", pool3_rect)
     path = os.path.join(args.out_dir, "inception.safetensors")

@@ -114,15 +114,18 @@ static void check_reference(Inception *m, const SafeTensors *st) {
   uint8_t *images = fixture_images(st, "images", &B, &H, &W);
   float *pool3 = malloc((size_t)B * INCEPTION_POOL3_DIM * sizeof(float));
   float *logits = malloc((size_t)B * INCEPTION_NUM_CLASSES * sizeof(float));
-  inception_forward(m, &g, images, B, H, W, pool3, logits);
+  float *spatial = malloc((size_t)B * INCEPTION_SPATIAL_DIM * sizeof(float));
+  inception_forward(m, &g, images, B, H, W, pool3, logits, spatial);
   compare(st, "pool3", pool3, (size_t)B * INCEPTION_POOL3_DIM, "pool3 (3 images, 32x32)");
   compare(st, "logits", logits, (size_t)B * INCEPTION_NUM_CLASSES, "logits (3 images, 32x32)");
+  compare(st, "spatial", spatial, (size_t)B * INCEPTION_SPATIAL_DIM, "sFID spatial (3 images, 32x32)");
+  free(spatial);
   free(images);
 
   int B2, H2, W2;
   images = fixture_images(st, "images_rect", &B2, &H2, &W2);
   CHECK(B2 <= B);
-  inception_forward(m, &g, images, B2, H2, W2, pool3, NULL);
+  inception_forward(m, &g, images, B2, H2, W2, pool3, NULL, NULL);
   compare(st, "pool3_rect", pool3, (size_t)B2 * INCEPTION_POOL3_DIM, "pool3 (1 image, 24x40)");
   free(images);
   free(pool3);

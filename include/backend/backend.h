@@ -139,8 +139,8 @@ struct BackendOps {
                              bool count_include_pad);
   void (*avg_pool2d_backward)(const Backend *be, BackendMem *dx, const BackendMem *dy, const Pool2dGeom *g,
                               bool count_include_pad);
-  void (*max_pool2d_forward)(const Backend *be, BackendMem *y, BackendMem *argmax, const BackendMem *x,
-                             const Pool2dGeom *g);
+  void (*max_pool2d_forward)(const Backend *be, BackendMem *y, BackendMem *argmax /* int32; NULL: no backward */,
+                             const BackendMem *x, const Pool2dGeom *g);
   void (*max_pool2d_backward)(const Backend *be, BackendMem *dx, const BackendMem *dy, const BackendMem *argmax,
                               const Pool2dGeom *g);
   void (*global_avg_pool_forward)(const Backend *be, BackendMem *y, const BackendMem *x, int B, int C, int HW);

@@ -19,7 +19,10 @@
  * to 299x299 (align_corners=False; skipped when H = W = 299), 2x - 1.
  * Outputs: pool3 (B, 2048), the global average pool of Mixed_7c (FID's features), and the logits
  * (B, 1008) = fc(pool3) (the Inception Score takes softmax(pool3 . fc_weight^T) without the bias,
- * as the TF graph's "softmax" node; inception_read_fc gives the weight for that).
+ * as the TF graph's "softmax" node; inception_read_fc gives the weight for that), and the spatial
+ * features of sFID (Nash et al. 2021, as guided-diffusion's evaluator): the first 7 channels of the
+ * TF graph's "mixed_6/conv" tensor, which is Mixed_6d's 1x1 branch after its ReLU, 17 x 17, in TF's
+ * (H, W, C) order: (B, 2023).
  *
  * Usage:
  *   Inception m;
@@ -43,8 +46,13 @@
 #define INCEPTION_SIZE 299         /* input height = width after the resize */
 #define INCEPTION_POOL3_DIM 2048   /* FID features */
 #define INCEPTION_NUM_CLASSES 1008 /* logits (the TF graph's 1008 classes) */
+#define INCEPTION_SPATIAL_CHANNELS 7 /* sFID: the first channels of TF's "mixed_6/conv" (17 x 17) */
+#define INCEPTION_SPATIAL_DIM (INCEPTION_SPATIAL_CHANNELS * 17 * 17)
 #define INCEPTION_N_CONV 94        /* BasicConv2d layers */
 #define INCEPTION_BN_EPS 1e-3
+#ifndef INCEPTION_CHUNK
+#define INCEPTION_CHUNK 8          /* images per pass through the network (see inception_forward) */
+#endif
 
 typedef struct {
   int cin, cout, kh, kw, stride, pad_h, pad_w; /* symmetric padding: pad_h rows top and bottom */
@@ -57,7 +65,7 @@ typedef struct {
   InceptionConv conv[INCEPTION_N_CONV]; /* in state-dict order */
   int fc_w, fc_b;    /* fc.weight (1008, 2048), fc.bias (1008) */
   bool folded;       /* ready for inception_forward */
-  float *staging;    /* host: one image as floats, before the upload */
+  float *staging;    /* host: one chunk of images as floats, before the upload */
   size_t staging_floats;
 } Inception;
 
@@ -77,12 +85,13 @@ int inception_fold(Inception *m, char *err, size_t errlen);
 int inception_load(Inception *m, const Backend *backend, const char *path, char *err, size_t errlen);
 void inception_free(Inception *m);
 
-/* images (B, 3, H, W) uint8, any H, W >= 1 -> pool3 (B, 2048) and, unless NULL, logits (B, 1008).
- * g is scratch memory: it is reset (graph_reset) before each image, so tensors the caller made in
- * it become invalid; nothing is recorded (grad mode is off during the call). Its arena grows to one
- * image's activations (~0.2 GB at 299x299) and is reused from then on. */
+/* images (B, 3, H, W) uint8, any H, W >= 1 -> pool3 (B, 2048) and, unless NULL, logits (B, 1008)
+ * and spatial (B, INCEPTION_SPATIAL_DIM). The images go through the network INCEPTION_CHUNK at a
+ * time (batched convolutions). g is scratch memory: it is reset (graph_reset) before each chunk, so
+ * tensors the caller made in it become invalid; nothing is recorded (grad mode is off during the
+ * call). Its arena grows to one chunk's stem activations (~25 MB per image) and is reused. */
 void inception_forward(Inception *m, Graph *g, const uint8_t *images, int B, int H, int W, float *pool3,
-                       float *logits);
+                       float *logits, float *spatial);
 
 /* fc.weight (1008, 2048) and, unless NULL, fc.bias (1008), to the host. */
 void inception_read_fc(const Inception *m, float *weight, float *bias);

@@ -11,7 +11,8 @@
 void avg_pool2d_forward(float *y, const float *x, const Pool2dGeom *g, bool count_include_pad);
 void avg_pool2d_backward(float *dx, const float *dy, const Pool2dGeom *g, bool count_include_pad);
 
-/* argmax (B, C, Ho, Wo) receives the flat H*W index of each window's maximum for the backward. */
+/* argmax (B, C, Ho, Wo) receives the flat H*W index of each window's maximum for the backward;
+ * NULL when there is no backward (inference). */
 void max_pool2d_forward(float *y, int *argmax, const float *x, const Pool2dGeom *g);
 void max_pool2d_backward(float *dx, const float *dy, const int *argmax, const Pool2dGeom *g);
 

@@ -80,7 +80,7 @@ Tensor *ag_max_pool2d(Graph *g, Tensor *x, int k, int stride, int pad) {
   AG_INPUTS(g, x);
   PoolSaved s = {pool_geom(x, k, stride, pad), false, NULL};
   Tensor *y = new4(g, x->shape[0], x->shape[1], pool2d_out_h(&s.geom), pool2d_out_w(&s.geom));
-  s.argmax = graph_data(g, y->numel * sizeof(int));
+  if (graph_needs_grad(g, &x, 1)) s.argmax = graph_data(g, y->numel * sizeof(int)); /* only the backward reads it */
   BK(g, max_pool2d_forward, y->data, s.argmax, x->data, &s.geom);
   record_pool(g, "max_pool2d", max_pool_bwd, y, x, s);
   return y;

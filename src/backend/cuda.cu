@@ -825,7 +825,7 @@ __global__ void k_max_pool(float *y, int *argmax, const float *x, Pool2dGeom g, 
       for (int w = max(ws, 0); w < min(ws + g.k, g.W); w++)
         if (best_i < 0 || xp[h * g.W + w] > best) best = xp[h * g.W + w], best_i = h * g.W + w;
     y[i] = best;
-    argmax[i] = best_i;
+    if (argmax) argmax[i] = best_i;
   }
 }
 

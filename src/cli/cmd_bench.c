@@ -1,4 +1,5 @@
-/* cmd_bench.c - `diffuse bench`: time the training step or the sampling forward of a config's U-Net.
+/* cmd_bench.c - `diffuse bench`: time the training step or the sampling forward of a config's U-Net,
+ * or the FID Inception's feature extraction.
  *
  * train: the trainer's own optimizer step (trainer_step: the config's objective on procedural
  * images, backward, non-finite checks, gradient clipping, warmup, AdamW, EMA); sample: one grad-free
@@ -6,6 +7,9 @@
  * --steps timed steps; prints one JSON line: median ms per step, images/s, achieved GFLOP/s
  * (forward FLOPs x3 for a training step: the backward costs about two forwards), peak RSS.
  * --profile adds a per-op table (graph.h's GraphProfile) on stderr for training steps.
+ * inception: pool3 + logits of --batch random uint8 images at --resolution (bilinear to 299 as in
+ * `eval fid`), with the weights of --inception FILE (any values: the speed does not depend on them;
+ * scripts/bench_vs_pytorch.py passes the synthetic weights of tests/make_synthetic_inception).
  */
 #include <math.h>
 #include <stdio.h>
@@ -24,6 +28,7 @@
 #include "core/rng.h"
 #include "diffusion/unet_denoiser.h"
 #include "nn/checkpoint.h"
+#include "nn/inception.h"
 #include "run_config_source.h"
 #include "train/trainer.h"
 
@@ -158,41 +163,74 @@ static int time_sampling(const RunConfig *run, const Backend *be, int batch, int
   return 0;
 }
 
+/* --mode inception: one inception_forward of B images (pool3, logits and the sFID features). */
+static int time_inception(const Backend *be, const char *weights, int batch, int resolution, int warmup, int steps,
+                          double *ms, char *err, size_t errlen) {
+  Inception m;
+  if (inception_load(&m, be, weights, err, errlen)) return -1;
+  Graph g;
+  graph_init(&g, be, 64u << 20);
+  const size_t per = (size_t)3 * resolution * resolution;
+  uint8_t *images = xmalloc((size_t)batch * per);
+  float *u = xmalloc((size_t)batch * per * sizeof(float));
+  rng_fill_uniform(u, (size_t)batch * per, 1, 0, 0);
+  for (size_t i = 0; i < (size_t)batch * per; i++) images[i] = (uint8_t)(255.0f * u[i]);
+  float *pool3 = xmalloc((size_t)batch * INCEPTION_POOL3_DIM * sizeof(float));
+  float *logits = xmalloc((size_t)batch * INCEPTION_NUM_CLASSES * sizeof(float));
+  float *spatial = xmalloc((size_t)batch * INCEPTION_SPATIAL_DIM * sizeof(float));
+  for (int s = 0; s < warmup + steps; s++) {
+    const double t0 = now_seconds();
+    inception_forward(&m, &g, images, batch, resolution, resolution, pool3, logits, spatial);
+    if (s >= warmup) ms[s - warmup] = 1e3 * (now_seconds() - t0);
+  }
+  free(images), free(u), free(pool3), free(logits), free(spatial);
+  graph_free(&g);
+  inception_free(&m);
+  return 0;
+}
+
 int cmd_bench(int argc, char **argv) {
-  const char *config = NULL, *mode = "train", *device = NULL;
-  int batch = 8, steps = 10, warmup = 2, threads = 0;
+  const char *config = NULL, *mode = "train", *device = NULL, *inception = getenv("DIFFUSE_INCEPTION");
+  int batch = 8, steps = 10, warmup = 2, threads = 0, resolution = 32;
   bool profile = false;
   const ArgSpec specs[] = {
       {"--config", ARG_STRING, &config}, {"--mode", ARG_STRING, &mode},     {"--batch", ARG_INT, &batch},
       {"--steps", ARG_INT, &steps},      {"--warmup", ARG_INT, &warmup},    {"--threads", ARG_INT, &threads},
-      {"--profile", ARG_FLAG, &profile}, {"--device", ARG_STRING, &device},
+      {"--profile", ARG_FLAG, &profile}, {"--device", ARG_STRING, &device},  {"--inception", ARG_STRING, &inception},
+      {"--resolution", ARG_INT, &resolution},
   };
   const int parse_rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "bench");
   if (parse_rc) return parse_rc;
   const bool train = !strcmp(mode, "train");
-  const bool gemm_mode = !strcmp(mode, "gemm");
+  const bool gemm_mode = !strcmp(mode, "gemm"), inception_mode = !strcmp(mode, "inception");
   if (profile && !train) {
     fprintf(stderr, "diffuse bench: --profile times recorded ops, i.e. --mode train\n");
     return 2;
   }
-  if ((!config && !gemm_mode) || (!train && !gemm_mode && strcmp(mode, "sample"))) {
-    fprintf(stderr, "diffuse bench: need --config F; --mode train|sample|gemm\n");
+  if (inception_mode && !inception) {
+    fprintf(stderr, "diffuse bench: --mode inception needs --inception FILE (or DIFFUSE_INCEPTION)\n");
+    return 2;
+  }
+  if ((!config && !gemm_mode && !inception_mode) || (!train && !gemm_mode && !inception_mode && strcmp(mode, "sample"))) {
+    fprintf(stderr, "diffuse bench: need --config F; --mode train|sample|gemm|inception\n");
     return 2;
   }
   const long max_threads = 4 * sysconf(_SC_NPROCESSORS_ONLN) > 0 ? 4 * sysconf(_SC_NPROCESSORS_ONLN) : 64;
-  if (batch < 1 || steps < 1 || warmup < 0 || threads < 0 || threads > max_threads) {
-    fprintf(stderr, "diffuse bench: --batch/--steps must be >= 1, --warmup >= 0, --threads in [0, %ld] (4x the cores)\n",
-            max_threads);
+  if (batch < 1 || steps < 1 || warmup < 0 || threads < 0 || threads > max_threads || resolution < 1 ||
+      resolution > 1024) {
+    fprintf(stderr, "diffuse bench: --batch/--steps must be >= 1, --warmup >= 0, --threads in [0, %ld] (4x the cores), "
+            "--resolution in [1, 1024]\n", max_threads);
     return 1;
   }
   char err[1024];
   RunConfig run;
-  if (!gemm_mode && resolve_run_config(config, NULL, &run, err, sizeof err)) {
+  const bool needs_config = !gemm_mode && !(inception_mode && !config);
+  if (needs_config && resolve_run_config(config, NULL, &run, err, sizeof err)) {
     fprintf(stderr, "diffuse bench: %s\n", err);
     return 1;
   }
   /* --device, else the config's train.device */
-  const Backend *be = backend_open(device ? device : gemm_mode ? "cpu" : run.train.device, err, sizeof err);
+  const Backend *be = backend_open(device ? device : needs_config ? run.train.device : "cpu", err, sizeof err);
   if (!be) {
     fprintf(stderr, "diffuse bench: %s%s\n", device ? "--device: " : "train.device: ", err);
     return 1;
@@ -206,8 +244,9 @@ int cmd_bench(int argc, char **argv) {
   if (gemm_mode) return bench_gemm(be, steps, warmup);
   double *ms = xmalloc((size_t)steps * sizeof(double)), flops = 0;
   GraphProfile prof;
-  const int rc = train ? time_training(&run, be, batch, warmup, steps, profile ? &prof : NULL, ms, &flops, err, sizeof err)
-                       : time_sampling(&run, be, batch, warmup, steps, ms, &flops, err, sizeof err);
+  const int rc = inception_mode ? time_inception(be, inception, batch, resolution, warmup, steps, ms, err, sizeof err)
+                 : train ? time_training(&run, be, batch, warmup, steps, profile ? &prof : NULL, ms, &flops, err, sizeof err)
+                         : time_sampling(&run, be, batch, warmup, steps, ms, &flops, err, sizeof err);
   if (rc) {
     fprintf(stderr, "diffuse bench: %s\n", err);
     free(ms);
@@ -222,7 +261,7 @@ int cmd_bench(int argc, char **argv) {
   printf("{\"mode\": \"%s\", \"config\": \"%s\", \"device\": \"%s\", \"batch\": %d, \"threads\": %d, \"steps\": %d, "
          "\"ms_per_step\": %.2f, \"ms_min\": %.2f, \"img_per_s\": %.3f, \"gflops\": %.2f, \"peak_rss_mib\": %.1f, "
          "\"blas\": \"%s\"}\n",
-         mode, config, be->name, batch, omp_threads(), steps, median, ms[0], batch / (median * 1e-3),
+         mode, config ? config : "", be->name, batch, omp_threads(), steps, median, ms[0], batch / (median * 1e-3),
          step_flops / (median * 1e-3) / 1e9, ru.ru_maxrss / 1024.0, be->ops->describe(be));
   if (profile) print_profile(&prof, steps, mean);
   free(ms);

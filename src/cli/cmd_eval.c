@@ -86,7 +86,7 @@ static void extractor_account(Extractor *e, const float *pool3, int B) {
 }
 
 static void extractor_add(Extractor *e, const uint8_t *images, int B, int H, int W, long done, long total) {
-  inception_forward(&e->net, &e->graph, images, B, H, W, e->pool3, NULL);
+  inception_forward(&e->net, &e->graph, images, B, H, W, e->pool3, NULL, NULL);
   if (comm_size() == 1) {
     extractor_account(e, e->pool3, B);
   } else {

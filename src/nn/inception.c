@@ -336,9 +336,10 @@ static Tensor *block_b(Inception *m, Graph *g, Tensor *x, int *k) {
   return concat(g, (Tensor *const[]){b3, bd, bp}, 3);
 }
 
-/* FIDInceptionC */
-static Tensor *block_c(Inception *m, Graph *g, Tensor *x, int *k) {
+/* FIDInceptionC; *branch1x1 (unless NULL) receives the 1x1 branch's output. */
+static Tensor *block_c(Inception *m, Graph *g, Tensor *x, int *k, Tensor **branch1x1) {
   Tensor *b1 = basic(m, g, x, k);
+  if (branch1x1) *branch1x1 = b1;
   Tensor *b7 = basic(m, g, basic(m, g, basic(m, g, x, k), k), k);
   Tensor *bd = x;
   for (int i = 0; i < 5; i++) bd = basic(m, g, bd, k);
@@ -367,47 +368,75 @@ static Tensor *block_e(Inception *m, Graph *g, Tensor *x, int *k, bool max_pool)
   return concat(g, (Tensor *const[]){b1, b3a, b3b, bda, bdb, bp}, 6);
 }
 
-/* x (1, 3, 299, 299) in [-1, 1] -> (1, 2048, 1, 1) */
-static Tensor *features(Inception *m, Graph *g, Tensor *x) {
+/* The first INCEPTION_SPATIAL_CHANNELS channels of Mixed_6d's 1x1 branch (B, 192, 17, 17), to the
+ * host as (B, 17, 17, 7): TensorFlow's NHWC order, so statistics match guided-diffusion's. */
+static void download_spatial(Graph *g, const Tensor *b1, float *spatial) {
+  const int B = b1->shape[0], C = b1->shape[1], HW = b1->shape[2] * b1->shape[3];
+  CHECK(C >= INCEPTION_SPATIAL_CHANNELS && HW * INCEPTION_SPATIAL_CHANNELS == INCEPTION_SPATIAL_DIM);
+  float chw[INCEPTION_SPATIAL_DIM];
+  for (int b = 0; b < B; b++) {
+    backend_download(g->backend, chw, mem_floats_at(b1->data, (size_t)b * C * HW), sizeof chw);
+    float *out = spatial + (size_t)b * INCEPTION_SPATIAL_DIM;
+    for (int c = 0; c < INCEPTION_SPATIAL_CHANNELS; c++)
+      for (int i = 0; i < HW; i++) out[i * INCEPTION_SPATIAL_CHANNELS + c] = chw[c * HW + i];
+  }
+}
+
+/* x (B, 3, 299, 299) in [-1, 1] -> (B, 2048, 1, 1), and the sFID features into spatial (host,
+ * (B, INCEPTION_SPATIAL_DIM)) unless NULL. Grad mode is off: the stem's activations stay until its
+ * end, then after each block only its output is kept (moved down to `base`, below which x's source
+ * lies), so the arena holds the stem's or one block's activations of the chunk, not the whole pass's. */
+static Tensor *features(Inception *m, Graph *g, Tensor *x, GraphMark base, float *spatial) {
   int k = 0;
-  x = basic(m, g, x, &k);                              /* Conv2d_1a_3x3 -> 32 x 149 x 149 */
-  x = basic(m, g, x, &k);                              /* Conv2d_2a_3x3 -> 32 x 147 x 147 */
-  x = basic(m, g, x, &k);                              /* Conv2d_2b_3x3 -> 64 x 147 x 147 */
-  x = ag_max_pool2d(g, x, 3, 2, 0);                    /* -> 64 x 73 x 73 */
-  x = basic(m, g, x, &k);                              /* Conv2d_3b_1x1 -> 80 x 73 x 73 */
-  x = basic(m, g, x, &k);                              /* Conv2d_4a_3x3 -> 192 x 71 x 71 */
-  x = ag_max_pool2d(g, x, 3, 2, 0);                    /* -> 192 x 35 x 35 */
-  for (int i = 0; i < 3; i++) x = block_a(m, g, x, &k); /* Mixed_5b..5d -> 288 x 35 x 35 */
-  x = block_b(m, g, x, &k);                            /* Mixed_6a -> 768 x 17 x 17 */
-  for (int i = 0; i < 4; i++) x = block_c(m, g, x, &k); /* Mixed_6b..6e */
-  x = block_d(m, g, x, &k);                            /* Mixed_7a -> 1280 x 8 x 8 */
-  x = block_e(m, g, x, &k, false);                     /* Mixed_7b -> 2048 x 8 x 8 */
-  x = block_e(m, g, x, &k, true);                      /* Mixed_7c */
+#define KEEP(expr) (x = graph_keep_only(g, base, (expr)))
+  x = basic(m, g, x, &k);                                 /* Conv2d_1a_3x3 -> 32 x 149 x 149 */
+  x = basic(m, g, x, &k);                                 /* Conv2d_2a_3x3 -> 32 x 147 x 147 */
+  x = basic(m, g, x, &k);                                 /* Conv2d_2b_3x3 -> 64 x 147 x 147 */
+  x = ag_max_pool2d(g, x, 3, 2, 0);                       /* -> 64 x 73 x 73 */
+  x = basic(m, g, x, &k);                                 /* Conv2d_3b_1x1 -> 80 x 73 x 73 */
+  x = basic(m, g, x, &k);                                 /* Conv2d_4a_3x3 -> 192 x 71 x 71 */
+  KEEP(ag_max_pool2d(g, x, 3, 2, 0));                     /* -> 192 x 35 x 35 */
+  for (int i = 0; i < 3; i++) KEEP(block_a(m, g, x, &k)); /* Mixed_5b..5d -> 288 x 35 x 35 */
+  KEEP(block_b(m, g, x, &k));                             /* Mixed_6a -> 768 x 17 x 17 */
+  for (int i = 0; i < 4; i++) { /* Mixed_6b..6e; Mixed_6d's 1x1 branch is TF's "mixed_6/conv" */
+    Tensor *b1 = NULL;
+    x = block_c(m, g, x, &k, i == 2 ? &b1 : NULL);
+    if (b1 && spatial) download_spatial(g, b1, spatial);
+    KEEP(x);
+  }
+  KEEP(block_d(m, g, x, &k));                             /* Mixed_7a -> 1280 x 8 x 8 */
+  KEEP(block_e(m, g, x, &k, false));                      /* Mixed_7b -> 2048 x 8 x 8 */
+  KEEP(block_e(m, g, x, &k, true));                       /* Mixed_7c */
+#undef KEEP
   CHECK(k == INCEPTION_N_CONV && x->shape[1] == INCEPTION_POOL3_DIM);
   return ag_global_avg_pool(g, x);
 }
 
 void inception_forward(Inception *m, Graph *g, const uint8_t *images, int B, int H, int W, float *pool3,
-                       float *logits) {
+                       float *logits, float *spatial) {
   CHECK(m->folded && "inception_forward before inception_load / inception_fold");
   CHECK(images && pool3 && B >= 1 && H >= 1 && W >= 1);
   CHECK(g->backend == m->params.backend);
   const bool grad_enabled = g->grad_enabled;
   g->grad_enabled = false;
   const size_t per_image = (size_t)3 * H * W;
-  if (per_image > m->staging_floats) {
+  const int chunk = B < INCEPTION_CHUNK ? B : INCEPTION_CHUNK;
+  if ((size_t)chunk * per_image > m->staging_floats) {
     free(m->staging);
-    m->staging = xmalloc(per_image * sizeof(float));
-    m->staging_floats = per_image;
+    m->staging_floats = (size_t)chunk * per_image;
+    m->staging = xmalloc(m->staging_floats * sizeof(float));
   }
-  for (int b = 0; b < B; b++) {
+  for (int b0 = 0; b0 < B; b0 += chunk) {
+    const int n = B - b0 < chunk ? B - b0 : chunk;
     graph_reset(g);
-    const uint8_t *img = images + (size_t)b * per_image;
-    for (size_t i = 0; i < per_image; i++) m->staging[i] = (float)img[i] / 255.0f; /* ToTensor */
-    Tensor *x = graph_tensor_upload(g, 4, (const int[]){1, 3, H, W}, m->staging);
+    const GraphMark base = graph_mark(g);
+    const uint8_t *img = images + (size_t)b0 * per_image;
+    for (size_t i = 0; i < (size_t)n * per_image; i++) m->staging[i] = (float)img[i] / 255.0f; /* ToTensor */
+    Tensor *x = graph_tensor_upload(g, 4, (const int[]){n, 3, H, W}, m->staging);
     if (H != INCEPTION_SIZE || W != INCEPTION_SIZE) x = ag_bilinear_resize(g, x, INCEPTION_SIZE, INCEPTION_SIZE);
     g->backend->ops->scale_shift(g->backend, x->data, x->data, 2.0f, -1.0f, x->numel); /* in place, x is fresh */
-    tensor_download(features(m, g, x), pool3 + (size_t)b * INCEPTION_POOL3_DIM);
+    float *chunk_spatial = spatial ? spatial + (size_t)b0 * INCEPTION_SPATIAL_DIM : NULL;
+    tensor_download(features(m, g, x, base, chunk_spatial), pool3 + (size_t)b0 * INCEPTION_POOL3_DIM);
   }
   if (logits) {
     graph_reset(g);
