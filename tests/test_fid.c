@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "eval/fid.h"
+#include "eval/kid.h"
+#include "eval/precision_recall.h"
 #include "io/npz.h"
 #include "test_util.h"
 
@@ -115,6 +117,48 @@ int main(void) {
   EXPECT(fabs(m - want_m[0]) < 1e-5 * want_m[0] && fabs(s - want_s[0]) < 1e-4 * want_s[0], "IS %.6f +- %.6f, numpy %.6f +- %.6f",
          m, s, want_m[0], want_s[0]);
   free(logits), free(want_m), free(want_s);
+
+  /* KID vs torch-fidelity's polynomial_mmd (numpy, float64). float32 dot products of the 64-d rows
+   * are good to ~1e-6 relative and the sums do not cancel much here (KID 0.94 against kernel means of
+   * ~10), so 1e-4 relative holds with margin. */
+  size_t na, nb, nc;
+  float *fa = fixture_floats(&st, "features.a", &na), *fb = fixture_floats(&st, "features.b", &nb);
+  float *fc = fixture_floats(&st, "features.c", &nc);
+  float *want_kid = fixture_floats(&st, "kid.ab", &n);
+  const double mmd = kid_mmd2(fa, fb, 200, DIM);
+  EXPECT(fabs(mmd - want_kid[0]) < 1e-4 * fabs(want_kid[0]), "KID MMD^2(a[:200], b) %.8f, numpy %.8f", mmd, want_kid[0]);
+  /* one subset of every row: a permutation of both sets, the same estimate (drawn without replacement) */
+  double kid_mean, kid_std;
+  kernel_inception_distance(fa, 200, fb, 200, DIM, 1, 200, 7, &kid_mean, &kid_std);
+  EXPECT(fabs(kid_mean - mmd) < 1e-9 * fabs(mmd) && kid_std == 0.0, "KID of one full subset %.10f (std %.3g) vs %.10f",
+         kid_mean, kid_std, mmd);
+  double again_mean, again_std;
+  kernel_inception_distance(fa, 300, fb, 200, DIM, 5, 50, 7, &kid_mean, &kid_std);
+  kernel_inception_distance(fa, 300, fb, 200, DIM, 5, 50, 7, &again_mean, &again_std);
+  EXPECT(kid_mean == again_mean && kid_std == again_std && kid_std > 0.0 && fabs(kid_mean - mmd) < 0.5 * mmd,
+         "KID over 5 subsets of 50: %.6f +- %.6f (again %.6f +- %.6f; all rows %.6f)", kid_mean, kid_std, again_mean,
+         again_std, mmd);
+  printf("fid: KID a[:200] vs b %.8f (numpy %.8f); 5 subsets of 50: %.6f +- %.6f\n", mmd, want_kid[0], kid_mean, kid_std);
+  free(want_kid);
+
+  /* precision and recall vs guided-diffusion's ManifoldEstimator (numpy): the fixture script checks
+   * that no distance is within 1e-5 of a radius, so the counts must agree exactly */
+  const struct {
+    const char *name;
+    const float *fake;
+    long n_fake;
+  } pr_cases[] = {{"pr.ab", fb, 200}, {"pr.ac", fc, 40}};
+  for (int c = 0; c < 2; c++) {
+    float *want = fixture_floats(&st, pr_cases[c].name, &n);
+    double precision, recall;
+    precision_recall(fa, 300, pr_cases[c].fake, pr_cases[c].n_fake, DIM, PR_NEIGHBOURS, &precision, &recall);
+    EXPECT(lround(precision * pr_cases[c].n_fake) == lround(want[0] * pr_cases[c].n_fake) &&
+               lround(recall * 300) == lround(want[1] * 300),
+           "%s: precision %.6f recall %.6f, numpy %.6f %.6f", pr_cases[c].name, precision, recall, want[0], want[1]);
+    printf("fid: %s precision %.4f recall %.4f (numpy %.4f %.4f)\n", pr_cases[c].name, precision, recall, want[0], want[1]);
+    free(want);
+  }
+  free(fa), free(fb), free(fc);
 
   /* our writer: round trip; corrupt, truncated and foreign files give messages */
   char path[] = "/tmp/diffuse_test_fid_XXXXXX";
