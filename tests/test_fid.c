@@ -164,7 +164,7 @@ int main(void) {
   char path[] = "/tmp/diffuse_test_fid_XXXXXX";
   const int fd = mkstemp(path);
   close(fd);
-  const NpzEntry entries[2] = {{"mu", 1, {DIM}, mu_a}, {"sigma", 2, {DIM, DIM}, sig_a}};
+  const NpzEntry entries[2] = {{"mu", 1, {DIM}, mu_a, NULL}, {"sigma", 2, {DIM, DIM}, sig_a, NULL}};
   EXPECT(npz_write(path, entries, 2, err, sizeof err) == 0, "%s", err);
   EXPECT(npz_read(path, "sigma", &sigma, err, sizeof err) == 0 && sigma.ndim == 2 &&
              memcmp(sigma.data, sig_a, sizeof sig_a) == 0,

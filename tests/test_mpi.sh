@@ -108,8 +108,9 @@ cmp -s "$tmp/st1.npz" "$tmp/st2.npz" || { echo "FAIL: 2-rank statistics differ f
 # the FID's matrix square root (OpenBLAS) rounds differently with another thread count: one thread in both
 OMP_NUM_THREADS=1 "$bin" eval fid --ref "$tmp/st1.npz" --ckpt "$ck" --n 5 --steps 5 $inc > "$tmp/f1.txt" 2>&1 || fail=1
 OMP_NUM_THREADS=1 two "$bin" eval fid --ref "$tmp/st1.npz" --ckpt "$ck" --n 5 --steps 5 $inc > "$tmp/f2.txt" 2>&1 || fail=1
-f1=$(grep "^FID" "$tmp/f1.txt" | sed 's/, [0-9.]*s, [0-9.]* images\/s//'); f2=$(grep "^FID" "$tmp/f2.txt" | sed 's/, [0-9.]*s, [0-9.]* images\/s//')
-{ [ -n "$f1" ] && [ "$f1" = "$f2" ]; } || { echo "FAIL: eval fid: '$f1' (1 process) vs '$f2' (2 ranks)"; cat "$tmp/f2.txt"; fail=1; }
+# every metric line (FID, sFID, IS; KID, precision, recall) without the timing
+f1=$(grep -E "^(FID|KID)" "$tmp/f1.txt" | sed 's/, [0-9.]*s, [0-9.]* images\/s//'); f2=$(grep -E "^(FID|KID)" "$tmp/f2.txt" | sed 's/, [0-9.]*s, [0-9.]* images\/s//')
+{ [ -n "$f1" ] && [ "$f1" = "$f2" ] && printf '%s' "$f1" | grep -q "^KID"; } || { echo "FAIL: eval fid: '$f1' (1 process) vs '$f2' (2 ranks)"; cat "$tmp/f2.txt"; fail=1; }
 echo "eval fid of generated images: $f1 (1 process) = $f2 (2 ranks)"
 
 # 7. commands that run as one process say so under mpirun

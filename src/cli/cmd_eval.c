@@ -21,8 +21,11 @@
 #include "diffusion/unet_denoiser.h"
 #include "core/rng.h"
 #include "eval/fid.h"
+#include "eval/kid.h"
+#include "eval/precision_recall.h"
 #include "eval/nll.h"
 #include "io/dataset.h"
+#include "io/file_read.h"
 #include "io/image.h"
 #include "io/npz.h"
 #include "nn/checkpoint.h"
@@ -32,20 +35,25 @@
 #include "sampler_flags.h"
 
 #define FEATURE_DIM INCEPTION_POOL3_DIM
+#define SPATIAL_DIM INCEPTION_SPATIAL_DIM
 #define IS_CLASSES INCEPTION_NUM_CLASSES
 #define VLB_STREAM_BASE 0x5A3F000000000000ull     /* x_t noise of image k */
 #define DEQUANT_STREAM_BASE 0x5A40000000000000ull /* uniform dequantisation of image k */
 #define PROBE_STREAM_BASE 0x5A41000000000000ull   /* Hutchinson probe of image k */
 
-/* Inception features of a stream of uint8 image batches. */
+/* Inception features of a stream of uint8 image batches: the pool3 and sFID statistics, the Inception
+ * Score's logits and every image's pool3 features (for KID and precision/recall), in one pass. */
 typedef struct {
   Inception net;
   Graph graph;
-  FeatureStats stats;
-  float *pool3, *logits; /* (batch, 2048); (capacity, 1008) logits without bias */
-  float *fc_weight;      /* (1008, 2048), on the host for the Inception-score logits */
-  /* under mpirun: this rank computes batches b with b % ranks == rank and keeps their features here;
-   * extractor_gather replays every batch at rank 0 in order, so the statistics are one process's */
+  FeatureStats stats, spatial_stats;
+  float *pool3, *spatial; /* one batch: (batch, 2048), (batch, 2023) */
+  float *features;        /* (capacity, 2048): every image's pool3 */
+  float *logits;          /* (capacity, 1008) logits without bias */
+  float *fc_weight;       /* (1008, 2048), on the host for the Inception-score logits */
+  /* under mpirun: this rank computes batches b with b % ranks == rank and keeps their pool3 and
+   * spatial features here (per batch: B pool3 rows, then B spatial rows); extractor_gather replays
+   * every batch at rank 0 in order, so the statistics are one process's */
   float *mine;
   size_t mine_floats, mine_cap;
   long n, capacity;
@@ -59,8 +67,11 @@ static void extractor_init(Extractor *e, int batch, long capacity) {
   e->fc_weight = xmalloc((size_t)IS_CLASSES * FEATURE_DIM * sizeof(float));
   inception_read_fc(&e->net, e->fc_weight, NULL);
   feature_stats_init(&e->stats, FEATURE_DIM);
+  feature_stats_init(&e->spatial_stats, SPATIAL_DIM);
   e->pool3 = xmalloc((size_t)batch * FEATURE_DIM * sizeof(float));
+  e->spatial = xmalloc((size_t)batch * SPATIAL_DIM * sizeof(float));
   e->capacity = capacity;
+  e->features = xmalloc((size_t)capacity * FEATURE_DIM * sizeof(float));
   e->logits = xmalloc((size_t)capacity * IS_CLASSES * sizeof(float));
   e->tty = isatty(STDERR_FILENO);
   e->t0 = now_seconds();
@@ -71,32 +82,36 @@ static void extractor_free(Extractor *e) {
   if (!e->pool3) return;     /* buffers never allocated */
   graph_free(&e->graph);
   feature_stats_free(&e->stats);
-  free(e->pool3), free(e->logits), free(e->fc_weight), free(e->mine);
+  feature_stats_free(&e->spatial_stats);
+  free(e->pool3), free(e->spatial), free(e->features), free(e->logits), free(e->fc_weight), free(e->mine);
 }
 
 /* Whether this rank computes batch `index` (all of them in a single process). */
 static bool extractor_owns(long index) { return index % comm_size() == comm_rank(); }
 
-/* Statistics and Inception-score logits of B images' features (pool3, host). */
-static void extractor_account(Extractor *e, const float *pool3, int B) {
+/* Statistics, features and Inception-score logits of B images (pool3 and spatial features, host). */
+static void extractor_account(Extractor *e, const float *pool3, const float *spatial, int B) {
   CHECK(e->n + B <= e->capacity);
   feature_stats_add(&e->stats, pool3, B);
+  feature_stats_add(&e->spatial_stats, spatial, B);
+  memcpy(e->features + (size_t)e->n * FEATURE_DIM, pool3, (size_t)B * FEATURE_DIM * sizeof(float));
   inception_score_logits(e->logits + (size_t)e->n * IS_CLASSES, pool3, B, e->fc_weight);
   e->n += B;
 }
 
 static void extractor_add(Extractor *e, const uint8_t *images, int B, int H, int W, long done, long total) {
-  inception_forward(&e->net, &e->graph, images, B, H, W, e->pool3, NULL, NULL);
+  inception_forward(&e->net, &e->graph, images, B, H, W, e->pool3, NULL, e->spatial);
   if (comm_size() == 1) {
-    extractor_account(e, e->pool3, B);
+    extractor_account(e, e->pool3, e->spatial, B);
   } else {
-    const size_t k = (size_t)B * FEATURE_DIM;
-    if (e->mine_floats + k > e->mine_cap) {
-      e->mine_cap = 2 * (e->mine_floats + k);
+    const size_t kp = (size_t)B * FEATURE_DIM, ks = (size_t)B * SPATIAL_DIM;
+    if (e->mine_floats + kp + ks > e->mine_cap) {
+      e->mine_cap = 2 * (e->mine_floats + kp + ks);
       e->mine = xrealloc(e->mine, e->mine_cap * sizeof(float));
     }
-    memcpy(e->mine + e->mine_floats, e->pool3, k * sizeof(float));
-    e->mine_floats += k;
+    memcpy(e->mine + e->mine_floats, e->pool3, kp * sizeof(float));
+    memcpy(e->mine + e->mine_floats + kp, e->spatial, ks * sizeof(float));
+    e->mine_floats += kp + ks;
   }
   if (e->tty && comm_is_root())
     fprintf(stderr, "\rdiffuse eval: %ld/%ld images, %.0fs   ", done + B, total, now_seconds() - e->t0);
@@ -107,10 +122,10 @@ static void extractor_add(Extractor *e, const uint8_t *images, int B, int H, int
 static void extractor_gather(Extractor *e, long n, int batch) {
   if (comm_size() == 1) return;
   size_t at = 0; /* read position in this rank's own features */
-  float *buf = comm_is_root() ? xmalloc((size_t)batch * FEATURE_DIM * sizeof(float)) : NULL;
+  float *buf = comm_is_root() ? xmalloc((size_t)batch * (FEATURE_DIM + SPATIAL_DIM) * sizeof(float)) : NULL;
   for (long first = 0, i = 0; first < n; first += batch, i++) {
     const int B = n - first < batch ? (int)(n - first) : batch, owner = (int)(i % comm_size());
-    const size_t k = (size_t)B * FEATURE_DIM;
+    const size_t k = (size_t)B * (FEATURE_DIM + SPATIAL_DIM);
     if (comm_is_root()) {
       if (owner == 0) {
         memcpy(buf, e->mine + at, k * sizeof(float));
@@ -118,7 +133,7 @@ static void extractor_gather(Extractor *e, long n, int batch) {
       } else {
         comm_recv(buf, k * sizeof(float), owner);
       }
-      extractor_account(e, buf, B);
+      extractor_account(e, buf, buf + (size_t)B * FEATURE_DIM, B);
     } else if (owner == comm_rank()) {
       comm_send(e->mine + at, k * sizeof(float), 0);
       at += k;
@@ -198,7 +213,7 @@ typedef struct {
   const Backend *backend;
   int resolution, batch, seed, splits;
   long n;
-  bool allow_few;
+  bool allow_few, no_features;
   SamplerFlags sampler;
 } EvalArgs;
 
@@ -216,7 +231,7 @@ static int parse_eval_args(int argc, char **argv, EvalArgs *a, const char *comma
       {"--resolution", ARG_INT, &a->resolution}, {"--batch", ARG_INT, &a->batch},           \
       {"--seed", ARG_INT, &a->seed}, {"--splits", ARG_INT, &a->splits}, {"--n", ARG_INT, &n}, \
       {"--allow-few-images", ARG_FLAG, &a->allow_few}, {"--device", ARG_STRING, &a->device}
-  const ArgSpec stats_specs[] = {EVAL_COMMON_SPECS};
+  const ArgSpec stats_specs[] = {EVAL_COMMON_SPECS, {"--no-features", ARG_FLAG, &a->no_features}};
   const ArgSpec fid_specs[] = {EVAL_COMMON_SPECS, SAMPLER_FLAG_SPECS(a->sampler)};
 #undef EVAL_COMMON_SPECS
   const bool fid = !strcmp(command, "eval fid");
@@ -254,8 +269,22 @@ static int parse_eval_args(int argc, char **argv, EvalArgs *a, const char *comma
   return 0;
 }
 
-/* Run the extractor over the chosen source; fills mu, sigma. e is initialised (free it) even on error. */
-static int compute_features(const EvalArgs *a, Extractor *e, double *mu, double *sigma, long *nfe, double *secs,
+/* Gaussian statistics of pool3 (FID) and of the spatial features (sFID). */
+typedef struct {
+  double *mu, *sigma, *mu_s, *sigma_s;
+} FeatureGaussians;
+
+static void gaussians_init(FeatureGaussians *g) {
+  g->mu = xmalloc(FEATURE_DIM * sizeof(double));
+  g->sigma = xmalloc((size_t)FEATURE_DIM * FEATURE_DIM * sizeof(double));
+  g->mu_s = xmalloc(SPATIAL_DIM * sizeof(double));
+  g->sigma_s = xmalloc((size_t)SPATIAL_DIM * SPATIAL_DIM * sizeof(double));
+}
+
+static void gaussians_free(FeatureGaussians *g) { free(g->mu), free(g->sigma), free(g->mu_s), free(g->sigma_s); }
+
+/* Run the extractor over the chosen source; fills *out. e is initialised (free it) even on error. */
+static int compute_features(const EvalArgs *a, Extractor *e, FeatureGaussians *out, long *nfe, double *secs,
                             char *err, size_t errlen) {
   memset(e, 0, sizeof *e);
   if (!a->inception)
@@ -282,13 +311,13 @@ static int compute_features(const EvalArgs *a, Extractor *e, double *mu, double 
     if (dataset_load(&d, &o, err, errlen)) return -1;
   }
   const long capacity = a->ckpt ? a->n : d.n;
-  const double logit_bytes = (double)capacity * IS_CLASSES * sizeof(float);
-  if (memory_total_bytes() && logit_bytes > (double)memory_total_bytes()) {
+  const double kept_bytes = (double)capacity * (IS_CLASSES + FEATURE_DIM) * sizeof(float);
+  if (memory_total_bytes() && kept_bytes > (double)memory_total_bytes()) {
     char need[32], have[32];
     dataset_free(&d);
-    return errorf(err, errlen, "--n %ld: the Inception Score keeps %d logits per image, %s, more than this machine's %s: "
-                  "lower --n", capacity, IS_CLASSES, format_bytes(need, sizeof need, logit_bytes),
-                  format_bytes(have, sizeof have, (double)memory_total_bytes()));
+    return errorf(err, errlen, "--n %ld: the Inception Score, KID and precision/recall keep %d logits and %d features per "
+                  "image, %s, more than this machine's %s: lower --n", capacity, IS_CLASSES, FEATURE_DIM,
+                  format_bytes(need, sizeof need, kept_bytes), format_bytes(have, sizeof have, (double)memory_total_bytes()));
   }
   const double t0 = now_seconds();
   extractor_init(e, a->batch, capacity);
@@ -309,24 +338,80 @@ static int compute_features(const EvalArgs *a, Extractor *e, double *mu, double 
                 "%ld images are too few for a stable %d x %d covariance (need >= %d; published FIDs use 50000). "
                 "Pass --allow-few-images to compute it anyway",
                 e->n, FEATURE_DIM, FEATURE_DIM, FEATURE_DIM);
-  if (rc == 0) rc = feature_stats_finish(&e->stats, mu, sigma, err, errlen);
+  if (rc == 0) rc = feature_stats_finish(&e->stats, out->mu, out->sigma, err, errlen);
+  if (rc == 0) rc = feature_stats_finish(&e->spatial_stats, out->mu_s, out->sigma_s, err, errlen);
   return rc;
 }
 
-static int read_ref_stats(const char *path, double **mu, double **sigma, char *err, size_t errlen) {
-  NpzArray m, s;
-  if (npz_read(path, "mu", &m, err, errlen)) return -1;
-  if (npz_read(path, "sigma", &s, err, errlen)) {
-    npz_array_free(&m);
-    return -1;
+/* A reference for eval fid: pool3 statistics (required), the spatial ones (mu_s, sigma_s: files from
+ * `diffuse eval stats` or guided-diffusion's reference batches) and the pool3 features (diffuse's
+ * files unless made with --no-features), each NULL when the file lacks it. */
+typedef struct {
+  FeatureGaussians g;
+  float *features;
+  long n_features;
+} Reference;
+
+static void reference_free(Reference *r) {
+  gaussians_free(&r->g);
+  free(r->features);
+}
+
+/* Array `name` of the archive buf, of the given shape (shape[0] = -1: any rows). 0, 1 if absent, -1 + message. */
+static int read_array(const uint8_t *buf, size_t size, const char *path, const char *name, int ndim, long rows, long cols,
+                      NpzArray *out, char *err, size_t errlen) {
+  char why[512];
+  const int rc = npz_read_buffer(buf, size, name, out, why, sizeof why);
+  if (rc) return rc > 0 ? 1 : errorf(err, errlen, "%s: %s", path, why);
+  const bool ok = out->ndim == ndim && (rows < 0 ? out->shape[0] >= 1 : out->shape[0] == rows) &&
+                  (ndim == 1 || out->shape[1] == cols);
+  if (!ok) {
+    npz_array_free(out);
+    char want[64];
+    if (rows < 0) snprintf(want, sizeof want, "(N, %ld)", cols);
+    else if (ndim == 1) snprintf(want, sizeof want, "(%ld,)", cols);
+    else snprintf(want, sizeof want, "(%ld, %ld)", rows, cols);
+    return errorf(err, errlen, "%s: %s must have shape %s (Inception %s)", path, name, want,
+                  cols == FEATURE_DIM ? "pool3 features" : "spatial (sFID) features");
   }
-  if (m.ndim != 1 || m.shape[0] != FEATURE_DIM || s.ndim != 2 || s.shape[0] != FEATURE_DIM || s.shape[1] != FEATURE_DIM) {
-    npz_array_free(&m), npz_array_free(&s);
-    return errorf(err, errlen, "%s: mu must have shape (%d,) and sigma (%d, %d) (Inception pool3 statistics)", path,
-                  FEATURE_DIM, FEATURE_DIM, FEATURE_DIM);
-  }
-  *mu = m.data, *sigma = s.data;
   return 0;
+}
+
+static int read_reference(const char *path, Reference *r, char *err, size_t errlen) {
+  memset(r, 0, sizeof *r);
+  uint8_t *buf;
+  size_t size;
+  if (file_read_all(path, 0, &buf, &size, err, errlen)) return -1;
+  NpzArray mu, sigma, mu_s, sigma_s, f;
+  int rc = read_array(buf, size, path, "mu", 1, FEATURE_DIM, FEATURE_DIM, &mu, err, errlen);
+  if (rc == 1) rc = errorf(err, errlen, "%s: no array 'mu' (pool3 statistics: make the file with diffuse eval stats)", path);
+  if (rc == 0) {
+    r->g.mu = mu.data;
+    rc = read_array(buf, size, path, "sigma", 2, FEATURE_DIM, FEATURE_DIM, &sigma, err, errlen);
+    if (rc == 1) rc = errorf(err, errlen, "%s: no array 'sigma' (pool3 statistics: make the file with diffuse eval stats)", path);
+  }
+  if (rc == 0) {
+    r->g.sigma = sigma.data;
+    rc = read_array(buf, size, path, "mu_s", 1, SPATIAL_DIM, SPATIAL_DIM, &mu_s, err, errlen);
+  }
+  if (rc == 0) {
+    r->g.mu_s = mu_s.data;
+    rc = read_array(buf, size, path, "sigma_s", 2, SPATIAL_DIM, SPATIAL_DIM, &sigma_s, err, errlen);
+    if (rc == 1) rc = errorf(err, errlen, "%s: mu_s without sigma_s", path);
+    if (rc == 0) r->g.sigma_s = sigma_s.data;
+  }
+  if (rc == 1) rc = 0; /* no spatial statistics */
+  if (rc == 0) rc = read_array(buf, size, path, "features", 2, -1, FEATURE_DIM, &f, err, errlen);
+  if (rc == 0) {
+    r->n_features = (long)f.shape[0];
+    r->features = xmalloc(f.numel * sizeof(float));
+    for (size_t i = 0; i < f.numel; i++) r->features[i] = (float)f.data[i];
+    npz_array_free(&f);
+  }
+  free(buf);
+  if (rc == 1) rc = 0; /* no features */
+  if (rc) reference_free(r);
+  return rc;
 }
 
 static int eval_stats(int argc, char **argv) {
@@ -338,25 +423,38 @@ static int eval_stats(int argc, char **argv) {
     return 2;
   }
   char err[1024];
-  double *mu = xmalloc(FEATURE_DIM * sizeof(double)), *sigma = xmalloc((size_t)FEATURE_DIM * FEATURE_DIM * sizeof(double));
+  FeatureGaussians g;
+  gaussians_init(&g);
   Extractor e;
   long nfe = 0;
   double secs = 0;
-  rc = compute_features(&a, &e, mu, sigma, &nfe, &secs, err, sizeof err);
+  rc = compute_features(&a, &e, &g, &nfe, &secs, err, sizeof err);
   if (!comm_is_root()) { /* under mpirun rank 0 writes the statistics */
     if (rc && err[0]) fprintf(stderr, "diffuse eval stats: rank %d: %s\n", comm_rank(), err);
     extractor_free(&e);
-    free(mu), free(sigma);
+    gaussians_free(&g);
     return rc ? 1 : 0;
   }
-  const NpzEntry entries[2] = {{"mu", 1, {FEATURE_DIM}, mu}, {"sigma", 2, {FEATURE_DIM, FEATURE_DIM}, sigma}};
-  if (rc == 0) rc = npz_write(a.out, entries, 2, err, sizeof err);
+  const NpzEntry entries[5] = {{"mu", 1, {FEATURE_DIM}, g.mu, NULL},
+                               {"sigma", 2, {FEATURE_DIM, FEATURE_DIM}, g.sigma, NULL},
+                               {"mu_s", 1, {SPATIAL_DIM}, g.mu_s, NULL},
+                               {"sigma_s", 2, {SPATIAL_DIM, SPATIAL_DIM}, g.sigma_s, NULL},
+                               {"features", 2, {e.n, FEATURE_DIM}, NULL, e.features}};
+  if (rc == 0) rc = npz_write(a.out, entries, a.no_features ? 4 : 5, err, sizeof err);
   if (rc && err[0]) fprintf(stderr, "diffuse eval stats: %s\n", err);
   else if (rc) fprintf(stderr, "diffuse eval stats: another rank failed (see its message)\n");
-  else printf("statistics of %ld images written to %s (%.1fs, %.1f images/s)\n", e.n, a.out, secs, e.n / secs);
+  else
+    printf("statistics of %ld images written to %s (pool3 and spatial statistics%s; %.1fs, %.1f images/s)\n", e.n, a.out,
+           a.no_features ? "" : ", pool3 features", secs, e.n / secs);
   extractor_free(&e);
-  free(mu), free(sigma);
+  gaussians_free(&g);
   return rc ? 1 : 0;
+}
+
+/* "NAME value", a round-off negative as 0 with the raw value (tr((S1 S2)^1/2) can exceed the traces). */
+static void print_distance(const char *name, double d) {
+  if (d < 0) printf("%s 0.0000 (round-off: %.3g)", name, d);
+  else printf("%s %.4f", name, d);
 }
 
 static int eval_fid(int argc, char **argv) {
@@ -368,39 +466,70 @@ static int eval_fid(int argc, char **argv) {
     return 2;
   }
   char err[1024];
-  double *ref_mu = NULL, *ref_sigma = NULL;
-  if (read_ref_stats(a.ref, &ref_mu, &ref_sigma, err, sizeof err)) {
+  Reference ref;
+  if (read_reference(a.ref, &ref, err, sizeof err)) {
     fprintf(stderr, "diffuse eval fid: --ref %s\n", err);
     return 1;
   }
-  double *mu = xmalloc(FEATURE_DIM * sizeof(double)), *sigma = xmalloc((size_t)FEATURE_DIM * FEATURE_DIM * sizeof(double));
+  FeatureGaussians g;
+  gaussians_init(&g);
   Extractor e;
   long nfe = 0;
-  double secs = 0, fid = 0, is_mean = 0, is_std = 0;
-  rc = compute_features(&a, &e, mu, sigma, &nfe, &secs, err, sizeof err);
+  double secs = 0, fid = 0, sfid = 0, is_mean = 0, is_std = 0;
+  rc = compute_features(&a, &e, &g, &nfe, &secs, err, sizeof err);
   if (!comm_is_root()) { /* under mpirun rank 0 computes and prints the scores */
     if (rc && err[0]) fprintf(stderr, "diffuse eval fid: rank %d: %s\n", comm_rank(), err);
     extractor_free(&e);
-    free(mu), free(sigma), free(ref_mu), free(ref_sigma);
+    gaussians_free(&g), reference_free(&ref);
     return rc ? 1 : 0;
   }
-  if (rc == 0) rc = frechet_distance(mu, sigma, ref_mu, ref_sigma, FEATURE_DIM, &fid, err, sizeof err);
+  if (rc == 0) rc = frechet_distance(g.mu, g.sigma, ref.g.mu, ref.g.sigma, FEATURE_DIM, &fid, err, sizeof err);
+  if (rc == 0 && ref.g.mu_s) rc = frechet_distance(g.mu_s, g.sigma_s, ref.g.mu_s, ref.g.sigma_s, SPATIAL_DIM, &sfid, err, sizeof err);
   if (rc == 0) {
     const int splits = e.n < a.splits ? (int)e.n : a.splits; /* every split needs an image */
     if (splits < a.splits)
       fprintf(stderr, "diffuse eval fid: note: the Inception Score uses %d splits, one per image (fewer images than "
               "--splits %d)\n", splits, a.splits);
+    if (!ref.g.mu_s)
+      fprintf(stderr, "diffuse eval fid: note: %s has no spatial statistics (mu_s, sigma_s; a pytorch-fid file?): no sFID. "
+              "Make the reference with diffuse eval stats\n", a.ref);
     inception_score(e.logits, e.n, IS_CLASSES, splits, &is_mean, &is_std);
-    if (fid < 0) printf("FID 0.0000 (round-off: %.3g)", fid); /* tr((S1 S2)^1/2) can exceed the traces by round-off */
-    else printf("FID %.4f", fid);
+    print_distance("FID", fid);
+    if (ref.g.mu_s) print_distance("  sFID", sfid);
     printf("  IS %.4f +- %.4f (%d splits)  (%ld images%s", is_mean, is_std, splits, e.n, a.ckpt ? ", " : "");
     if (a.ckpt) printf("sampler %s, NFE %ld", a.sampler.sampler, nfe);
     printf(", %.1fs, %.2f images/s)\n", secs, e.n / secs);
+    if (!ref.features) {
+      fprintf(stderr, "diffuse eval fid: note: %s has no pool3 features (made with --no-features, or not by diffuse): "
+              "no KID, precision or recall\n", a.ref);
+    } else {
+      long m = KID_SUBSET_SIZE;
+      if (e.n < m) m = e.n;
+      if (ref.n_features < m) m = ref.n_features;
+      if (m < KID_SUBSET_SIZE && m >= 2)
+        fprintf(stderr, "diffuse eval fid: note: KID subsets of %ld images (fewer than %d here; %ld generated, %ld reference)\n",
+                m, KID_SUBSET_SIZE, e.n, ref.n_features);
+      if (m >= 2) {
+        double kid, kid_std;
+        kernel_inception_distance(e.features, e.n, ref.features, ref.n_features, FEATURE_DIM, KID_SUBSETS, (int)m,
+                                  (uint64_t)a.seed, &kid, &kid_std);
+        printf("KID %.6f +- %.6f (%d subsets of %ld)", kid, kid_std, KID_SUBSETS, m);
+      }
+      if (e.n > PR_NEIGHBOURS && ref.n_features > PR_NEIGHBOURS) {
+        double precision, recall;
+        precision_recall(ref.features, ref.n_features, e.features, e.n, FEATURE_DIM, PR_NEIGHBOURS, &precision, &recall);
+        printf("%sprecision %.4f  recall %.4f (k = %d, %ld reference images)", m >= 2 ? "  " : "", precision, recall,
+               PR_NEIGHBOURS, ref.n_features);
+      } else {
+        fprintf(stderr, "diffuse eval fid: note: precision and recall need more than %d images on each side\n", PR_NEIGHBOURS);
+      }
+      printf("\n");
+    }
   } else {
     fprintf(stderr, "diffuse eval fid: %s\n", err[0] ? err : "another rank failed (see its message)");
   }
   extractor_free(&e);
-  free(mu), free(sigma), free(ref_mu), free(ref_sigma);
+  gaussians_free(&g), reference_free(&ref);
   return rc ? 1 : 0;
 }
 

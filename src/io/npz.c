@@ -8,6 +8,7 @@
  */
 #include "io/npz.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,7 +156,10 @@ int npz_read_buffer(const uint8_t *buf, size_t size, const char *name, NpzArray 
   const char *why = NULL;
   const int rc = zip_find(buf, size, member, &m, &why);
   if (rc < 0) return errorf(err, errlen, "%s", why);
-  if (rc > 0) return errorf(err, errlen, "no array '%s' in the archive", name);
+  if (rc > 0) {
+    errorf(err, errlen, "no array '%s' in the archive", name);
+    return 1;
+  }
   const uint64_t lo = m.local_offset;
   if (lo > size || size - lo < 30 || rd32(buf + lo) != 0x04034b50u) return errorf(err, errlen, "corrupt local header of %s", member);
   const uint64_t data = lo + 30 + rd16(buf + lo + 26) + rd16(buf + lo + 28);
@@ -194,8 +198,8 @@ int npz_read(const char *path, const char *name, NpzArray *out, char *err, size_
   char why[512];
   const int rc = npz_read_buffer(buf, size, name, out, why, sizeof why);
   free(buf);
-  if (rc) return errorf(err, errlen, "%s: %s", path, why);
-  return 0;
+  if (rc) errorf(err, errlen, "%s: %s", path, why);
+  return rc;
 }
 
 void npz_array_free(NpzArray *a) {
@@ -207,7 +211,7 @@ static void put16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)v, p[1] = (uint8_t)(
 static void put32(uint8_t *p, uint32_t v) { put16(p, v & 0xFFFF), put16(p + 2, v >> 16); }
 
 int npz_write(const char *path, const NpzEntry *entries, int n, char *err, size_t errlen) {
-  /* build every member (.npy v1.0, <f8, header padded to 64 bytes) in memory first */
+  /* build every member (.npy v1.0, <f8 or <f4, header padded to 64 bytes) in memory first */
   uint8_t **member = xmalloc((size_t)n * sizeof *member);
   size_t *msize = xmalloc((size_t)n * sizeof *msize), total = 0;
   for (int i = 0; i < n; i++) {
@@ -219,22 +223,37 @@ int npz_write(const char *path, const NpzEntry *entries, int n, char *err, size_
       numel *= (size_t)entries[i].shape[d];
     }
     if (entries[i].ndim > 1) shape[strlen(shape) - 1] = 0; /* "(3, 4)" rather than "(3, 4,)"; 1-D keeps "(3,)" */
-    int len = snprintf(dict, sizeof dict, "{'descr': '<f8', 'fortran_order': False, 'shape': (%s), }", shape);
+    const bool f32 = entries[i].data_f32 != NULL;
+    const size_t elem = f32 ? 4 : 8;
+    CHECK(f32 != (entries[i].data != NULL));
+    int len = snprintf(dict, sizeof dict, "{'descr': '<f%zu', 'fortran_order': False, 'shape': (%s), }", elem, shape);
     const int pad = 64 - (10 + len + 1) % 64;
     memset(dict + len, ' ', (size_t)(pad % 64));
     len += pad % 64;
     dict[len++] = '\n';
-    msize[i] = 10 + (size_t)len + numel * 8;
+    msize[i] = 10 + (size_t)len + numel * elem;
     uint8_t *m = member[i] = xmalloc(msize[i]);
     memcpy(m, "\x93NUMPY\x01\x00", 8);
     put16(m + 8, (uint32_t)len);
     memcpy(m + 10, dict, (size_t)len);
-    for (size_t k = 0; k < numel; k++) { /* little-endian float64 */
-      uint64_t bits;
-      memcpy(&bits, &entries[i].data[k], 8);
-      for (int b = 0; b < 8; b++) m[10 + len + k * 8 + b] = (uint8_t)(bits >> (8 * b));
+    for (size_t k = 0; k < numel; k++) { /* little-endian */
+      uint64_t bits = 0;
+      if (f32) {
+        uint32_t b32;
+        memcpy(&b32, &entries[i].data_f32[k], 4);
+        bits = b32;
+      } else {
+        memcpy(&bits, &entries[i].data[k], 8);
+      }
+      for (size_t b = 0; b < elem; b++) m[10 + len + k * elem + b] = (uint8_t)(bits >> (8 * b));
     }
     total += msize[i];
+  }
+  if (total >= 0xFFFFFFFFu - 4096) {
+    for (int i = 0; i < n; i++) free(member[i]);
+    free(member), free(msize);
+    return errorf(err, errlen, "%s: %.1f GiB of arrays is more than an .npz without ZIP64 holds (4 GiB)", path,
+                  total / 1073741824.0);
   }
   AtomicFile af;
   if (atomic_file_open(&af, path, err, errlen)) {
@@ -242,7 +261,7 @@ int npz_write(const char *path, const NpzEntry *entries, int n, char *err, size_
     free(member), free(msize);
     return -1;
   }
-  int ok = total < 0xFFFFFFFFu;
+  int ok = 1;
   uint32_t *offsets = xmalloc((size_t)n * sizeof *offsets), *crcs = xmalloc((size_t)n * sizeof *crcs), pos = 0;
   for (int i = 0; i < n && ok; i++) {
     char name[256];
