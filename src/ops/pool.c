@@ -14,6 +14,12 @@ static inline int imin(int a, int b) { return a < b ? a : b; }
  * of `col`: 2k loads per output instead of k^2. `col` is a stack array of one input row. */
 void avg_pool2d_forward(float *y, const float *x, const Pool2dGeom *g, bool count_include_pad) {
   const int Ho = pool2d_out_h(g), Wo = pool2d_out_w(g), W = g->W;
+  /* the divisor is (rows of oh) x (columns of ow), so one window per row and per column gives all:
+   * div(oh, ow) = div(oh, 0) div(0, ow) / div(0, 0), exact in float (small integers) */
+  int col_w0[Wo], col_w1[Wo], h0, h1, w0, w1;
+  float col_div[Wo], div00;
+  avg_pool_window(g, 0, 0, count_include_pad, &h0, &h1, &w0, &w1, &div00);
+  for (int ow = 0; ow < Wo; ow++) avg_pool_window(g, 0, ow, count_include_pad, &h0, &h1, &col_w0[ow], &col_w1[ow], &col_div[ow]);
 #pragma omp parallel
   {
     float col[W];
@@ -22,17 +28,16 @@ void avg_pool2d_forward(float *y, const float *x, const Pool2dGeom *g, bool coun
       const float *xp = x + (size_t)bc * g->H * W;
       float *yp = y + (size_t)bc * Ho * Wo;
       for (int oh = 0; oh < Ho; oh++) {
-        int h0, h1, w0, w1;
-        float div;
-        avg_pool_window(g, oh, 0, count_include_pad, &h0, &h1, &w0, &w1, &div);
-        for (int w = 0; w < W; w++) col[w] = xp[(size_t)h0 * W + w];
-        for (int h = h0 + 1; h < h1; h++)
+        int r0, r1, c0, c1;
+        float row_div;
+        avg_pool_window(g, oh, 0, count_include_pad, &r0, &r1, &c0, &c1, &row_div);
+        for (int w = 0; w < W; w++) col[w] = xp[(size_t)r0 * W + w];
+        for (int h = r0 + 1; h < r1; h++)
           for (int w = 0; w < W; w++) col[w] += xp[(size_t)h * W + w];
         for (int ow = 0; ow < Wo; ow++) {
-          avg_pool_window(g, oh, ow, count_include_pad, &h0, &h1, &w0, &w1, &div);
           float sum = 0.0f;
-          for (int w = w0; w < w1; w++) sum += col[w];
-          yp[oh * Wo + ow] = sum / div;
+          for (int w = col_w0[ow]; w < col_w1[ow]; w++) sum += col[w];
+          yp[oh * Wo + ow] = sum / (row_div * col_div[ow] / div00);
         }
       }
     }
