@@ -22,13 +22,7 @@ done
 
 # diffuse sample end to end: a tiny model trained for a few steps on generated shapes
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-cat > "$tmp/tiny.json" <<'JSON'
-{"model": {"resolution": 8, "in_channels": 3, "ch": 8, "ch_mult": [1, 2], "num_res_blocks": 1,
-           "attn_resolutions": [4], "dropout": 0.0, "groups": 4},
- "diffusion": {"type": "ddpm", "T": 100},
- "train": {"steps": 4, "batch": 4, "log_every": 2, "sample_every": 0, "sample_n": 4, "sample_steps": 5},
- "data": {"path": "procedural:32"}}
-JSON
+cp "$(dirname "$0")/tiny_model.json" "$tmp/tiny.json" # a tiny U-Net: 4 training steps on generated shapes
 expect 0 "" train --config "$tmp/tiny.json" --out "$tmp/run" --quiet
 ck="$tmp/run/ckpt.safetensors"
 # devices: the CPU backend only in this build; cuda is refused naming the build option, before any work

@@ -16,13 +16,7 @@ expect() { # expect CODE PATTERN ARGS...
   if ! printf '%s' "$out" | grep -q -- "$pattern"; then echo "FAIL: diffuse $*: output lacks '$pattern'"; echo "$out"; fail=1; fi
 }
 # images: a tiny model trained for a few steps on generated shapes, 12 + 9 samples of it as PNGs
-cat > "$tmp/tiny.json" <<'JSON'
-{"model": {"resolution": 8, "in_channels": 3, "ch": 8, "ch_mult": [1, 2], "num_res_blocks": 1,
-           "attn_resolutions": [4], "dropout": 0.0, "groups": 4},
- "diffusion": {"type": "ddpm", "T": 100},
- "train": {"steps": 4, "batch": 4, "log_every": 2, "sample_every": 0, "sample_n": 4, "sample_steps": 5},
- "data": {"path": "procedural:32"}}
-JSON
+cp "$(dirname "$0")/tiny_model.json" "$tmp/tiny.json" # a tiny U-Net: 4 training steps on generated shapes
 "$bin" train --config "$tmp/tiny.json" --out "$tmp/run" > /dev/null 2>&1 || { echo "FAIL: training the tiny model"; exit 1; }
 "$bin" sample --ckpt "$tmp/run/ckpt.safetensors" --steps 5 --n 12 --outdir "$tmp/real" > /dev/null 2>&1 &&
   "$bin" sample --ckpt "$tmp/run/ckpt.safetensors" --steps 5 --n 9 --seed 1 --outdir "$tmp/fake" > /dev/null 2>&1 ||

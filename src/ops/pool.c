@@ -9,6 +9,18 @@
 static inline int imax(int a, int b) { return a > b ? a : b; }
 static inline int imin(int a, int b) { return a < b ? a : b; }
 
+/* col[w] = the sum (or the max) of column w of rows [h0, h1) of the plane xp (W columns). */
+static void reduce_rows(float *col, const float *xp, int W, int h0, int h1, bool max) {
+  for (int w = 0; w < W; w++) col[w] = xp[(size_t)h0 * W + w];
+  for (int h = h0 + 1; h < h1; h++) {
+    const float *row = xp + (size_t)h * W;
+    if (max)
+      for (int w = 0; w < W; w++) col[w] = row[w] > col[w] ? row[w] : col[w];
+    else
+      for (int w = 0; w < W; w++) col[w] += row[w];
+  }
+}
+
 /* Forward pooling runs row by row: the input rows of an output row's window are first reduced
  * column-wise into `col` (contiguous, vectorised), then each output reduces its window's columns
  * of `col`: 2k loads per output instead of k^2. `col` is a stack array of one input row. */
@@ -31,9 +43,7 @@ void avg_pool2d_forward(float *y, const float *x, const Pool2dGeom *g, bool coun
         int r0, r1, c0, c1;
         float row_div;
         avg_pool_window(g, oh, 0, count_include_pad, &r0, &r1, &c0, &c1, &row_div);
-        for (int w = 0; w < W; w++) col[w] = xp[(size_t)r0 * W + w];
-        for (int h = r0 + 1; h < r1; h++)
-          for (int w = 0; w < W; w++) col[w] += xp[(size_t)h * W + w];
+        reduce_rows(col, xp, W, r0, r1, false);
         for (int ow = 0; ow < Wo; ow++) {
           float sum = 0.0f;
           for (int w = col_w0[ow]; w < col_w1[ow]; w++) sum += col[w];
@@ -76,12 +86,7 @@ void max_pool2d_forward(float *y, int *argmax, const float *x, const Pool2dGeom 
         float *yp = y + (size_t)bc * Ho * Wo;
         for (int oh = 0; oh < Ho; oh++) {
           const int hs = oh * g->stride - g->pad, h0 = imax(hs, 0), h1 = imin(hs + g->k, g->H);
-          for (int w = 0; w < W; w++) col[w] = xp[(size_t)h0 * W + w];
-          for (int h = h0 + 1; h < h1; h++)
-            for (int w = 0; w < W; w++) {
-              const float v = xp[(size_t)h * W + w];
-              col[w] = v > col[w] ? v : col[w];
-            }
+          reduce_rows(col, xp, W, h0, h1, true);
           for (int ow = 0; ow < Wo; ow++) {
             const int ws = ow * g->stride - g->pad, w0 = imax(ws, 0), w1 = imin(ws + g->k, W);
             float best = col[w0];
