@@ -60,13 +60,6 @@ static void on_save(void *ctx, bool begin) {
   }
 }
 
-static void format_duration(char *buf, size_t n, double s) {
-  if (!(s >= 0) || s > 1e9) snprintf(buf, n, "?");
-  else if (s < 60) snprintf(buf, n, "%.0fs", s);
-  else if (s < 3600) snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
-  else snprintf(buf, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
-}
-
 /* A progress bar on a terminal, plain lines otherwise. */
 static void on_report(void *ctx, const TrainReport *r) {
   const bool tty = *(const bool *)ctx;
