@@ -16,7 +16,7 @@ expect 0 "BLAS: .*OpenBLAS" --version
 expect 2 "usage: diffuse <command>"
 expect 2 "unknown command 'frobnicate'" frobnicate
 expect 2 "unknown option '--bogus'" --bogus
-for cmd in train sample eval info; do
+for cmd in train sample eval info report; do
   expect 0 "usage: diffuse $cmd" "$cmd" --help
 done
 

@@ -32,6 +32,8 @@ void *xmalloc_aligned(size_t alignment, size_t n); /* release with free() */
 size_t memory_total_bytes(void);
 /* bytes as "1.5 GiB" / "300 MiB" into buf (for messages). */
 const char *format_bytes(char *buf, size_t n, double bytes);
+/* seconds as "45s" / "3m07s" / "2h05m" into buf ("?" when negative, NaN or absurd), for progress and ETAs. */
+const char *format_duration(char *buf, size_t n, double seconds);
 
 /* snprintf into an error buffer (may be NULL); always returns -1 so callers can `return errorf(...)`. */
 int errorf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

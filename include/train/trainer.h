@@ -34,6 +34,7 @@ typedef struct {
   bool (*should_stop)(void *ctx);                      /* polled before each step; NULL: never */
   void (*on_report)(void *ctx, const TrainReport *r);  /* each log line; NULL r: the loop ended */
   void (*on_save)(void *ctx, bool begin);              /* brackets every checkpoint write */
+  void (*on_sample)(void *ctx, long step, const char *path); /* a sample grid was written (rank 0) */
 } TrainCallbacks;
 
 typedef enum { TRAIN_FINISHED, TRAIN_STOPPED, TRAIN_FAILED } TrainOutcome;

@@ -1,6 +1,6 @@
 /* cmd_train.c - `diffuse train`: build the run config from the file, --set overrides and flags
  * (flags win), check and lock the run directory, then run the trainer with the CLI's progress
- * display and signal handling.
+ * display, signal handling and report.html (refreshed from the trainer's callbacks).
  *
  * Signals: SIGINT, SIGTERM and SIGHUP stop the run after the current step with a checkpoint, and
  * the exit code is 128 + the signal (130, 143, 129), so a script can tell an interrupted run from
@@ -19,6 +19,7 @@
 #include "core/error.h"
 #include "nn/checkpoint.h"
 #include "run_dir.h"
+#include "train/run_report.h"
 #include "train/trainer.h"
 
 static volatile sig_atomic_t g_signal = 0, g_saving = 0, g_exit_after_save = 0;
@@ -60,16 +61,28 @@ static void on_save(void *ctx, bool begin) {
   }
 }
 
-static void format_duration(char *buf, size_t n, double s) {
-  if (!(s >= 0) || s > 1e9) snprintf(buf, n, "?");
-  else if (s < 60) snprintf(buf, n, "%.0fs", s);
-  else if (s < 3600) snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
-  else snprintf(buf, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+typedef struct {
+  bool tty;            /* progress bar (else plain lines) */
+  const char *out;     /* the run directory, whose report.html is refreshed */
+  bool report_warned;  /* a refresh failed and said so: later failures are quiet */
+} TrainDisplay;
+
+/* report.html from the run directory's files, at each log line and grid (rank 0: the trainer calls back
+ * only there). A failure warns once and training goes on: the report is derived, the run is not. */
+static void refresh_report(TrainDisplay *d) {
+  char err[1024];
+  if (run_report_write(d->out, NULL, err, sizeof err) == 0 || d->report_warned) return;
+  d->report_warned = true;
+  fprintf(stderr, "%sdiffuse train: warning: the run's report was not refreshed: %s (training goes on; later failures "
+          "are not reported; regenerate it with diffuse report %s)\n", d->tty ? "\n" : "", err, d->out);
 }
 
-/* A progress bar on a terminal, plain lines otherwise. */
+static void on_sample(void *ctx, long step, const char *path) { refresh_report(ctx); }
+
+/* A progress bar on a terminal, plain lines otherwise; then the report. */
 static void on_report(void *ctx, const TrainReport *r) {
-  const bool tty = *(const bool *)ctx;
+  TrainDisplay *d = ctx;
+  const bool tty = d->tty;
   if (!r) {
     if (tty) fputc('\n', stderr);
     return;
@@ -84,6 +97,7 @@ static void on_report(void *ctx, const TrainReport *r) {
     fprintf(stderr, "step %ld/%d loss %.4f grad_norm %.3f %.1f img/s ETA %s\n", r->step, r->steps, r->loss,
             r->grad_norm, r->img_per_s, eta);
   }
+  refresh_report(d);
 }
 
 /* rc != 0 on some rank: true on every rank, and the error printed once (by rank 0 if it failed too, else by
@@ -202,8 +216,8 @@ int cmd_train(int argc, char **argv) {
     return 1;
   }
   install_signal_handlers();
-  bool tty = isatty(STDERR_FILENO) && !quiet;
-  const TrainCallbacks cb = {&tty, stop_requested, on_report, on_save};
+  TrainDisplay display = {isatty(STDERR_FILENO) && !quiet, out, false};
+  const TrainCallbacks cb = {&display, stop_requested, on_report, on_save, on_sample};
   const TrainOutcome outcome = trainer_run(tr, &cb);
   trainer_close(tr);
   if (comm_is_root()) run_dir_close(&dir);

@@ -28,7 +28,8 @@ static const Command COMMANDS[] = {
      "  --config F       JSON config with sections model, diffusion, train, data (see configs/)\n"
      "  --data PATH      image folder (png/jpg/bmp/tga, recursive), CIFAR-10 binary batches dir,\n"
      "                   or IDX file/dir (MNIST format, .gz ok); overrides data.path\n"
-     "  --out DIR        output dir: config.json, log.jsonl, ckpt.safetensors, samples/ (default out)\n"
+     "  --out DIR        output dir: config.json, log.jsonl, ckpt.safetensors, samples/, report.html\n"
+     "                   (default out)\n"
      "  --steps/--batch/--seed  override train.steps / train.batch / train.seed\n"
      "  --resume CKPT    continue a run exactly from a training checkpoint\n"
      "  --force          start over in an --out that holds a run (deletes its log, checkpoint, grids);\n"
@@ -105,6 +106,15 @@ static const Command COMMANDS[] = {
      "  --ckpt F     checkpoint (safetensors); its weights are loaded and validated\n"
      "  --batch N    batch size for the training-memory estimate (default 1)\n",
      cmd_info},
+    {"report", "(re)make a run directory's report.html: charts, sample grids, config",
+     "usage: diffuse report RUN_DIR\n"
+     "  RUN_DIR      the --out directory of a diffuse train run (finished, running or stopped; also runs\n"
+     "               from before reports existed)\n"
+     "writes RUN_DIR/report.html from RUN_DIR/log.jsonl, config.json and samples/*.png: one self-contained\n"
+     "page (inline SVG charts of loss, gradient norm, learning rate and images/s against the step, the grids\n"
+     "as data: URIs, the resolved config, throughput and ETA; no script, nothing fetched). diffuse train\n"
+     "refreshes it at every log and sample step.\n",
+     cmd_report},
 };
 #define N_COMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])
 

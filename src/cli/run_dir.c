@@ -15,6 +15,8 @@
 
 static const char *const RUN_FILES[] = {"config.json", "log.jsonl", "ckpt.safetensors"};
 #define N_RUN_FILES (int)(sizeof RUN_FILES / sizeof RUN_FILES[0])
+/* Made from the run files (train/run_report.h): not a run by itself, but the old run's with --force. */
+static const char REPORT_NAME[] = "report.html";
 static const char LOCK_NAME[] = ".lock", SAMPLES[] = "samples";
 
 static bool exists_in(const char *dir, const char *name) {
@@ -105,7 +107,7 @@ static void remove_matching(const char *dir, bool (*doomed)(const char *name)) {
 static bool is_stale_run_temp(const char *name) {
   for (int i = 0; i < N_RUN_FILES; i++)
     if (atomic_file_is_temp(name, RUN_FILES[i])) return true;
-  return false;
+  return atomic_file_is_temp(name, REPORT_NAME);
 }
 
 static bool is_sample_grid_or_temp(const char *name) {
@@ -119,7 +121,7 @@ static bool is_stale_grid_temp(const char *name) {
 static bool is_old_run_file(const char *name) {
   for (int i = 0; i < N_RUN_FILES; i++)
     if (strcmp(name, RUN_FILES[i]) == 0) return true;
-  return false;
+  return strcmp(name, REPORT_NAME) == 0;
 }
 
 int run_dir_open(RunDir *rd, const char *dir, bool resume, bool force, char *err, size_t errlen) {

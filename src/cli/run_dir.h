@@ -3,7 +3,8 @@
  *
  * A directory holds a run when it has config.json, log.jsonl or ckpt.safetensors. Starting a
  * fresh run there needs --force (which removes the old log, checkpoint and sample grids);
- * --resume continues it. The lock is a POSIX record lock (fcntl) on the empty file OUT/.lock: the
+ * --resume continues it. report.html (made from those files) does not make a run, and goes with
+ * --force too. The lock is a POSIX record lock (fcntl) on the empty file OUT/.lock: the
  * kernel releases it when the trainer exits, however it exits, and reports the holder's pid. */
 #ifndef DIFFUSE_CLI_RUN_DIR_H
 #define DIFFUSE_CLI_RUN_DIR_H

@@ -73,6 +73,14 @@ const char *format_bytes(char *buf, size_t n, double bytes) {
   return buf;
 }
 
+const char *format_duration(char *buf, size_t n, double s) {
+  if (!(s >= 0) || s > 1e9) snprintf(buf, n, "?");
+  else if (s < 60) snprintf(buf, n, "%.0fs", s);
+  else if (s < 3600) snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+  else snprintf(buf, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+  return buf;
+}
+
 int errorf(char *err, size_t errlen, const char *fmt, ...) {
   if (err && errlen) {
     va_list ap;

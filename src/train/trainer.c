@@ -54,7 +54,7 @@ struct Trainer {
   int per_rank, micro; /* images per step on this rank (train.batch / ranks), per forward pass */
 };
 
-static void save_sample_grid(Trainer *tr, long step) {
+static void save_sample_grid(Trainer *tr, long step, const TrainCallbacks *cb) {
   const RunConfig *rc = tr->rc;
   const UNetConfig *m = &rc->model;
   const int N = rc->train.sample_n;
@@ -75,6 +75,8 @@ static void save_sample_grid(Trainer *tr, long step) {
   char err[512], *path = xasprintf("%s/step_%07ld.png", tr->samples_dir, step);
   if (image_write_grid_png(path, x, N, m->in_channels, m->resolution, m->resolution, err, sizeof err))
     fprintf(stderr, "diffuse train: warning: %s\n", err);
+  else if (cb && cb->on_sample)
+    cb->on_sample(cb->ctx, step, path);
   free(path);
   free(x);
   free(labels);
@@ -393,7 +395,7 @@ TrainOutcome trainer_run(Trainer *tr, const TrainCallbacks *cb) {
     }
     if (t->ckpt_every && step % t->ckpt_every == 0 && !last && save_checkpoint_agreed(tr, cb, err, sizeof err))
       failed = 1;
-    if (root && !failed && t->sample_every && step % t->sample_every == 0 && !last) save_sample_grid(tr, step);
+    if (root && !failed && t->sample_every && step % t->sample_every == 0 && !last) save_sample_grid(tr, step, cb);
   }
   if (root && cb && cb->on_report) cb->on_report(cb->ctx, NULL);
   if ((!failed || tr->data_failed) && tr->step > tr->saved_step) {
@@ -418,7 +420,7 @@ TrainOutcome trainer_run(Trainer *tr, const TrainCallbacks *cb) {
   }
   if (stopped) return TRAIN_STOPPED;
   if (!root) return TRAIN_FINISHED;
-  save_sample_grid(tr, tr->step);
+  save_sample_grid(tr, tr->step, cb);
   fprintf(stderr, "diffuse train: done, %ld steps in %.1fs; checkpoint %s, samples in %s\n",
           tr->step - tr->first_step, now_seconds() - t0, tr->ckpt_path, tr->samples_dir);
   return TRAIN_FINISHED;
