@@ -420,7 +420,7 @@ void inception_forward(Inception *m, Graph *g, const uint8_t *images, int B, int
   const bool grad_enabled = g->grad_enabled;
   g->grad_enabled = false;
   const size_t per_image = (size_t)3 * H * W;
-  const int chunk = B < INCEPTION_CHUNK ? B : INCEPTION_CHUNK;
+  const int n_chunks = (B + INCEPTION_CHUNK - 1) / INCEPTION_CHUNK, chunk = (B + n_chunks - 1) / n_chunks; /* even */
   if ((size_t)chunk * per_image > m->staging_floats) {
     free(m->staging);
     m->staging_floats = (size_t)chunk * per_image;
