@@ -25,6 +25,12 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 cp "$(dirname "$0")/tiny_model.json" "$tmp/tiny.json" # a tiny U-Net: 4 training steps on generated shapes
 expect 0 "" train --config "$tmp/tiny.json" --out "$tmp/run" --quiet
 ck="$tmp/run/ckpt.safetensors"
+# learning-rate schedules: cosine reaches 0 at the last step (log line of step 4); unknown names refused
+expect 0 "" train --config "$tmp/tiny.json" --out "$tmp/run_cos" --quiet --set train.lr_schedule=cosine --set train.warmup=0 \
+  --set train.ema_profile=power
+grep -q '"step": 4, .*"lr": 0,' "$tmp/run_cos/log.jsonl" || { echo "FAIL: cosine schedule does not end at lr 0"; cat "$tmp/run_cos/log.jsonl"; fail=1; }
+grep -q '"step": 2, .*"lr": 0.0001,' "$tmp/run_cos/log.jsonl" || { echo "FAIL: cosine schedule not at lr/2 halfway"; fail=1; }
+expect 1 "train.lr_schedule: 'linear' is not constant, cosine or inverse_sqrt" train --config "$tmp/tiny.json" --out "$tmp/run_bad" --set train.lr_schedule=linear
 # devices: the CPU backend only in this build; cuda is refused naming the build option, before any work
 expect 0 "compiled backends: cpu" info --devices
 expect 0 '"device": "cpu"' bench --config "$tmp/tiny.json" --mode sample --batch 1 --steps 1 --warmup 0 --device cpu

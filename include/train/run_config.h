@@ -14,6 +14,9 @@ typedef struct {
   int steps, batch, micro_batch; /* micro_batch 0 or = batch: no accumulation */
   double lr, warmup, grad_clip, weight_decay, beta1, beta2, adam_eps, ema_decay;
   bool ema_warmup; /* decay min(ema_decay, (1 + step) / (10 + step)): early EMA tracks the weights */
+  char lr_schedule[CFG_STRING_MAX]; /* constant | cosine | inverse_sqrt, after the warmup (train/schedule.h) */
+  char ema_profile[CFG_STRING_MAX]; /* fixed (ema_decay, ema_warmup) | power (ema_gamma) */
+  double ema_gamma;
   int seed;
   int log_every, sample_every, ckpt_every, sample_n, sample_steps;
   char device[CFG_STRING_MAX]; /* cpu | cuda | cuda:N (backend/backend.h); --device overrides */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "train/schedule.h"
 
 #define F(k, t, m, lo, hi, help) {k, t, offsetof(TrainConfig, m), 0, lo, hi, help}
 const CfgField TRAIN_CONFIG_FIELDS[] = {
@@ -21,6 +22,9 @@ const CfgField TRAIN_CONFIG_FIELDS[] = {
     F("adam_eps", CFG_FLOAT, adam_eps, 0, 1, "AdamW epsilon"),
     F("ema_decay", CFG_FLOAT, ema_decay, 0, 0.999999999, "EMA decay of the weights"),
     F("ema_warmup", CFG_BOOL, ema_warmup, 0, 0, "ramp the EMA decay up as (1+step)/(10+step)"),
+    F("lr_schedule", CFG_STRING, lr_schedule, 0, 0, "after the warmup: constant, cosine (to 0 at train.steps) or inverse_sqrt"),
+    F("ema_profile", CFG_STRING, ema_profile, 0, 0, "fixed (ema_decay) or power: decay (1 - 1/step)^(ema_gamma + 1), Karras et al. 2024"),
+    F("ema_gamma", CFG_FLOAT, ema_gamma, 0.01, 1e6, "the power EMA's exponent (6.94: sigma_rel 0.05; 16.97: 0.1)"),
     F("seed", CFG_INT, seed, 0, 2147483647, "seed of all randomness"),
     F("log_every", CFG_INT, log_every, 1, 1e9, "steps between log lines"),
     F("sample_every", CFG_INT, sample_every, 0, 1e9, "steps between sample grids (0: only at the end)"),
@@ -50,6 +54,9 @@ void train_config_default(TrainConfig *c) {
                      .beta2 = 0.999, .adam_eps = 1e-8, .ema_decay = 0.9999, .ema_warmup = true, .seed = 0, .log_every = 50,
                      .sample_every = 5000, .ckpt_every = 5000, .sample_n = 64, .sample_steps = 50};
   strcpy(c->device, "cpu");
+  strcpy(c->lr_schedule, "constant");
+  strcpy(c->ema_profile, "fixed");
+  c->ema_gamma = 6.94;
 }
 
 void data_config_default(DataConfig *c) {
@@ -91,6 +98,7 @@ int run_config_read(const cJSON *root, const char *origin, RunConfig *rc, char *
     return errorf(err, errlen, "%s: train.micro_batch %d must divide train.batch %d", origin, t->micro_batch, t->batch);
   if (strcmp(rc->data.split, "train") && strcmp(rc->data.split, "test"))
     return errorf(err, errlen, "%s: data.split: '%s' is not train or test", origin, rc->data.split);
+  if (schedule_check(t, e, sizeof e)) return errorf(err, errlen, "%s: %s", origin, e);
   return 0;
 }
 

@@ -3,14 +3,15 @@
  * Step s (0-based) uses, for every sample b of the full batch, the image index, flip, tau and
  * noise drawn at (seed, train_stream(s, b, purpose)), so training is a pure function of the
  * checkpointed state (weights, EMA, AdamW moments, step, seed): a resumed run is bit-identical
- * to an uninterrupted one with the same thread count. Learning rate: linear warmup to lr over
- * `warmup` steps, then constant (DDPM). Nothing is allocated per step once the graph arena
+ * to an uninterrupted one with the same thread count. Learning rate and EMA decay: train/schedule.h
+ * (by default linear warmup to lr over `warmup` steps, then constant, as DDPM). Nothing is allocated per step once the graph arena
  * has reached its high-water mark on the first step.
  *
  * trainer_open does everything that can fail on bad input (data, model, checkpoint, memory
  * estimate) and writes nothing; trainer_run is the first to write into the run directory.
  */
 #include "train/trainer.h"
+#include "train/schedule.h"
 
 #include <errno.h>
 #include <math.h>
@@ -166,10 +167,8 @@ static double train_step(Trainer *tr, long step, double *grad_norm_out) {
     return NAN;
   }
   const double clip = t->grad_clip > 0 ? t->grad_clip / (norm + 1e-6) : 1.0; /* torch.nn.utils.clip_grad_norm_ */
-  const double warm = t->warmup > 0 ? fmin(1.0, (double)(step + 1) / t->warmup) : 1.0;
-  const double ema_decay = t->ema_warmup ? fmin(t->ema_decay, (1.0 + step) / (10.0 + step)) : t->ema_decay;
-  const OptimStep os = {t->lr * warm, t->beta1, t->beta2, t->adam_eps, t->weight_decay, step + 1,
-                        clip < 1.0 ? (float)clip : 1.0f, ema_decay};
+  const OptimStep os = {schedule_lr(t, step + 1), t->beta1, t->beta2, t->adam_eps, t->weight_decay, step + 1,
+                        clip < 1.0 ? (float)clip : 1.0f, schedule_ema_decay(t, step + 1)};
   be->ops->optim_step(be, p->data, p->grad, p->adam_m, p->adam_v, p->ema, p->total, &os);
   bad = first_nonfinite(p, p->data);
   if (bad) {
@@ -382,8 +381,7 @@ TrainOutcome trainer_run(Trainer *tr, const TrainCallbacks *cb) {
     const bool last = step == t->steps;
     if (root && (step % t->log_every == 0 || last)) {
       const double now = now_seconds(), ips = window_n * (double)t->batch / (now - window_t);
-      const double warm = t->warmup > 0 ? fmin(1.0, step / t->warmup) : 1.0;
-      const TrainReport r = {step, t->steps, loss_acc / window_n, norm_last, t->lr * warm, ips,
+      const TrainReport r = {step, t->steps, loss_acc / window_n, norm_last, schedule_lr(t, step), ips,
                              (t->steps - step) * (double)t->batch / ips, now - t0};
       fprintf(log,
               "{\"step\": %ld, \"loss\": %.6g, \"lr\": %.6g, \"grad_norm\": %.6g, \"img_per_s\": %.4g, \"elapsed\": "
