@@ -26,7 +26,7 @@ mid_write=0
 for i in $(seq 1 30); do
   "$bin" train --config kill.json --out run --resume $ck --quiet 2> err &
   pid=$!
-  for t in $(seq 1 200); do grep -q " -> " err && break; sleep 0.05; done # started (slow under ASan)
+  for t in $(seq 1 1200); do grep -q " -> " err && break; sleep 0.05; done # started (slow under ASan, on a loaded machine)
   sleep "$(awk -v s="$i$$" 'BEGIN { srand(s); printf "%.3f", 0.05 + 0.45 * rand() }')"
   kill -9 $pid
   wait $pid 2>/dev/null
