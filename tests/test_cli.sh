@@ -4,12 +4,7 @@
 # usage: test_cli.sh path/to/diffuse
 bin="$1"
 fail=0
-expect() { # expect CODE PATTERN ARGS...
-  code="$1"; pattern="$2"; shift 2
-  out=$("$bin" "$@" 2>&1); got=$?
-  if [ "$got" != "$code" ]; then echo "FAIL: diffuse $* exited $got, expected $code"; fail=1; fi
-  if ! printf '%s' "$out" | grep -q -- "$pattern"; then echo "FAIL: diffuse $*: output lacks '$pattern'"; fail=1; fi
-}
+. "$(dirname "$0")/expect.sh" # expect CODE PATTERN ARGS...
 expect 0 "usage: diffuse <command>" --help
 expect 0 "^diffuse [0-9]" --version
 expect 0 "BLAS: .*OpenBLAS" --version

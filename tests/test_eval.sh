@@ -9,12 +9,7 @@ fail=0
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 "$2" "$tmp/inc.safetensors" || exit 1
 export DIFFUSE_INCEPTION="$tmp/inc.safetensors"
-expect() { # expect CODE PATTERN ARGS...
-  code="$1"; pattern="$2"; shift 2
-  out=$("$bin" "$@" 2>&1); got=$?
-  if [ "$got" != "$code" ]; then echo "FAIL: diffuse $* exited $got, expected $code"; echo "$out"; fail=1; fi
-  if ! printf '%s' "$out" | grep -q -- "$pattern"; then echo "FAIL: diffuse $*: output lacks '$pattern'"; echo "$out"; fail=1; fi
-}
+. "$(dirname "$0")/expect.sh" # expect CODE PATTERN ARGS...
 # images: a tiny model trained for a few steps on generated shapes, 8 + 6 samples of it as PNGs
 cp "$(dirname "$0")/tiny_model.json" "$tmp/tiny.json" # a tiny U-Net: 4 training steps on generated shapes
 "$bin" train --config "$tmp/tiny.json" --out "$tmp/run" > /dev/null 2>&1 || { echo "FAIL: training the tiny model"; exit 1; }

@@ -5,25 +5,16 @@
 # usage: test_report.sh path/to/diffuse
 bin="$1"
 fail=0
-expect() { # expect CODE PATTERN ARGS...
-  code="$1"; pattern="$2"; shift 2
-  out=$("$bin" "$@" 2>&1); got=$?
-  if [ "$got" != "$code" ]; then echo "FAIL: diffuse $* exited $got, expected $code: $out"; fail=1; fi
-  if ! printf '%s' "$out" | grep -q -- "$pattern"; then echo "FAIL: diffuse $*: output lacks '$pattern': $out"; fail=1; fi
-}
+. "$(dirname "$0")/expect.sh" # expect CODE PATTERN ARGS...
 has() { # has FILE PATTERN WHAT: FILE contains the fixed string PATTERN
   grep -qF -- "$2" "$1" || { echo "FAIL: $1 lacks $3 ('$2')"; fail=1; }
 }
 count() { grep -oF -- "$2" "$1" | wc -l | tr -d ' '; }
 
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-cat > "$tmp/tiny.json" <<'JSON'
-{"model": {"resolution": 8, "in_channels": 3, "ch": 8, "ch_mult": [1, 2], "num_res_blocks": 1,
-           "attn_resolutions": [4], "dropout": 0.0, "groups": 4},
- "diffusion": {"type": "ddpm", "T": 100},
- "train": {"steps": 6, "batch": 4, "log_every": 2, "sample_every": 3, "sample_n": 4, "sample_steps": 5},
- "data": {"path": "procedural:32"}}
-JSON
+# the tiny model of tests/tiny_model.json, 6 steps with a grid every 3
+sed 's/"steps": 4/"steps": 6/; s/"sample_every": 0/"sample_every": 3/' "$(dirname "$0")/tiny_model.json" > "$tmp/tiny.json" &&
+  grep -q "\"steps\": 6," "$tmp/tiny.json" || { echo "FAIL: tests/tiny_model.json changed: fix this test's sed"; exit 1; }
 run="$tmp/run"
 expect 0 "" train --config "$tmp/tiny.json" --out "$run" --quiet
 html="$run/report.html"

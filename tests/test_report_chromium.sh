@@ -8,13 +8,9 @@ chrome=$(command -v chromium || command -v chromium-browser || command -v google
 [ -n "$chrome" ] || { echo "report_chromium: skipped: no chromium on PATH (apt-get install chromium)"; exit 77; }
 fail=0
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-cat > "$tmp/tiny.json" <<'JSON'
-{"model": {"resolution": 8, "in_channels": 3, "ch": 8, "ch_mult": [1, 2], "num_res_blocks": 1,
-           "attn_resolutions": [4], "dropout": 0.0, "groups": 4},
- "diffusion": {"type": "ddpm", "T": 100},
- "train": {"steps": 12, "batch": 4, "log_every": 2, "sample_every": 4, "sample_n": 4, "sample_steps": 5},
- "data": {"path": "procedural:32"}}
-JSON
+# the tiny model of tests/tiny_model.json, 12 steps with a grid every 4
+sed 's/"steps": 4/"steps": 12/; s/"sample_every": 0/"sample_every": 4/' "$(dirname "$0")/tiny_model.json" > "$tmp/tiny.json" &&
+  grep -q "\"steps\": 12," "$tmp/tiny.json" || { echo "FAIL: tests/tiny_model.json changed: fix this test's sed"; exit 1; }
 "$bin" train --config "$tmp/tiny.json" --out "$tmp/run" --quiet 2> "$tmp/train.log" ||
   { echo "FAIL: diffuse train: $(cat "$tmp/train.log")"; exit 1; }
 url="file://$tmp/run/report.html"
