@@ -64,8 +64,12 @@ void synthetic_denoiser_init(SyntheticDenoiser *s, int T, const char *prediction
   dc.T = T;
   strcpy(dc.beta_schedule, "cosine");
   snprintf(dc.prediction, sizeof dc.prediction, "%s", prediction);
+  synthetic_denoiser_init_process(s, &dc);
+}
+
+void synthetic_denoiser_init_process(SyntheticDenoiser *s, const DiffusionConfig *dc) {
   char err[256];
-  CHECK(diffusion_init(&s->d, &dc, err, sizeof err) == 0);
+  CHECK(diffusion_init(&s->d, dc, err, sizeof err) == 0);
   const UNetConfig c = synthetic_small_unet_config(0);
   unet_init(&s->model, &c, backend_cpu());
   synthetic_params(&s->model.params);

@@ -37,6 +37,8 @@ typedef struct {
   Denoiser den;
 } SyntheticDenoiser;
 void synthetic_denoiser_init(SyntheticDenoiser *s, int T, const char *prediction);
+/* The same network as the denoiser of any process. */
+void synthetic_denoiser_init_process(SyntheticDenoiser *s, const DiffusionConfig *dc);
 void synthetic_denoiser_free(SyntheticDenoiser *s);
 
 #endif

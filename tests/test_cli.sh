@@ -49,6 +49,13 @@ expect 0 "NFE 20" sample --ckpt "$ck" --sampler pc --steps 10 --predictor euler_
 expect 0 "NFE 19" sample --ckpt "$ck" --sampler ode --method heun --steps 10 --n 3 --out "$tmp/g.png"
 expect 0 "sampler ode" sample --ckpt "$ck" --sampler ode --n 3 --out "$tmp/g.png"
 expect 0 "NFE 8" sample --ckpt "$ck" --sampler dpmpp --steps 8 --n 3 --out "$tmp/g.png"
+expect 0 "NFE 20" sample --ckpt "$ck" --sampler ancestral --steps 20 --n 3 --out "$tmp/g.png"
+expect 0 "NFE 8" sample --ckpt "$ck" --sampler dpmpp_sde --steps 8 --n 3 --out "$tmp/g.png"
+expect 0 "NFE 15" sample --ckpt "$ck" --sampler dpmpp_2s --eta 1 --steps 8 --n 3 --out "$tmp/g.png"
+expect 0 "NFE 8" sample --ckpt "$ck" --sampler dpmpp_3m --steps 8 --n 3 --out "$tmp/g.png"
+expect 0 "NFE 8" sample --ckpt "$ck" --sampler unipc --steps 8 --spacing karras --n 3 --out "$tmp/g.png"
+expect 0 "NFE 8" sample --ckpt "$ck" --sampler euler_ancestral --steps 8 --n 3 --out "$tmp/g.png"
+expect 0 "NFE 15" sample --ckpt "$ck" --sampler heun --steps 8 --s-churn 10 --n 3 --out "$tmp/g.png"
 # --init-noise reproduces a run exactly, whatever the batch; --outdir never overwrites without --force
 expect 0 "" sample --ckpt "$ck" --steps 10 --n 5 --batch 2 --seed 3 --save-tensor "$tmp/noise.st" --sampler ddim --eta 1
 expect 0 "5 images" sample --ckpt "$ck" --steps 10 --init-noise "$tmp/noise.st" --batch 5 --save-tensor "$tmp/b.st"
@@ -105,7 +112,10 @@ expect 2 "--clip has no effect with --sampler ddim; it is for ancestral" sample 
 expect 2 "--eta has no effect with --sampler dpmpp; it is for ddim" sample --ckpt "$ck" --sampler dpmpp --eta 0.5 --out "$tmp/g.png"
 expect 2 "--variance has no effect with --sampler dpmpp" sample --ckpt "$ck" --sampler dpmpp --variance fixed_large --out "$tmp/g.png"
 expect 2 "--snr has no effect with --sampler dpmpp; it is for pc" sample --ckpt "$ck" --sampler dpmpp --snr 0.2 --out "$tmp/g.png"
-expect 2 "--steps has no effect with --sampler ancestral" sample --ckpt "$ck" --sampler ancestral --steps 10 --out "$tmp/g.png"
+expect 2 "--s-churn has no effect with --sampler ddim; it is for heun" sample --ckpt "$ck" --s-churn 5 --out "$tmp/g.png"
+expect 2 "--eta has no effect with --sampler unipc" sample --ckpt "$ck" --sampler unipc --eta 1 --out "$tmp/g.png"
+expect 1 "ancestral sampler steps on integer timesteps" sample --ckpt "$ck" --sampler ancestral --steps 10 --spacing karras --out "$tmp/g.png"
+expect 2 "unknown sampler 'euler' (ancestral, ddim, .*, heun)" sample --ckpt "$ck" --sampler euler --out "$tmp/g.png"
 expect 2 "--rtol has no effect with --sampler ode" sample --ckpt "$ck" --sampler ode --method heun --rtol 1e-3 --out "$tmp/g.png"
 expect 2 "--eta has no effect with --sampler pc" eval fid --ref "$tmp/s.npz" --ckpt "$ck" --n 4 --sampler pc --eta 1
 

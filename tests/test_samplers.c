@@ -8,7 +8,10 @@
  *  - Samples do not depend on the batch split (per-sample noise streams).
  *  - Time grids: uniform / quadratic / trailing as ermongroup/ddim and diffusers.
  *  - Reference trajectories (scripts/gen_sampler_fixtures.py): DDIM eta = 0 and ancestral sampling
- *    with injected noise, on a small synthetic-weight U-Net, match PyTorch step by step.
+ *    with injected noise, on a small synthetic-weight U-Net, match PyTorch step by step; so do
+ *    euler_ancestral, heun (with churn), dpmpp (2M), dpmpp_sde, dpmpp_2s and dpmpp_3m (eta 1) and
+ *    unipc on a VP SDE, against k-diffusion's and diffusers' update rules restated by
+ *    scripts/gen_kdiffusion_fixtures.py: every network input and the sample.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -72,7 +75,7 @@ typedef struct {
 
 static void options_for(const Case *c, SamplerOptions *o) {
   sampler_options_default(o, (SamplerKind)sampler_kind_from_name(c->sampler), c->steps);
-  o->eta = c->eta;
+  if (c->eta >= 0) o->eta = c->eta; /* -1: the sampler's default */
   if (!c->variant) return;
   if (!strcmp(c->variant, "euler_maruyama")) o->predictor = PREDICTOR_EULER_MARUYAMA;
   if (!strcmp(c->variant, "euler")) o->method = ODE_EULER;
@@ -81,6 +84,8 @@ static void options_for(const Case *c, SamplerOptions *o) {
   if (!strcmp(c->variant, "quadratic")) o->spacing = SPACING_QUADRATIC;
   if (!strcmp(c->variant, "trailing")) o->spacing = SPACING_TRAILING;
   if (!strcmp(c->variant, "logsnr")) o->spacing = SPACING_LOGSNR;
+  if (!strcmp(c->variant, "karras")) o->spacing = SPACING_KARRAS;
+  if (!strcmp(c->variant, "churn")) o->s_churn = 40, o->s_tmin = 0.05, o->s_tmax = 50; /* EDM's ImageNet setting */
   /* annealed Langevin converges at each level only with steps large enough for the data's scale: the
    * NCSNv2 CIFAR-10 default (6.2e-6, K 5) is tuned for 3072 dimensions and lags here */
   if (!strcmp(c->variant, "langevin_lr")) o->step_size = 5e-5, o->corrector_steps = 10;
@@ -343,6 +348,83 @@ static void check_trajectories(void) {
   st_free(&st);
 }
 
+/* Noise draws served in order from a fixture's (draws, per) tensor. */
+typedef struct {
+  const float *z;
+  long draws;
+} SequenceNoise;
+
+static void sequence_noise(NoiseSource *self, float *z, int B, size_t per_sample, long draw) {
+  const SequenceNoise *f = self->ctx;
+  CHECK(B == 1 && draw < f->draws);
+  memcpy(z, f->z + (size_t)draw * per_sample, per_sample * sizeof(float));
+}
+
+static void check_kdiffusion_trajectories(void) {
+  SafeTensors st;
+  load_fixture(&st, "sampler_kdiffusion.safetensors");
+  DiffusionConfig dc;
+  diffusion_config_default(&dc);
+  strcpy(dc.type, "vpsde");
+  SyntheticDenoiser sd;
+  synthetic_denoiser_init_process(&sd, &dc);
+  const size_t per = 3 * 16 * 16;
+  Recorder rec = {&sd.den, per, malloc(MAX_CALLS * per * sizeof(float)), {0}, 0};
+  Denoiser recorded = {recording_eps, 0, &rec, NULL};
+  float *x = malloc(per * sizeof(float)), *x_T = malloc(per * sizeof(float)), *z = NULL;
+  char err[256], name[64], what[128];
+  const StTensor *xt = st_find(&st, "x_T");
+  EXPECT(xt && xt->numel == per, "fixture lacks x_T");
+  st_tensor_to_f32(xt, x_T, err, sizeof err);
+  const char *steps_meta = st_meta_get(&st, "steps");
+  const int steps = steps_meta ? atoi(steps_meta) : 0;
+  EXPECT(steps >= 2, "fixture lacks its step count");
+  const char *const names[] = {"euler_ancestral", "heun", "dpmpp_2s", "dpmpp", "dpmpp_sde", "dpmpp_3m", "unipc"};
+  for (size_t c = 0; c < sizeof names / sizeof names[0]; c++) {
+    SamplerOptions o;
+    sampler_options_default(&o, (SamplerKind)sampler_kind_from_name(names[c]), steps);
+    o.spacing = SPACING_KARRAS;
+    if (o.kind != SAMPLER_DPMPP && o.kind != SAMPLER_UNIPC && o.kind != SAMPLER_HEUN) o.eta = 1.0;
+    if (o.kind == SAMPLER_HEUN) {
+      o.s_churn = atof(st_meta_get(&st, "s_churn")), o.s_tmin = atof(st_meta_get(&st, "s_tmin"));
+      o.s_tmax = atof(st_meta_get(&st, "s_tmax")), o.s_noise = atof(st_meta_get(&st, "s_noise"));
+    }
+    EXPECT(sampler_check(&o, &sd.d, err, sizeof err) == 0, "%s: %s", names[c], err);
+    snprintf(name, sizeof name, "%s.z", names[c]);
+    const StTensor *zt = st_find(&st, name);
+    SequenceNoise seq = {NULL, 0};
+    if (zt) {
+      seq.draws = (long)(zt->numel / per);
+      z = realloc(z, zt->numel * sizeof(float));
+      st_tensor_to_f32(zt, z, err, sizeof err);
+      seq.z = z;
+    }
+    NoiseSource noise = {sequence_noise, 0, 0, &seq};
+    float *work = malloc(sampler_work_floats(&o, per) * sizeof(float));
+    memcpy(x, x_T, per * sizeof(float));
+    rec.calls = 0;
+    sampler_run(&o, &sd.d, &recorded, &noise, x, 1, per, work);
+    free(work);
+    int want_calls = 0;
+    for (;; want_calls++) {
+      snprintf(name, sizeof name, "%s.in.%d", names[c], want_calls);
+      if (!st_find(&st, name)) break;
+    }
+    EXPECT(rec.calls == want_calls, "%s: %d network calls, PyTorch made %d", names[c], rec.calls, want_calls);
+    for (int k = 0; k < rec.calls && k < want_calls; k++) {
+      snprintf(name, sizeof name, "%s.in.%d", names[c], k);
+      snprintf(what, sizeof what, "%s: network input at call %d vs PyTorch", names[c], k);
+      compare_state(&st, name, rec.states + (size_t)k * per, per, what);
+    }
+    snprintf(name, sizeof name, "%s.out", names[c]);
+    snprintf(what, sizeof what, "%s: sample vs PyTorch", names[c]);
+    compare_state(&st, name, x, per, what);
+  }
+  free(rec.states), free(x), free(x_T), free(z);
+  synthetic_denoiser_free(&sd);
+  st_free(&st);
+}
+
 int main(void) {
   check_time_grids();
   check_batch_independent();
@@ -377,12 +459,50 @@ int main(void) {
       {"ncsn", "linear", "pc", 232, 0, NULL},
       {"ncsn", "linear", "ode", 0, 0, NULL},
       {"ncsn", "linear", "dpmpp", 25, 0, NULL},
+      /* respaced ancestral (iDDPM): 250 of the 1000 timesteps (at 100, fixed_small's missing variance
+       * of x0 given x_t shows: std 0.468 for 0.5) */
+      {"ddpm", "linear", "ancestral", 250, 0, NULL},
+      {"ddpm", "cosine", "ancestral", 50, 0, "fixed_large"},
+      /* the k-diffusion family, on every kind of process. Heun converges at second order here (ddpm
+       * linear, odd coordinates: std 0.846 / 0.812 / 0.805 at 18 / 35 / 70 steps), so it is checked
+       * at 35 where the sigma/alpha range is 0.01..157, at 18 on VE (0.01..50); karras spacing on a
+       * cosine DDPM (sigma/alpha up to 2e4) puts most points above any data scale: logsnr there. */
+      {"ddpm", "linear", "euler_ancestral", 200, -1, NULL},
+      {"ddpm", "linear", "heun", 35, 0, NULL},
+      {"ddpm", "linear", "heun", 64, 0, "churn"},
+      {"ddpm", "linear", "dpmpp_sde", 50, -1, NULL},
+      {"ddpm", "linear", "dpmpp_2s", 15, 0, NULL},
+      {"ddpm", "linear", "dpmpp_2s", 50, 1.0, NULL},
+      {"ddpm", "linear", "dpmpp_3m", 15, 0, NULL},
+      {"ddpm", "linear", "dpmpp_3m", 50, 1.0, NULL},
+      {"ddpm", "linear", "unipc", 15, 0, NULL},
+      {"ddpm", "linear", "unipc", 30, 0, "karras"},
+      {"ddpm", "cosine", "heun", 50, 0, "logsnr"},
+      {"vpsde", "linear", "heun", 35, 0, NULL},
+      {"vpsde", "linear", "unipc", 15, 0, NULL},
+      {"vpsde", "linear", "dpmpp_3m", 25, 0, NULL},
+      {"vpsde", "linear", "euler_ancestral", 200, -1, NULL},
+      {"subvpsde", "linear", "dpmpp_sde", 50, -1, NULL},
+      {"subvpsde", "linear", "heun", 35, 0, NULL},
+      {"vesde", "linear", "heun", 18, 0, NULL},
+      {"vesde", "linear", "heun", 64, 0, "churn"},
+      {"vesde", "linear", "euler_ancestral", 200, -1, NULL},
+      {"vesde", "linear", "dpmpp_2s", 15, 0, NULL},
+      {"vesde", "linear", "unipc", 20, 0, NULL},
+      {"vesde", "linear", "dpmpp_sde", 50, -1, NULL},
+      {"ncsn", "linear", "unipc", 20, 0, NULL},
+      {"ncsn", "linear", "heun", 18, 0, NULL},
+      {"ncsn", "linear", "dpmpp_3m", 50, 1.0, NULL},
   };
   for (size_t i = 0; i < sizeof gaussian / sizeof gaussian[0]; i++) check_gaussian(&gaussian[i]);
   const Case mixture[] = {
       {"ddpm", "linear", "ancestral", 1000, 0, NULL}, {"ddpm", "cosine", "ddim", 100, 0, NULL},
       {"vpsde", "linear", "pc", 1000, 0, NULL},       {"vesde", "linear", "ode", 0, 0, NULL},
       {"ddpm", "cosine", "dpmpp", 25, 0, NULL},       {"ncsn", "linear", "langevin", 232, 0, "langevin_lr"},
+      {"ddpm", "linear", "ancestral", 250, 0, NULL},  {"vesde", "linear", "heun", 18, 0, NULL},
+      {"vpsde", "linear", "heun", 64, 0, "churn"},    {"ddpm", "cosine", "unipc", 20, 0, NULL},
+      {"vesde", "linear", "dpmpp_3m", 20, 0, NULL},   {"ddpm", "linear", "dpmpp_sde", 50, -1, NULL},
+      {"vpsde", "linear", "dpmpp_2s", 20, 1.0, NULL}, {"ncsn", "linear", "euler_ancestral", 200, -1, NULL},
   };
   for (size_t i = 0; i < sizeof mixture / sizeof mixture[0]; i++) check_mixture(&mixture[i]);
   check_ode_invertible("vpsde", "linear", ODE_RK45, 0);
@@ -390,5 +510,6 @@ int main(void) {
   check_ode_invertible("vesde", "linear", ODE_RK45, 0);
   check_ode_invertible("ddpm", "cosine", ODE_HEUN, 200);
   check_trajectories();
+  check_kdiffusion_trajectories();
   return test_report("samplers");
 }

@@ -20,7 +20,20 @@
 #include "diffusion/denoiser.h"
 #include "diffusion/diffusion.h"
 
-typedef enum { SAMPLER_ANCESTRAL, SAMPLER_DDIM, SAMPLER_LANGEVIN, SAMPLER_PC, SAMPLER_ODE, SAMPLER_DPMPP } SamplerKind;
+typedef enum {
+  SAMPLER_ANCESTRAL,
+  SAMPLER_DDIM,
+  SAMPLER_LANGEVIN,
+  SAMPLER_PC,
+  SAMPLER_ODE,
+  SAMPLER_DPMPP,           /* DPM-Solver++(2M) */
+  SAMPLER_DPMPP_SDE,       /* DPM-Solver++(2M) SDE, midpoint form (eta 1 by default) */
+  SAMPLER_DPMPP_2S,        /* DPM-Solver++(2S); ancestral with eta > 0 */
+  SAMPLER_DPMPP_3M,        /* DPM-Solver++(3M); the 3M SDE with eta > 0 */
+  SAMPLER_UNIPC,           /* UniPC-2 (bh2) with the UniC corrector */
+  SAMPLER_EULER_ANCESTRAL, /* k-diffusion's Euler ancestral */
+  SAMPLER_HEUN,            /* EDM's second-order sampler (Karras et al. 2022, Algorithm 2) */
+} SamplerKind;
 
 typedef enum {
   SPACING_UNIFORM,   /* discrete: tau_i = i * levels / steps (ermongroup/ddim) */
@@ -28,6 +41,8 @@ typedef enum {
   SPACING_TRAILING,  /* discrete: tau_i = round((i + 1) * levels / steps) - 1, the first step at tau_max */
   SPACING_LOGSNR,    /* any process: uniform in lambda = log(alpha / sigma) from tau_max to tau_min
                         (DPM-Solver's "logSNR" grid; fractional tau for discrete models) */
+  SPACING_KARRAS,    /* any process: s_i = (s_max^(1/rho) + i / (steps - 1) (s_min^(1/rho) - s_max^(1/rho)))^rho
+                        in s = sigma / alpha, rho = 7 (Karras et al. 2022, eq. 5) */
 } Spacing;           /* continuous processes: uniform/trailing are t uniform on [t_eps, 1], quadratic
                         in (i / (steps - 1))^2 */
 
@@ -48,17 +63,22 @@ typedef struct {
   Predictor predictor;         /* pc */
   OdeMethod method;            /* ode */
   double rtol, atol;           /* ode rk45 */
+  double s_churn, s_tmin, s_tmax, s_noise; /* heun: EDM's stochasticity (S_churn 0: deterministic) */
 } SamplerOptions;
 
 #define SAMPLER_MAX_STEPS 100000
 #define SAMPLER_MAX_CORRECTOR_STEPS 1000
 
-/* Defaults per kind: ddim uniform spacing (use trailing for VE models), eta 0; dpmpp logsnr; the others trailing; langevin eps 6.2e-6, K 5
- * (NCSNv2 CIFAR-10); pc reverse_diffusion, snr 0.16, K 1 (Song et al. 2021); ode rk45 with
- * rtol = atol = 1e-5 (Song et al. 2021). */
+/* Defaults per kind: ddim uniform spacing (use trailing for VE models), eta 0; dpmpp, dpmpp_sde, dpmpp_2s,
+ * dpmpp_3m and unipc logsnr; euler_ancestral and heun karras; the others trailing; eta 1 for dpmpp_sde and
+ * euler_ancestral, 0 otherwise; langevin eps 6.2e-6, K 5 (NCSNv2 CIFAR-10); pc reverse_diffusion, snr 0.16,
+ * K 1 (Song et al. 2021); ode rk45 with rtol = atol = 1e-5 (Song et al. 2021); heun S_churn 0, S_tmin 0,
+ * S_tmax inf, S_noise 1. Ancestral with steps 0 visits all T levels, otherwise a respaced subset. */
 void sampler_options_default(SamplerOptions *o, SamplerKind kind, int steps);
 /* Name -> enum for the CLI; -1 for an unknown name. */
 int sampler_kind_from_name(const char *name);
+const char *sampler_kind_name(SamplerKind kind);
+#define SAMPLER_N_KINDS 12
 
 /* Per-step noise z (B, per_sample) for the draw-th noise draw of a sampler run. */
 typedef struct NoiseSource NoiseSource;

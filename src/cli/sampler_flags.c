@@ -8,7 +8,7 @@
 #include <string.h>
 
 void sampler_flags_default(SamplerFlags *f) {
-  *f = (SamplerFlags){"ddim", NULL, NULL, NULL, NULL, ARG_UNSET, ARG_UNSET, NAN, NAN, NAN, NAN, NAN, false};
+  *f = (SamplerFlags){"ddim", NULL, NULL, NULL, NULL, ARG_UNSET, ARG_UNSET, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, false};
 }
 
 #define DEFAULT_STEPS 50
@@ -18,7 +18,8 @@ bool sampler_flags_given(const SamplerFlags *f) {
   sampler_flags_default(&d);
   return strcmp(f->sampler, d.sampler) || f->spacing || f->variance || f->predictor || f->method || f->clip ||
          f->steps != ARG_UNSET || f->corrector_steps != ARG_UNSET || !isnan(f->eta) || !isnan(f->snr) ||
-         !isnan(f->step_size) || !isnan(f->rtol) || !isnan(f->atol);
+         !isnan(f->step_size) || !isnan(f->rtol) || !isnan(f->atol) || !isnan(f->s_churn) || !isnan(f->s_tmin) ||
+         !isnan(f->s_tmax) || !isnan(f->s_noise);
 }
 
 /* Index of value in names, or -1 after a message listing them. */
@@ -41,20 +42,25 @@ typedef struct {
 int sampler_options_from_flags(const SamplerFlags *f, SamplerOptions *o) {
   const int kind = sampler_kind_from_name(f->sampler);
   if (kind < 0) {
-    fprintf(stderr, "diffuse: unknown sampler '%s' (ancestral, ddim, langevin, pc, ode, dpmpp)\n", f->sampler);
+    fprintf(stderr, "diffuse: unknown sampler '%s' (", f->sampler);
+    for (int k = 0; k < SAMPLER_N_KINDS; k++) fprintf(stderr, "%s%s", k ? ", " : "", sampler_kind_name((SamplerKind)k));
+    fprintf(stderr, ")\n");
     return 2;
   }
-  static const char *const spacings[] = {"uniform", "quadratic", "trailing", "logsnr"};
+  static const char *const spacings[] = {"uniform", "quadratic", "trailing", "logsnr", "karras"};
   static const char *const variances[] = {"fixed_small", "fixed_large"};
   static const char *const predictors[] = {"reverse_diffusion", "euler_maruyama"};
   static const char *const methods[] = {"euler", "heun", "rk45"};
   int method = ODE_RK45, v;
   if (f->method && (method = pick("--method", f->method, methods, 3)) < 0) return 2;
-  const bool rk45 = kind == SAMPLER_ODE && method == ODE_RK45, grid = kind != SAMPLER_ANCESTRAL && !rk45;
+  const bool rk45 = kind == SAMPLER_ODE && method == ODE_RK45, grid = !rk45;
+  const bool with_eta = kind == SAMPLER_DDIM || kind == SAMPLER_DPMPP_SDE || kind == SAMPLER_DPMPP_2S ||
+                        kind == SAMPLER_DPMPP_3M || kind == SAMPLER_EULER_ANCESTRAL;
+  const bool heun = kind == SAMPLER_HEUN;
   const FlagUse uses[] = {
-      {"--steps", f->steps != ARG_UNSET, grid, "every sampler but ancestral (all T levels) and ode rk45 (adaptive)"},
-      {"--spacing", f->spacing != NULL, grid, "every sampler but ancestral and ode rk45"},
-      {"--eta", !isnan(f->eta), kind == SAMPLER_DDIM, "ddim"},
+      {"--steps", f->steps != ARG_UNSET, grid, "every sampler but ode rk45 (adaptive)"},
+      {"--spacing", f->spacing != NULL, grid, "every sampler but ode rk45"},
+      {"--eta", !isnan(f->eta), with_eta, "ddim, dpmpp_sde, dpmpp_2s, dpmpp_3m and euler_ancestral"},
       {"--variance", f->variance != NULL, kind == SAMPLER_ANCESTRAL, "ancestral"},
       {"--clip", f->clip, kind == SAMPLER_ANCESTRAL, "ancestral"},
       {"--step-size", !isnan(f->step_size), kind == SAMPLER_LANGEVIN, "langevin"},
@@ -65,6 +71,10 @@ int sampler_options_from_flags(const SamplerFlags *f, SamplerOptions *o) {
       {"--method", f->method != NULL, kind == SAMPLER_ODE, "ode"},
       {"--rtol", !isnan(f->rtol), rk45, "ode --method rk45"},
       {"--atol", !isnan(f->atol), rk45, "ode --method rk45"},
+      {"--s-churn", !isnan(f->s_churn), heun, "heun"},
+      {"--s-tmin", !isnan(f->s_tmin), heun, "heun"},
+      {"--s-tmax", !isnan(f->s_tmax), heun, "heun"},
+      {"--s-noise", !isnan(f->s_noise), heun, "heun"},
   };
   for (size_t i = 0; i < sizeof uses / sizeof uses[0]; i++)
     if (uses[i].given && !uses[i].applies) {
@@ -72,10 +82,12 @@ int sampler_options_from_flags(const SamplerFlags *f, SamplerOptions *o) {
               rk45 ? " (method rk45)" : "", uses[i].for_whom);
       return 2;
     }
-  sampler_options_default(o, (SamplerKind)kind, f->steps != ARG_UNSET ? f->steps : DEFAULT_STEPS);
+  /* ancestral without --steps visits all T levels */
+  const int steps = f->steps != ARG_UNSET ? f->steps : kind == SAMPLER_ANCESTRAL ? 0 : DEFAULT_STEPS;
+  sampler_options_default(o, (SamplerKind)kind, steps);
   o->method = (OdeMethod)method;
   if (f->spacing) {
-    if ((v = pick("--spacing", f->spacing, spacings, 4)) < 0) return 2;
+    if ((v = pick("--spacing", f->spacing, spacings, 5)) < 0) return 2;
     o->spacing = (Spacing)v;
   }
   if (f->variance) {
@@ -94,6 +106,10 @@ int sampler_options_from_flags(const SamplerFlags *f, SamplerOptions *o) {
   if (!isnan(f->step_size)) o->step_size = f->step_size;
   if (!isnan(f->rtol)) o->rtol = f->rtol;
   if (!isnan(f->atol)) o->atol = f->atol;
+  if (!isnan(f->s_churn)) o->s_churn = f->s_churn;
+  if (!isnan(f->s_tmin)) o->s_tmin = f->s_tmin;
+  if (!isnan(f->s_tmax)) o->s_tmax = f->s_tmax;
+  if (!isnan(f->s_noise)) o->s_noise = f->s_noise;
   return 0;
 }
 

@@ -13,6 +13,7 @@ typedef struct {
   const char *sampler, *spacing, *variance, *predictor, *method;
   int steps, corrector_steps;
   double eta, snr, step_size, rtol, atol; /* NULL / NAN / ARG_UNSET: not given, the sampler's default */
+  double s_churn, s_tmin, s_tmax, s_noise;
   bool clip;
 } SamplerFlags;
 
@@ -27,9 +28,11 @@ bool sampler_flags_given(const SamplerFlags *f);
       {"--variance", ARG_STRING, &(f).variance}, {"--clip", ARG_FLAG, &(f).clip},                               \
       {"--step-size", ARG_DOUBLE, &(f).step_size}, {"--corrector-steps", ARG_INT, &(f).corrector_steps},        \
       {"--snr", ARG_DOUBLE, &(f).snr}, {"--predictor", ARG_STRING, &(f).predictor},                             \
-      {"--method", ARG_STRING, &(f).method}, {"--rtol", ARG_DOUBLE, &(f).rtol}, {"--atol", ARG_DOUBLE, &(f).atol}
+      {"--method", ARG_STRING, &(f).method}, {"--rtol", ARG_DOUBLE, &(f).rtol}, {"--atol", ARG_DOUBLE, &(f).atol}, \
+      {"--s-churn", ARG_DOUBLE, &(f).s_churn}, {"--s-tmin", ARG_DOUBLE, &(f).s_tmin},                           \
+      {"--s-tmax", ARG_DOUBLE, &(f).s_tmax}, {"--s-noise", ARG_DOUBLE, &(f).s_noise}
 /* Flags -> options; a usage error (returns 2) names the flag: an unknown name, or a flag that means
- * nothing to the chosen sampler (--eta with dpmpp, --clip with ddim, --steps with ancestral, ...). */
+ * nothing to the chosen sampler (--eta with dpmpp, --clip with ddim, --s-churn with ddim, ...). */
 int sampler_options_from_flags(const SamplerFlags *f, SamplerOptions *o);
 /* Model-dependent defaults (DDIM on VE models: trailing spacing) and sampler_check. 0 or -1 + message. */
 int sampler_options_for_model(const SamplerFlags *f, SamplerOptions *o, const Diffusion *d, char *err, size_t errlen);

@@ -18,16 +18,40 @@ typedef struct {
   long noise_draws; /* draws handed out so far */
 } SamplerRun;
 
-void sample_ancestral(SamplerRun *r);
+/* taus: the visited timesteps, descending (all T, or a respaced subset). */
+void sample_ancestral(SamplerRun *r, const double *taus, int steps);
 void sample_ddim(SamplerRun *r, const double *taus);
 void sample_langevin(SamplerRun *r, const double *taus);
 void sample_pc(SamplerRun *r, const double *taus);
 void sample_ode(SamplerRun *r, const double *taus);
+/* The samplers written in k-diffusion's variables (sigma_space.c): DPM-Solver++ 2M / 2M SDE / 3M
+ * (dpmpp.c), 2S (dpmpp_2s.c), UniPC (unipc.c), Euler ancestral (euler_ancestral.c), EDM's Heun (heun.c). */
 void sample_dpmpp(SamplerRun *r, const double *taus);
+void sample_dpmpp_2s(SamplerRun *r, const double *taus);
+void sample_unipc(SamplerRun *r, const double *taus);
+void sample_euler_ancestral(SamplerRun *r, const double *taus);
+void sample_heun(SamplerRun *r, const double *taus);
 
 /* The next noise draw z (n floats). */
 void sampler_noise(SamplerRun *r, float *z);
 /* eps = eps_hat(x, tau); x <- x0_hat = (x - sigma eps) / alpha. */
 void sampler_denoise(SamplerRun *r, double tau, float *eps);
+
+/* The largest tau in [lo, hi] with log(alpha / sigma) >= target (lambda decreases in tau), by bisection. */
+double sampler_tau_at_log_snr(const Diffusion *d, double target, double lo, double hi);
+
+/* k-diffusion's view of any process (Karras et al. 2022, sec. 4): with s = sigma / alpha and
+ * y = x / alpha, y = x0 + s eps, and the denoiser D(y; s) = x0_hat = y - s eps_hat(alpha y, tau(s)).
+ * Samplers in this view keep y in r->x (sigma_space_enter) and end at s = 0, where y = x. */
+double sigma_space_sigma(const Diffusion *d, double tau);
+/* The tau of a given s, clamped to [tau_min, tau_max] (s outside the process's range). */
+double sigma_space_tau(const Diffusion *d, double s);
+/* k-diffusion's get_ancestral_step from s to s_next with eta: the level s_down a step aims at and
+ * the noise s_up added after it, s_down^2 + s_up^2 = s_next^2 (dpmpp_2s.c). */
+void sampler_ancestral_step(double s, double s_next, double eta, double *s_down, double *s_up);
+/* r->x <- r->x / alpha(tau). */
+void sigma_space_enter(SamplerRun *r, double tau);
+/* x0 = D(y; s(tau)) at y = r->x; tmp: n floats of scratch (the network's input alpha y). */
+void sigma_space_denoise(SamplerRun *r, const float *y, double tau, float *x0, float *tmp);
 
 #endif

@@ -1,10 +1,14 @@
-/* dpmpp.c - DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2): a multistep second-order solver of the
- * probability-flow ODE in its data-prediction form, with lambda = log(alpha / sigma):
- *   h_i = lambda_{i+1} - lambda_i,  D_i = x0_i                                  (first step)
- *   D_i = (1 + 1/(2 r_i)) x0_i - 1/(2 r_i) x0_{i-1},  r_i = h_{i-1} / h_i        (later steps)
- *   x_{i+1} = (sigma_{i+1} / sigma_i) x_i - alpha_{i+1} (e^{-h_i} - 1) D_i.
- * The last step goes to sigma = 0 (lambda = inf) with the first-order update, x = x0_hat: the
- * "lower order final" choice of the reference implementations, stable at few steps. */
+/* dpmpp.c - the multistep DPM-Solver++ family (Lu et al. 2022) in k-diffusion's variables
+ * (sigma_space.c: y = x0 + s eps, lambda = -log s, h = lambda_{i+1} - lambda_i, D_i = D(y_i; s_i)),
+ * written as k-diffusion's sample_dpmpp_2m_sde (midpoint) and sample_dpmpp_3m_sde, with eta >= 0:
+ *   y' = (s_{i+1} / s_i) e^{-eta h} y + (1 - e^{-(1 + eta) h}) D_i + corr + s_{i+1} sqrt(1 - e^{-2 eta h}) z.
+ *   2M:  corr = (1 - e^{-(1 + eta) h}) / (2 r) (D_i - D_{i-1}),  r = h_{i-1} / h
+ *        (eta = 0: Algorithm 2 of the paper, (1 + 1/(2r)) D_i - 1/(2r) D_{i-1});
+ *   3M:  corr = phi_2 d1 - phi_3 d2 from the divided differences of D_i, D_{i-1}, D_{i-2}
+ *        (phi_2 d1 alone on the second step), phi_2 = (e^{-h'} - 1) / h' + 1, phi_3 = phi_2 / h' - 1/2,
+ *        h' = (1 + eta) h.
+ * The first step is first order; the last goes to s = 0, where y = D ("lower order final"). In x
+ * this equals the paper's update x' = (sigma'/sigma) x - alpha' (e^{-h} - 1) D for every process. */
 #include <math.h>
 #include <string.h>
 
@@ -12,29 +16,48 @@
 
 void sample_dpmpp(SamplerRun *r, const double *taus) {
   const int steps = r->o->steps;
-  float *x0 = r->work, *x0_prev = r->work + r->n, *x = r->x;
-  double h_prev = 0.0;
+  const bool third = r->o->kind == SAMPLER_DPMPP_3M;
+  const double eta = r->o->eta;
+  float *y = r->x, *D = r->work, *D1 = r->work + r->n, *D2 = r->work + 2 * r->n, *tmp = r->work + 3 * r->n;
+  double h1 = 0.0, h2 = 0.0; /* the previous two steps' h (0: none yet) */
+  sigma_space_enter(r, taus[0]);
   for (int i = 0; i < steps; i++) {
-    double a, s;
-    diffusion_marginal(r->d, taus[i], &a, &s);
-    r->den->predict_eps(r->den, x0, x, r->B, taus[i]);
-    for (size_t j = 0; j < r->n; j++) x0[j] = (float)((x[j] - s * x0[j]) / a);
+    sigma_space_denoise(r, y, taus[i], D, tmp);
     if (i + 1 == steps) {
-      memcpy(x, x0, r->n * sizeof(float));
+      memcpy(y, D, r->n * sizeof(float));
       break;
     }
-    double an, sn;
-    diffusion_marginal(r->d, taus[i + 1], &an, &sn);
-    const double h = log(an / sn) - log(a / s);
-    const float cx = (float)(sn / s), cd = (float)(-an * expm1(-h));
-    if (i == 0) {
-      for (size_t j = 0; j < r->n; j++) x[j] = cx * x[j] + cd * x0[j];
+    const double s = sigma_space_sigma(r->d, taus[i]), sn = sigma_space_sigma(r->d, taus[i + 1]);
+    const double h = log(s / sn), he = (1.0 + eta) * h;
+    const float cy = (float)(sn / s * exp(-eta * h)), cd = (float)(-expm1(-he));
+    if (h1 == 0.0) {
+      for (size_t j = 0; j < r->n; j++) y[j] = cy * y[j] + cd * D[j];
+    } else if (!third) {
+      const float c1 = (float)(-expm1(-he) * 0.5 * h / h1);
+      for (size_t j = 0; j < r->n; j++) y[j] = cy * y[j] + cd * D[j] + c1 * (D[j] - D1[j]);
     } else {
-      const double half_inv_r = 0.5 * h / h_prev;
-      const float w0 = (float)(1.0 + half_inv_r), w1 = (float)(-half_inv_r);
-      for (size_t j = 0; j < r->n; j++) x[j] = cx * x[j] + cd * (w0 * x0[j] + w1 * x0_prev[j]);
+      const double phi2 = expm1(-he) / he + 1.0, phi3 = phi2 / he - 0.5;
+      if (h2 == 0.0) {
+        const float c1 = (float)(phi2 * h / h1);
+        for (size_t j = 0; j < r->n; j++) y[j] = cy * y[j] + cd * D[j] + c1 * (D[j] - D1[j]);
+      } else {
+        const double r0 = h1 / h, r1 = h2 / h;
+        const float a0 = (float)(1.0 / r0), a1 = (float)(1.0 / r1), w = (float)(r0 / (r0 + r1)),
+                    inv = (float)(1.0 / (r0 + r1)), p2 = (float)phi2, p3 = (float)phi3;
+        for (size_t j = 0; j < r->n; j++) {
+          const float d10 = (D[j] - D1[j]) * a0, d11 = (D1[j] - D2[j]) * a1;
+          const float d1 = d10 + (d10 - d11) * w, d2 = (d10 - d11) * inv;
+          y[j] = cy * y[j] + cd * D[j] + p2 * d1 - p3 * d2;
+        }
+      }
     }
-    memcpy(x0_prev, x0, r->n * sizeof(float));
-    h_prev = h;
+    if (eta > 0.0) {
+      sampler_noise(r, tmp);
+      const float cz = (float)(sn * sqrt(-expm1(-2.0 * eta * h)));
+      for (size_t j = 0; j < r->n; j++) y[j] += cz * tmp[j];
+    }
+    float *oldest = D2;
+    D2 = D1, D1 = D, D = oldest; /* rotate the history: D_{i-1} <- D_i */
+    h2 = h1, h1 = h;
   }
 }

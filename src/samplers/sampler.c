@@ -10,19 +10,32 @@
 #include "core/rng.h"
 #include "samplers/rk45.h"
 
-static const char *const KIND_NAMES[] = {"ancestral", "ddim", "langevin", "pc", "ode", "dpmpp"};
+static const char *const KIND_NAMES[SAMPLER_N_KINDS] = {
+    "ancestral", "ddim", "langevin", "pc", "ode", "dpmpp", "dpmpp_sde", "dpmpp_2s", "dpmpp_3m", "unipc",
+    "euler_ancestral", "heun"};
 
 int sampler_kind_from_name(const char *name) {
-  for (int k = 0; k < (int)(sizeof KIND_NAMES / sizeof KIND_NAMES[0]); k++)
+  for (int k = 0; k < SAMPLER_N_KINDS; k++)
     if (!strcmp(name, KIND_NAMES[k])) return k;
   return -1;
 }
+
+const char *sampler_kind_name(SamplerKind kind) { return KIND_NAMES[kind]; }
+
+/* The samplers written in k-diffusion's variables (sigma_space.c), which all end at s = 0. */
+static bool in_sigma_space(SamplerKind k) { return k >= SAMPLER_DPMPP; }
 
 void sampler_options_default(SamplerOptions *o, SamplerKind kind, int steps) {
   memset(o, 0, sizeof *o);
   o->kind = kind;
   o->steps = steps;
-  o->spacing = kind == SAMPLER_DDIM ? SPACING_UNIFORM : kind == SAMPLER_DPMPP ? SPACING_LOGSNR : SPACING_TRAILING;
+  o->spacing = kind == SAMPLER_DDIM                                 ? SPACING_UNIFORM
+               : kind == SAMPLER_EULER_ANCESTRAL || kind == SAMPLER_HEUN ? SPACING_KARRAS
+               : in_sigma_space(kind)                                 ? SPACING_LOGSNR
+                                                                      : SPACING_TRAILING;
+  o->eta = kind == SAMPLER_DPMPP_SDE || kind == SAMPLER_EULER_ANCESTRAL ? 1.0 : 0.0;
+  o->s_tmax = INFINITY;
+  o->s_noise = 1.0;
   o->variance = VARIANCE_FIXED_SMALL;
   o->step_size = 6.2e-6;
   o->corrector_steps = kind == SAMPLER_LANGEVIN ? 5 : 1;
@@ -60,8 +73,14 @@ int sampler_check(const SamplerOptions *o, const Diffusion *d, char *err, size_t
   switch (o->kind) {
     case SAMPLER_ANCESTRAL:
       if (d->kind != DIFFUSION_DDPM)
-        return errorf(err, errlen, "the ancestral sampler needs a discrete DDPM model (this one is %s); use pc or ode", type);
-      return 0; /* visits all T levels; --steps does not apply */
+        return errorf(err, errlen,
+                      "the ancestral sampler needs a discrete DDPM model (this one is %s); use euler_ancestral, pc or ode",
+                      type);
+      if (o->steps == 0) return 0; /* all T levels */
+      if (o->spacing == SPACING_LOGSNR || o->spacing == SPACING_KARRAS)
+        return errorf(err, errlen, "the ancestral sampler steps on integer timesteps: use --spacing uniform, quadratic "
+                                   "or trailing");
+      break;
     case SAMPLER_DDIM:
       if (!(o->eta >= 0.0 && o->eta <= 1.0)) return errorf(err, errlen, "--eta must be in [0, 1]");
       break;
@@ -87,7 +106,21 @@ int sampler_check(const SamplerOptions *o, const Diffusion *d, char *err, size_t
       if (o->steps < 2) return errorf(err, errlen, "--steps must be >= 2 for the %s ODE solver", name);
       break;
     case SAMPLER_DPMPP: break;
+    case SAMPLER_DPMPP_SDE:
+    case SAMPLER_DPMPP_2S:
+    case SAMPLER_DPMPP_3M:
+    case SAMPLER_EULER_ANCESTRAL:
+      if (!(o->eta >= 0.0 && o->eta <= 10.0)) return errorf(err, errlen, "--eta must be in [0, 10] for %s", name);
+      break;
+    case SAMPLER_UNIPC: break;
+    case SAMPLER_HEUN:
+      if (!(o->s_churn >= 0.0)) return errorf(err, errlen, "--s-churn must be >= 0");
+      if (!(o->s_noise >= 0.0)) return errorf(err, errlen, "--s-noise must be >= 0");
+      if (!(o->s_tmin >= 0.0 && o->s_tmin <= o->s_tmax)) return errorf(err, errlen, "need 0 <= --s-tmin <= --s-tmax");
+      break;
   }
+  if (in_sigma_space(o->kind) && o->steps < 2)
+    return errorf(err, errlen, "--steps must be >= 2 for %s", name);
   if (o->steps > SAMPLER_MAX_STEPS)
     return errorf(err, errlen, "--steps %d: at most %d time steps (far more than any sampler needs)", o->steps,
                   SAMPLER_MAX_STEPS);
@@ -99,7 +132,14 @@ int sampler_check(const SamplerOptions *o, const Diffusion *d, char *err, size_t
 
 size_t sampler_work_floats(const SamplerOptions *o, size_t n) {
   if (o->kind == SAMPLER_ODE) return o->method == ODE_RK45 ? rk45_work_floats(n) : 3 * n;
+  if (o->kind == SAMPLER_UNIPC) return 5 * n;
+  if (in_sigma_space(o->kind)) return 4 * n;
   return 2 * n;
+}
+
+/* The grid a run visits: ancestral with steps 0 is all T levels (trailing spacing with T steps). */
+static int grid_steps(const SamplerOptions *o, const Diffusion *d) {
+  return o->kind == SAMPLER_ANCESTRAL && o->steps == 0 ? d->n_levels : o->steps;
 }
 
 long sampler_run(const SamplerOptions *o, const Diffusion *d, Denoiser *den, NoiseSource *noise, float *x, int B,
@@ -108,16 +148,24 @@ long sampler_run(const SamplerOptions *o, const Diffusion *d, Denoiser *den, Noi
   CHECK(sampler_check(o, d, err, sizeof err) == 0);
   SamplerRun r = {o, d, den, noise, x, B, per_sample, (size_t)B * per_sample, work, 0};
   const long nfe0 = den->nfe;
-  const bool uses_grid = o->kind != SAMPLER_ANCESTRAL && !(o->kind == SAMPLER_ODE && o->method == ODE_RK45);
-  double *taus = uses_grid ? xmalloc((size_t)o->steps * sizeof(double)) : NULL;
-  if (uses_grid) CHECK(sampler_time_grid(d, o->steps, o->spacing, taus, err, sizeof err) == 0);
+  const bool uses_grid = !(o->kind == SAMPLER_ODE && o->method == ODE_RK45);
+  const int steps = grid_steps(o, d);
+  const Spacing spacing = o->kind == SAMPLER_ANCESTRAL && o->steps == 0 ? SPACING_TRAILING : o->spacing;
+  double *taus = uses_grid ? xmalloc((size_t)steps * sizeof(double)) : NULL;
+  if (uses_grid) CHECK(sampler_time_grid(d, steps, spacing, taus, err, sizeof err) == 0);
   switch (o->kind) {
-    case SAMPLER_ANCESTRAL: sample_ancestral(&r); break;
+    case SAMPLER_ANCESTRAL: sample_ancestral(&r, taus, steps); break;
     case SAMPLER_DDIM: sample_ddim(&r, taus); break;
     case SAMPLER_LANGEVIN: sample_langevin(&r, taus); break;
     case SAMPLER_PC: sample_pc(&r, taus); break;
     case SAMPLER_ODE: sample_ode(&r, taus); break;
-    case SAMPLER_DPMPP: sample_dpmpp(&r, taus); break;
+    case SAMPLER_DPMPP:
+    case SAMPLER_DPMPP_SDE:
+    case SAMPLER_DPMPP_3M: sample_dpmpp(&r, taus); break;
+    case SAMPLER_DPMPP_2S: sample_dpmpp_2s(&r, taus); break;
+    case SAMPLER_UNIPC: sample_unipc(&r, taus); break;
+    case SAMPLER_EULER_ANCESTRAL: sample_euler_ancestral(&r, taus); break;
+    case SAMPLER_HEUN: sample_heun(&r, taus); break;
   }
   free(taus);
   return den->nfe - nfe0;
