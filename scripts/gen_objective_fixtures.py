@@ -7,11 +7,19 @@ noise levels tau, computes in PyTorch exactly what the objective defines:
 
   alpha, sigma = marginal(tau)            (float64 reference formulas, then float32)
   x_tau        = alpha * x0 + sigma * noise
-  label        = the network's time input: t (ddpm), 999 i/(L-1) (ncsn), 999 t (SDEs)
+  label        = the network's time input: t (ddpm), 999 i/(L-1) (ncsn), 999 t (SDEs, flow)
   loss         = mean((net(x_tau, label) - target)^2),  target = noise | x0 | alpha noise - sigma x0
+                 | noise - x0 (flow, x_t = (1 - t) x0 + t noise)
+  EDM          = EDMLoss of Karras et al.'s code: D = c_skip x + c_out net(c_in x, ln(sigma) / 4),
+                 loss = mean(lambda(sigma) (D - x0)^2), lambda = (sigma^2 + sd^2) / (sigma sd)^2
+  min_snr      = per-sample weight min(SNR, gamma) / SNR (eps), min(SNR, gamma) / (SNR + 1) (v)
+                 (Hang et al. 2023) on the per-sample MSE
+  likelihood   = the VP SDE's g^2 / sigma^2 importance-sampled: with t ~ p(t) = (g^2 / sigma^2) / Z the
+                 weight is Z / (1 - t_eps), Z = [log(e^B(t) - 1)] from t_eps to 1, B(t) = -2 log alpha(t)
 
 Writes tests/fixtures/objective.safetensors: x0, noise, and per case <case>.tau and <case>.loss;
-__metadata__[<case>] is the diffusion config section (JSON) the C test builds the process from.
+__metadata__[<case>] is {"diffusion": the config section the C test builds the process from,
+"weighting": none | min_snr | likelihood, "gamma": the min-SNR gamma}.
 
 Run: /usr/bin/python3 scripts/gen_objective_fixtures.py [--out-dir DIR]
 """
@@ -36,7 +44,22 @@ CASES = {
     "vpsde_eps": ({"type": "vpsde", "beta_min": 0.1, "beta_max": 20.0}, [0.01, 0.6]),
     "subvpsde_eps": ({"type": "subvpsde", "beta_min": 0.1, "beta_max": 20.0}, [0.2, 0.95]),
     "vesde_eps": ({"type": "vesde", "sigma_min": 0.01, "sigma_max": 50.0}, [0.05, 0.9]),
+    "edm": ({"type": "edm", "sigma_min": 0.002, "sigma_max": 80.0, "sigma_data": 0.5}, [0.05, 3.0]),
+    "flow": ({"type": "flow"}, [0.1, 0.85]),
+    "ddpm_linear_eps_min_snr": ({"type": "ddpm", "beta_schedule": "linear", "prediction": "eps"}, [3.0, 517.0]),
+    "ddpm_cosine_v_min_snr": ({"type": "ddpm", "beta_schedule": "cosine", "prediction": "v"}, [100.0, 700.0]),
+    "vpsde_likelihood": ({"type": "vpsde", "beta_min": 0.1, "beta_max": 20.0, "t_eps": 1e-5}, [0.01, 0.6]),
 }
+WEIGHTING = {"ddpm_linear_eps_min_snr": "min_snr", "ddpm_cosine_v_min_snr": "min_snr", "vpsde_likelihood": "likelihood"}
+GAMMA = 5.0
+
+
+def vp_likelihood_weight(cfg):
+    """Z / (1 - t_eps) with Z the integral of g^2 / sigma^2 = beta / (1 - e^-B) = d/dt log(e^B - 1)."""
+    b0, b1, eps = cfg["beta_min"], cfg["beta_max"], cfg["t_eps"]
+    B = lambda t: t * b0 + 0.5 * t * t * (b1 - b0)  # noqa: E731
+    Z = math.log(math.expm1(B(1.0))) - math.log(math.expm1(B(eps)))
+    return Z / (1.0 - eps)
 
 
 def ddpm_alphas_cumprod(schedule, T=1000):
@@ -60,6 +83,10 @@ def marginal(cfg, tau):
         return 1.0, s, 999.0 * tau / (L - 1)
     if kind == "vesde":
         return 1.0, cfg["sigma_min"] * (cfg["sigma_max"] / cfg["sigma_min"]) ** tau, 999.0 * tau
+    if kind == "edm":
+        return 1.0, tau, math.log(tau) / 4
+    if kind == "flow":
+        return 1.0 - tau, tau, 999.0 * tau
     lm = -0.25 * tau ** 2 * (cfg["beta_max"] - cfg["beta_min"]) - 0.5 * tau * cfg["beta_min"]
     alpha = math.exp(lm)
     sigma = math.sqrt(1 - math.exp(2 * lm)) if kind == "vpsde" else 1 - math.exp(2 * lm)
@@ -87,11 +114,31 @@ def main():
             s = torch.tensor([c[1] for c in coef], dtype=torch.float32).view(-1, 1, 1, 1)
             labels = torch.tensor([c[2] for c in coef], dtype=torch.float32)
             xt = a * x0 + s * noise
-            target = {"eps": noise, "x0": x0, "v": a * noise - s * x0}[pred]
-            loss = torch.mean((model(xt, labels) - target) ** 2)
+            weighting = WEIGHTING.get(name, "none")
+            if cfg["type"] == "edm":  # EDM's EDMPrecond + EDMLoss, float64 coefficients
+                sd = cfg["sigma_data"]
+                sig = torch.tensor(taus, dtype=torch.float64).view(-1, 1, 1, 1)
+                c_skip = sd ** 2 / (sig ** 2 + sd ** 2)
+                c_out = sig * sd / (sig ** 2 + sd ** 2).sqrt()
+                c_in = 1 / (sd ** 2 + sig ** 2).sqrt()
+                F = model((c_in * xt.double()).float(), labels).double()
+                D = c_skip * xt.double() + c_out * F
+                lam = (sig ** 2 + sd ** 2) / (sig * sd) ** 2
+                loss = torch.mean(lam * (D - x0.double()) ** 2)
+            else:
+                target = {"eps": noise, "x0": x0, "v": a * noise - s * x0}[pred] if cfg["type"] != "flow" else noise - x0
+                per_sample = torch.mean((model(xt, labels) - target).double() ** 2, dim=(1, 2, 3))
+                snr = torch.tensor([(c[0] / c[1]) ** 2 for c in coef], dtype=torch.float64)
+                if weighting == "min_snr":
+                    wt = torch.clamp(snr, max=GAMMA) / (snr if pred == "eps" else snr + 1)
+                elif weighting == "likelihood":
+                    wt = torch.full_like(snr, vp_likelihood_weight(cfg))
+                else:
+                    wt = torch.ones_like(snr)
+                loss = torch.mean(wt * per_sample)
             w.add(f"{name}.tau", torch.tensor(taus, dtype=torch.float64))
             w.add(f"{name}.loss", loss)
-            w.meta(name, cfg)
+            w.meta(name, {"diffusion": cfg, "weighting": weighting, "gamma": GAMMA})
     os.makedirs(args.out_dir, exist_ok=True)
     w.write(os.path.join(args.out_dir, "objective.safetensors"))
 

@@ -26,6 +26,21 @@ expect 0 "" train --config "$tmp/tiny.json" --out "$tmp/run_cos" --quiet --set t
 grep -q '"step": 4, .*"lr": 0,' "$tmp/run_cos/log.jsonl" || { echo "FAIL: cosine schedule does not end at lr 0"; cat "$tmp/run_cos/log.jsonl"; fail=1; }
 grep -q '"step": 2, .*"lr": 0.0001,' "$tmp/run_cos/log.jsonl" || { echo "FAIL: cosine schedule not at lr/2 halfway"; fail=1; }
 expect 1 "train.lr_schedule: 'linear' is not constant, cosine or inverse_sqrt" train --config "$tmp/tiny.json" --out "$tmp/run_bad" --set train.lr_schedule=linear
+# the other objectives end to end: EDM (type defaults: sigma 0.002..80, prediction edm), flow matching,
+# min-SNR and likelihood weighting; each trains, samples and is refused where it does not apply
+expect 0 "" train --config "$tmp/tiny.json" --out "$tmp/run_edm" --quiet --set diffusion.type=edm
+grep -q '"sigma_max":[[:space:]]*80' "$tmp/run_edm/config.json" || { echo "FAIL: edm run lacks its sigma range"; fail=1; }
+expect 0 "NFE 15" sample --ckpt "$tmp/run_edm/ckpt.safetensors" --sampler heun --steps 8 --n 2 --out "$tmp/g.png"
+expect 0 "" train --config "$tmp/tiny.json" --out "$tmp/run_flow" --quiet --set diffusion.type=flow --set diffusion.t_sampling=logit_normal
+expect 0 "NFE 10" sample --ckpt "$tmp/run_flow/ckpt.safetensors" --sampler ode --method euler --steps 10 --n 2 --out "$tmp/g.png"
+expect 0 "" sample --ckpt "$tmp/run_flow/ckpt.safetensors" --sampler unipc --steps 5 --n 2 --outdir "$tmp/flow_pngs"
+expect 0 "bits/dim" eval nll --ckpt "$tmp/run_flow/ckpt.safetensors" --data "$tmp/flow_pngs" --n 2 --method ode
+expect 0 "" train --config "$tmp/tiny.json" --out "$tmp/run_snr" --quiet --set train.loss_weighting=min_snr
+expect 0 "" train --config "$tmp/tiny.json" --out "$tmp/run_ll" --quiet --set diffusion.type=vpsde --set train.loss_weighting=likelihood
+expect 1 "likelihood weighting is for the continuous SDEs" train --config "$tmp/tiny.json" --out "$tmp/run_bad" --set train.loss_weighting=likelihood
+expect 1 "min_snr does not apply to type edm" train --config "$tmp/tiny.json" --out "$tmp/run_bad" --set diffusion.type=edm --set train.loss_weighting=min_snr
+expect 1 "type edm trains prediction edm (remove the key), not v" train --config "$tmp/tiny.json" --out "$tmp/run_bad" --set diffusion.type=edm --set diffusion.prediction=v
+expect 1 "diffusion.t_sampling: 'beta' is not uniform or logit_normal" train --config "$tmp/tiny.json" --out "$tmp/run_bad" --set diffusion.type=flow --set diffusion.t_sampling=beta
 # devices: the CPU backend only in this build; cuda is refused naming the build option, before any work
 expect 0 "compiled backends: cpu" info --devices
 expect 0 '"device": "cpu"' bench --config "$tmp/tiny.json" --mode sample --batch 1 --steps 1 --warmup 0 --device cpu

@@ -35,9 +35,9 @@ static void check_curve(const char *what, const Diffusion *d, const SafeTensors 
 /* The continuous view samplers use: fractional tau interpolates between the tables, and the SDE
  * coefficients are the derivatives of the marginals (central differences in double). */
 static void check_continuous_view(void) {
-  const char *procs[6][2] = {{"ddpm", "linear"}, {"ddpm", "cosine"}, {"ncsn", "linear"},
-                             {"vpsde", "linear"}, {"subvpsde", "linear"}, {"vesde", "linear"}};
-  for (int k = 0; k < 6; k++) {
+  const char *procs[8][2] = {{"ddpm", "linear"},     {"ddpm", "cosine"}, {"ncsn", "linear"}, {"vpsde", "linear"},
+                             {"subvpsde", "linear"}, {"vesde", "linear"}, {"edm", "linear"},  {"flow", "linear"}};
+  for (int k = 0; k < 8; k++) {
     Diffusion d;
     init_diffusion(&d, procs[k][0], procs[k][1]);
     const double lo = diffusion_tau_min(&d), hi = diffusion_tau_max(&d);
@@ -57,6 +57,10 @@ static void check_continuous_view(void) {
              "%s %s tau %g: dlog alpha %.8g (fd %.8g), dlog sigma %.8g (fd %.8g)", procs[k][0], procs[k][1], tau, dla,
              fd_la, dls, fd_ls);
       EXPECT(fabs(g2 - 2 * s * s * (dls - dla)) <= 1e-12 * (1 + fabs(g2)) && g2 > 0, "%s g^2 %.6g", procs[k][0], g2);
+      if (d.kind == DIFFUSION_EDM) /* dx = sqrt(2 sigma) dW: the EDM ODE dx/dsigma = -sigma score */
+        EXPECT(f == 0.0 && fabs(g2 - 2 * tau) < 1e-12 * tau && a == 1.0 && s == tau, "EDM: f %g g2 %.8g", f, g2);
+      if (d.kind == DIFFUSION_FLOW) /* x_t = (1 - t) x0 + t eps */
+        EXPECT(fabs(a - (1 - tau)) < 1e-15 && s == tau, "flow marginal at %g: %g %g", tau, a, s);
       if (d.kind == DIFFUSION_VPSDE) {
         const double beta = d.cfg.beta_min + tau * (d.cfg.beta_max - d.cfg.beta_min);
         EXPECT(fabs(f + 0.5 * beta) < 1e-12 && fabs(g2 - beta) < 1e-9 * beta, "VP SDE: f %.8g g2 %.8g beta %.8g", f, g2, beta);
@@ -112,6 +116,15 @@ int main(void) {
   init_diffusion(&d, "ddpm", "linear");
   EXPECT(diffusion_sample_tau(&d, 0.0) == 0 && diffusion_sample_tau(&d, 0.99999) == 999, "ddpm tau range");
   EXPECT(diffusion_label(&d, 517) == 517, "ddpm label is the timestep");
+  diffusion_free(&d);
+  init_diffusion(&d, "edm", "linear"); /* Karras et al.'s ranges and c_noise */
+  EXPECT(diffusion_tau_min(&d) == 0.002 && diffusion_tau_max(&d) == 80 && diffusion_prior_std(&d) == 80 &&
+             fabs(diffusion_label(&d, 2.0) - 0.25 * log(2.0)) < 1e-15,
+         "edm range / label");
+  diffusion_free(&d);
+  init_diffusion(&d, "flow", "linear");
+  EXPECT(diffusion_tau_min(&d) == d.cfg.t_eps && diffusion_tau_max(&d) == 1 - d.cfg.t_eps && diffusion_prior_std(&d) == 1,
+         "flow range");
 
   diffusion_free(&d);
   check_continuous_view();

@@ -69,6 +69,7 @@ int test_report(const char *test_name) {
 void init_diffusion(Diffusion *d, const char *type, const char *schedule) {
   DiffusionConfig c;
   diffusion_config_default(&c);
+  diffusion_config_type_defaults(&c, type);
   snprintf(c.type, sizeof c.type, "%s", type);
   snprintf(c.beta_schedule, sizeof c.beta_schedule, "%s", schedule);
   char err[256];

@@ -20,6 +20,9 @@ RngBits rng_bits(uint64_t seed, uint64_t stream, uint64_t index);
 static inline float rng_unit(uint32_t word) { return (float)(word >> 8) * (1.0f / 16777216.0f); }
 float rng_uniform(uint64_t seed, uint64_t stream, uint64_t index);  /* rng_unit of word 0 */
 float rng_normal(uint64_t seed, uint64_t stream, uint64_t index);   /* N(0, 1), Box-Muller */
+/* Phi^-1(p), the standard normal quantile, for p in (0, 1) (Acklam's rational approximation and one
+ * Halley step on erfc: ~1e-15 relative); p is clamped to [1e-300, 1 - 2^-53]. */
+double normal_quantile(double p);
 
 void rng_fill_uniform(float *out, size_t n, uint64_t seed, uint64_t stream, uint64_t offset);
 void rng_fill_normal(float *out, size_t n, uint64_t seed, uint64_t stream, uint64_t offset);

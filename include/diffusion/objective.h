@@ -3,8 +3,15 @@
  * For each sample b of the (full, pre-accumulation) batch, tau_b and the noise eps_b are drawn from
  * the counter-based RNG at (seed, train_stream(step, b, purpose)), so a run is reproducible and a
  * resumed run continues bit-identically; gradient accumulation draws exactly what one large batch
- * would. Loss = mean ||net(x_tau, label(tau)) - target||^2 with target eps, x0 or
- * v = alpha eps - sigma x0 (see diffusion.h for why the DSM weighting reduces to this).
+ * would. Loss = mean w(tau) ||net(c_in x_tau, label(tau)) - F*||^2 with the target F* of
+ * diffusion_network_target (eps, x0, v = alpha eps - sigma x0, EDM's preconditioned target, the flow
+ * velocity; see diffusion.h for why the DSM weighting reduces to this) and w = 1, or:
+ *  - min-SNR-gamma (Hang et al. 2023): w = min(SNR, gamma) times the factor that turns the MSE of F
+ *    into that of x0_hat, (sigma c_f / alpha)^2 (eps: min(SNR, gamma) / SNR; v: min(SNR, gamma) / (SNR + 1));
+ *  - likelihood weighting for the continuous SDEs (Song et al. 2021, "Maximum likelihood training of
+ *    score-based diffusion models"): lambda = g^2, i.e. g^2 / sigma^2 on the eps MSE, with t drawn
+ *    from p(t) proportional to g^2 / sigma^2 (importance sampling) and w = (g^2 / sigma^2) / ((1 - t_eps) p(t)),
+ *    so the loss estimates score_sde's likelihood-weighted loss under uniform t, with far less variance.
  */
 #ifndef DIFFUSION_OBJECTIVE_H
 #define DIFFUSION_OBJECTIVE_H
@@ -15,17 +22,36 @@
 
 typedef enum { STREAM_TAU = 0, STREAM_NOISE = 1, STREAM_INDEX = 2, STREAM_FLIP = 3, STREAM_DROPOUT = 4 } TrainStreamPurpose;
 
+typedef enum { WEIGHTING_NONE, WEIGHTING_MIN_SNR, WEIGHTING_LIKELIHOOD } LossWeightingKind;
+
+typedef struct {
+  LossWeightingKind kind;
+  double gamma; /* min_snr */
+  /* likelihood: the sampling density is g^2 / sigma^2 interpolated linearly (f_k at t_k) on n
+   * segments of a log-spaced grid t_0 = t_eps .. t_n = 1, cdf_k its integral up to t_k, total = cdf_n */
+  int n;
+  double *t, *f, *cdf, total;
+} LossWeighting;
+
+/* name: none | min_snr | likelihood. 0, or -1 + a message for a process it does not apply to. */
+int loss_weighting_init(LossWeighting *w, const Diffusion *d, const char *name, double gamma, char *err, size_t errlen);
+void loss_weighting_free(LossWeighting *w);
+/* The training tau for u in [0, 1) (diffusion_sample_tau unless likelihood weighting samples it)
+ * and the weight of a sample at tau. */
+double loss_weighting_sample_tau(const LossWeighting *w, const Diffusion *d, double u);
+double loss_weighting_weight(const LossWeighting *w, const Diffusion *d, double tau);
+
 /* Stream id for sample `sample` (index within the full batch) of step `step`. */
 uint64_t train_stream(long step, int sample, TrainStreamPurpose purpose);
 
 /* The loss for given noise levels tau (B, host) and noise (B, C, H, W, a tensor of the graph):
  * x_tau = alpha x0 + sigma noise. The forward process and the target run on the graph's backend
  * (its forward_mix op). */
-Tensor *diffusion_loss_at(const Diffusion *d, UNet *m, Graph *g, Tensor *x0, const double *tau, Tensor *noise,
-                          const int *labels);
+Tensor *diffusion_loss_at(const Diffusion *d, const LossWeighting *w, UNet *m, Graph *g, Tensor *x0, const double *tau,
+                          Tensor *noise, const int *labels);
 
 /* x0 (B, C, H, W) holds samples first_sample .. first_sample + B - 1 of the step's batch. */
-Tensor *diffusion_training_loss(const Diffusion *d, UNet *m, Graph *g, Tensor *x0, const int *labels, uint64_t seed,
-                                long step, int first_sample);
+Tensor *diffusion_training_loss(const Diffusion *d, const LossWeighting *w, UNet *m, Graph *g, Tensor *x0,
+                                const int *labels, uint64_t seed, long step, int first_sample);
 
 #endif

@@ -43,7 +43,7 @@ typedef enum {
                         (DPM-Solver's "logSNR" grid; fractional tau for discrete models) */
   SPACING_KARRAS,    /* any process: s_i = (s_max^(1/rho) + i / (steps - 1) (s_min^(1/rho) - s_max^(1/rho)))^rho
                         in s = sigma / alpha, rho = 7 (Karras et al. 2022, eq. 5) */
-} Spacing;           /* continuous processes: uniform/trailing are t uniform on [t_eps, 1], quadratic
+} Spacing;           /* continuous processes: uniform/trailing are tau uniform on [tau_min, tau_max], quadratic
                         in (i / (steps - 1))^2 */
 
 typedef enum { VARIANCE_FIXED_SMALL, VARIANCE_FIXED_LARGE } AncestralVariance;

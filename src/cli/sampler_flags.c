@@ -114,8 +114,11 @@ int sampler_options_from_flags(const SamplerFlags *f, SamplerOptions *o) {
 }
 
 int sampler_options_for_model(const SamplerFlags *f, SamplerOptions *o, const Diffusion *d, char *err, size_t errlen) {
-  /* DDIM's "uniform" grid starts below tau_max, which biases VE models (prior std sigma_max) */
-  if (!f->spacing && o->kind == SAMPLER_DDIM && diffusion_prior_std(d) != 1.0) o->spacing = SPACING_TRAILING;
+  /* EDM's tau is sigma itself, whose uniform grid leaves a step of sigma_max / steps at the end: the
+   * rho = 7 grid of the paper instead; DDIM's "uniform" grid starts below tau_max, which biases VE
+   * models (prior std sigma_max) */
+  if (!f->spacing && d->kind == DIFFUSION_EDM && o->kind != SAMPLER_ANCESTRAL) o->spacing = SPACING_KARRAS;
+  else if (!f->spacing && o->kind == SAMPLER_DDIM && diffusion_prior_std(d) != 1.0) o->spacing = SPACING_TRAILING;
   return sampler_check(o, d, err, errlen);
 }
 

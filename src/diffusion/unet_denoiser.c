@@ -1,20 +1,12 @@
-/* unet_denoiser.c - U-Net denoiser: one grad-free forward per call, output converted to eps
- * (x0-prediction: eps = (x - alpha x0_hat) / sigma; v-prediction, alpha^2 + sigma^2 = 1:
- * eps = sigma x + alpha v_hat), and the vector-Jacobian product by a backward pass to the input
- * (parameters are marked as not needing gradients for it, so no weight gradient is computed). */
+/* unet_denoiser.c - U-Net denoiser: one grad-free forward per call on c_in x, output converted to
+ * eps = c_x x + c_f F by diffusion_network_io (x0-prediction: eps = (x - alpha x0_hat) / sigma;
+ * v-prediction: eps = sigma x + alpha v_hat; EDM's preconditioning; the flow velocity), and the
+ * vector-Jacobian product by a backward pass to the input (parameters are marked as not needing
+ * gradients for it, so no weight gradient is computed). */
 #include "diffusion/unet_denoiser.h"
 
+#include "autograd/functions.h"
 #include "core/error.h"
-
-/* eps = cx x + cn net with (cx, cn) per prediction type: eps (0, 1), x0 (1/s, -a/s), v (s, a). */
-static void eps_coefficients(Prediction p, float a, float s, float *cx, float *cn) {
-  *cx = 0.0f, *cn = 1.0f;
-  switch (p) {
-    case PRED_EPS: *cx = 0.0f, *cn = 1.0f; return;
-    case PRED_X0: *cx = 1.0f / s, *cn = -a / s; return;
-    case PRED_V: *cx = s, *cn = a; return;
-  }
-}
 
 /* One network forward at (x, tau) with grad mode `grad` (x then requires grad): x (host) is uploaded;
  * returns the output net and the coefficients with eps = cx x + cn net. Leaves grad mode on,
@@ -32,10 +24,10 @@ static Tensor *forward(UNetDenoiser *u, const float *x, int B, double tau, bool 
   float *label = arena_alloc(&g->arena, (size_t)B * sizeof(float)); /* host */
   for (int b = 0; b < B; b++) label[b] = (float)diffusion_label(u->diffusion, tau);
   Tensor *t = graph_tensor_upload(g, 1, &B, label);
-  Tensor *net = unet_forward(u->model, g, xt, t, u->labels);
-  double alpha, sigma;
-  diffusion_marginal(u->diffusion, tau, &alpha, &sigma);
-  eps_coefficients(u->diffusion->prediction, (float)alpha, (float)sigma, cx, cn);
+  double c_in, c_x, c_f;
+  diffusion_network_io(u->diffusion, tau, &c_in, &c_x, &c_f);
+  Tensor *net = unet_forward(u->model, g, c_in == 1.0 ? xt : ag_scale(g, xt, (float)c_in), t, u->labels);
+  *cx = (float)c_x, *cn = (float)c_f;
   *x_out = xt;
   return net;
 }

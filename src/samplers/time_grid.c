@@ -1,6 +1,7 @@
 /* time_grid.c - the times a sampler visits; see sampler_time_grid in sampler.h. Discrete spacings
  * follow ermongroup/ddim ("uniform": range(0, T, T // S) generalised to i * T / S; "quadratic":
- * (linspace(0, sqrt(0.8 T), S))^2 truncated) and diffusers' "trailing"; "logsnr" is DPM-Solver's
+ * (linspace(0, sqrt(0.8 T), S))^2 truncated) and diffusers' "trailing"; continuous processes space
+ * their native tau from tau_min to tau_max (EDM: sigma itself); "logsnr" is DPM-Solver's
  * grid uniform in lambda = log(alpha / sigma), inverted by bisection (lambda decreases in tau);
  * "karras" is EDM's rho = 7 grid in s = sigma / alpha (k-diffusion's get_sigmas_karras), inverted the
  * same way. */
@@ -52,10 +53,10 @@ int sampler_time_grid(const Diffusion *d, int steps, Spacing spacing, double *ta
     }
   } else {
     if (steps < 2) return errorf(err, errlen, "--steps must be >= 2 for a continuous-time model");
-    const double t_min = diffusion_tau_min(d);
+    const double t_min = diffusion_tau_min(d), t_max = diffusion_tau_max(d);
     for (int i = 0; i < steps; i++) {
       const double u = (double)i / (steps - 1);
-      taus[steps - 1 - i] = t_min + (1.0 - t_min) * (spacing == SPACING_QUADRATIC ? u * u : u);
+      taus[steps - 1 - i] = t_min + (t_max - t_min) * (spacing == SPACING_QUADRATIC ? u * u : u);
     }
   }
   for (int i = 0; i + 1 < steps; i++)

@@ -3,6 +3,8 @@
  * checkpoints. */
 #include "train/run_config.h"
 
+#include "diffusion/objective.h"
+
 #include <string.h>
 
 #include "core/error.h"
@@ -25,6 +27,8 @@ const CfgField TRAIN_CONFIG_FIELDS[] = {
     F("lr_schedule", CFG_STRING, lr_schedule, 0, 0, "after the warmup: constant, cosine (to 0 at train.steps) or inverse_sqrt"),
     F("ema_profile", CFG_STRING, ema_profile, 0, 0, "fixed (ema_decay) or power: decay (1 - 1/step)^(ema_gamma + 1), Karras et al. 2024"),
     F("ema_gamma", CFG_FLOAT, ema_gamma, 0.01, 1e6, "the power EMA's exponent (6.94: sigma_rel 0.05; 16.97: 0.1)"),
+    F("loss_weighting", CFG_STRING, loss_weighting, 0, 0, "none, min_snr (Hang et al. 2023) or likelihood (continuous SDEs, importance-sampled t)"),
+    F("min_snr_gamma", CFG_FLOAT, min_snr_gamma, 1e-6, 1e6, "min_snr: the SNR cap gamma"),
     F("seed", CFG_INT, seed, 0, 2147483647, "seed of all randomness"),
     F("log_every", CFG_INT, log_every, 1, 1e9, "steps between log lines"),
     F("sample_every", CFG_INT, sample_every, 0, 1e9, "steps between sample grids (0: only at the end)"),
@@ -57,6 +61,8 @@ void train_config_default(TrainConfig *c) {
   strcpy(c->lr_schedule, "constant");
   strcpy(c->ema_profile, "fixed");
   c->ema_gamma = 6.94;
+  strcpy(c->loss_weighting, "none");
+  c->min_snr_gamma = 5.0;
 }
 
 void data_config_default(DataConfig *c) {
@@ -83,6 +89,9 @@ int run_config_read(const cJSON *root, const char *origin, RunConfig *rc, char *
   diffusion_config_default(&rc->diffusion);
   train_config_default(&rc->train);
   data_config_default(&rc->data);
+  /* the defaults that depend on diffusion.type come first, the section's own keys on top */
+  const cJSON *type = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "diffusion"), "type");
+  if (cJSON_IsString(type)) diffusion_config_type_defaults(&rc->diffusion, type->valuestring);
   if (cfg_check_sections(root, SECTIONS, e, sizeof e) ||
       cfg_read_section(root, "model", UNET_CONFIG_FIELDS, UNET_CONFIG_N_FIELDS, &rc->model, e, sizeof e) ||
       cfg_read_section(root, "diffusion", DIFFUSION_CONFIG_FIELDS, DIFFUSION_CONFIG_N_FIELDS, &rc->diffusion, e, sizeof e) ||
@@ -92,7 +101,11 @@ int run_config_read(const cJSON *root, const char *origin, RunConfig *rc, char *
     return errorf(err, errlen, "%s: %s", origin, e);
   Diffusion d;
   if (diffusion_init(&d, &rc->diffusion, e, sizeof e)) return errorf(err, errlen, "%s: %s", origin, e);
+  LossWeighting w;
+  const int bad_weighting = loss_weighting_init(&w, &d, rc->train.loss_weighting, rc->train.min_snr_gamma, e, sizeof e);
+  loss_weighting_free(&w);
   diffusion_free(&d);
+  if (bad_weighting) return errorf(err, errlen, "%s: %s", origin, e);
   const TrainConfig *t = &rc->train;
   if (t->micro_batch && t->batch % t->micro_batch)
     return errorf(err, errlen, "%s: train.micro_batch %d must divide train.batch %d", origin, t->micro_batch, t->batch);

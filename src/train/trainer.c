@@ -41,13 +41,14 @@ struct Trainer {
   TrainOptions opt;
   Dataset data;
   Diffusion diffusion;
+  LossWeighting weighting;
   UNet model;
   Graph graph;
   cJSON *config_json;
   char *ckpt_path, *log_path, *config_path, *samples_dir;
   long step, first_step, saved_step; /* the next step to run; where this run started; the last checkpoint */
   bool data_failed;                  /* a batch could not be read: stop, but the weights are good */
-  SamplerOptions grid_sampler; /* DDIM, trailing spacing: the first step at tau_max */
+  SamplerOptions grid_sampler; /* DDIM, trailing spacing (EDM: karras): the first step at tau_max */
   float *grid_noise, *grid_work;
   int *batch_idx, *batch_labels;
   uint8_t *batch_flip;
@@ -139,7 +140,7 @@ static double train_step(Trainer *tr, long step, double *grad_norm_out) {
       break;
     }
     Tensor *x0 = graph_tensor_upload(g, 4, shape, tr->batch_host);
-    Tensor *loss = diffusion_training_loss(&tr->diffusion, &tr->model, g, x0,
+    Tensor *loss = diffusion_training_loss(&tr->diffusion, &tr->weighting, &tr->model, g, x0,
                                            m->num_classes > 0 ? tr->batch_labels : NULL, seed, step, first + k * micro);
     float loss_value;
     tensor_download(loss, &loss_value);
@@ -244,9 +245,11 @@ static int trainer_setup(Trainer *tr, char *err, size_t errlen) {
   if (m->num_classes > 0 && tr->data.num_classes > m->num_classes)
     return errorf(err, errlen, "%s has %d classes but model.num_classes is %d", rc->data.path, tr->data.num_classes,
                   m->num_classes);
-  if (diffusion_init(&tr->diffusion, &rc->diffusion, err, errlen)) return -1;
+  if (diffusion_init(&tr->diffusion, &rc->diffusion, err, errlen) ||
+      loss_weighting_init(&tr->weighting, &tr->diffusion, rc->train.loss_weighting, rc->train.min_snr_gamma, err, errlen))
+    return -1;
   sampler_options_default(&tr->grid_sampler, SAMPLER_DDIM, rc->train.sample_steps);
-  tr->grid_sampler.spacing = SPACING_TRAILING;
+  tr->grid_sampler.spacing = tr->diffusion.kind == DIFFUSION_EDM ? SPACING_KARRAS : SPACING_TRAILING;
   char why[256];
   if (sampler_check(&tr->grid_sampler, &tr->diffusion, why, sizeof why))
     return errorf(err, errlen, "train.sample_steps: %s", why);
@@ -310,6 +313,7 @@ Graph *trainer_graph(Trainer *tr) { return &tr->graph; }
 void trainer_close(Trainer *tr) {
   if (!tr) return;
   dataset_free(&tr->data);
+  loss_weighting_free(&tr->weighting);
   diffusion_free(&tr->diffusion);
   unet_free(&tr->model);
   graph_free(&tr->graph);
