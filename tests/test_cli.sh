@@ -35,6 +35,12 @@ expect 0 "" train --config "$tmp/tiny.json" --out "$tmp/run_flow" --quiet --set 
 expect 0 "NFE 10" sample --ckpt "$tmp/run_flow/ckpt.safetensors" --sampler ode --method euler --steps 10 --n 2 --out "$tmp/g.png"
 expect 0 "" sample --ckpt "$tmp/run_flow/ckpt.safetensors" --sampler unipc --steps 5 --n 2 --outdir "$tmp/flow_pngs"
 expect 0 "bits/dim" eval nll --ckpt "$tmp/run_flow/ckpt.safetensors" --data "$tmp/flow_pngs" --n 2 --method ode
+# the held-out training loss: the model's own objective, repeatable for a seed
+expect 0 "(flow, prediction velocity, weighting none; 2 test images x 3 draws" eval loss --ckpt "$tmp/run_flow/ckpt.safetensors" --data "$tmp/flow_pngs" --repeats 3
+l1=$("$bin" eval loss --ckpt "$tmp/run_edm/ckpt.safetensors" --data "$tmp/flow_pngs" --seed 4 | cut -d' ' -f2)
+l2=$("$bin" eval loss --ckpt "$tmp/run_edm/ckpt.safetensors" --data "$tmp/flow_pngs" --seed 4 | cut -d' ' -f2)
+[ -n "$l1" ] && [ "$l1" = "$l2" ] || { echo "FAIL: eval loss not repeatable ($l1 vs $l2)"; fail=1; }
+expect 1 "--n, --batch and --repeats must be >= 1" eval loss --ckpt "$tmp/run_edm/ckpt.safetensors" --data "$tmp/flow_pngs" --repeats 0
 expect 0 "" train --config "$tmp/tiny.json" --out "$tmp/run_snr" --quiet --set train.loss_weighting=min_snr
 expect 0 "" train --config "$tmp/tiny.json" --out "$tmp/run_ll" --quiet --set diffusion.type=vpsde --set train.loss_weighting=likelihood
 expect 1 "likelihood weighting is for the continuous SDEs" train --config "$tmp/tiny.json" --out "$tmp/run_bad" --set train.loss_weighting=likelihood

@@ -649,12 +649,13 @@ static int eval_nll(int argc, char **argv) {
 
 int cmd_eval(int argc, char **argv) {
   if (argc < 2) {
-    fprintf(stderr, "diffuse eval: which evaluation? stats, fid or nll (see diffuse eval --help)\n");
+    fprintf(stderr, "diffuse eval: which evaluation? stats, fid, nll or loss (see diffuse eval --help)\n");
     return 2;
   }
   if (!strcmp(argv[1], "stats")) return eval_stats(argc - 1, argv + 1);
   if (!strcmp(argv[1], "fid")) return eval_fid(argc - 1, argv + 1);
   if (!strcmp(argv[1], "nll")) return eval_nll(argc - 1, argv + 1);
-  fprintf(stderr, "diffuse eval: unknown evaluation '%s' (stats, fid, nll)\n", argv[1]);
+  if (!strcmp(argv[1], "loss")) return cmd_eval_loss(argc - 1, argv + 1);
+  fprintf(stderr, "diffuse eval: unknown evaluation '%s' (stats, fid, nll, loss)\n", argv[1]);
   return 2;
 }

@@ -45,7 +45,8 @@ static const Command COMMANDS[] = {
      "                      [--outdir DIR] [--force] [--save-tensor F] [--init-noise F] [--seed S] [--batch N]\n"
      "                      [--no-ema] [--class C] [sampler options]\n"
      "  --sampler NAME   ddim (default), ancestral, langevin, pc, ode, dpmpp, dpmpp_sde, dpmpp_2s, dpmpp_3m,\n"
-     "                   unipc, euler_ancestral or heun (which models each accepts: README, Samplers)\n"
+     "                   unipc, euler_ancestral or heun; ancestral needs a DDPM model, langevin an NCSN or VE\n"
+     "                   SDE one, every other sampler accepts every type (ddpm ncsn vpsde subvpsde vesde edm flow)\n"
      "  --steps N        time-grid points (default 50; ancestral: all T levels, or a respaced subset of N;\n"
      "                   ode rk45 is adaptive; heun: 2N-1 network evaluations, the others 1 per point, dpmpp_2s 2)\n"
      "  --spacing S      uniform (t = 0, T/S, 2T/S, ...; ddim default, trailing for VE models), quadratic,\n"
@@ -71,10 +72,11 @@ static const Command COMMANDS[] = {
      "  --class C        class label for conditional models (default: cycle through the classes)\n"
      "  --device D       where the network runs: cpu (default), cuda or cuda:N (see diffuse info --devices)\n",
      cmd_sample},
-    {"eval", "FID, Inception Score and NLL (bits/dim)",
+    {"eval", "FID, Inception Score, NLL (bits/dim) and the held-out training loss",
      "usage: diffuse eval stats (--images DIR | --data PATH [--split train|test]) --out stats.npz [options]\n"
      "       diffuse eval fid --ref stats.npz (--images DIR | --data PATH | --ckpt F [sampler flags] --n N) [options]\n"
      "       diffuse eval nll --ckpt F --data PATH [--split test|train] [--n N] [--method vlb|ode] [options]\n"
+     "       diffuse eval loss --ckpt F --data PATH [--split test|train] [--n N] [--repeats K] [--seed S]\n"
      "  --inception F    Inception-v3 FID weights as safetensors (or set DIFFUSE_INCEPTION); convert pytorch-fid's\n"
      "                   pt_inception-2015-12-05-6726825d.pth with scripts/convert_inception.py\n"
      "  --images DIR     a folder of images (recursive); --data: CIFAR-10 binaries / IDX / folder\n"
@@ -88,7 +90,9 @@ static const Command COMMANDS[] = {
      "  --device D       where the networks run: cpu (default), cuda or cuda:N (stats, fid and nll)\n"
      "nll: --method vlb (DDPM bound, Ho et al.; --terms K stratified KL terms, default all; --variance\n"
      "     fixed_small|fixed_large) or ode (probability-flow ODE + Hutchinson, uniform dequantisation;\n"
-     "     --rtol, --atol 1e-5); --n images of the split (default 1000), --batch 16, --seed S\n",
+     "     --rtol, --atol 1e-5); --n images of the split (default 1000), --batch 16, --seed S\n"
+     "loss: the checkpoint's own training objective (process, prediction, loss weighting) with its EMA\n"
+     "     weights on --n held-out images (default 1000), K draws of (tau, noise) each (default 4), --batch 50\n",
      cmd_eval},
     {"bench", "time a training step or sampling forward (JSON line)",
      "usage: diffuse bench --config F [--mode train|sample] [--batch N] [--steps N] [--warmup N] [--threads N]\n"
