@@ -34,6 +34,8 @@ void sample_heun(SamplerRun *r, const double *taus);
 
 /* The next noise draw z (n floats). */
 void sampler_noise(SamplerRun *r, float *z);
+/* r->x += scale * z for the next noise draw z (n floats of scratch); nothing is drawn when scale is 0. */
+void sampler_add_noise(SamplerRun *r, float *z, double scale);
 /* eps = eps_hat(x, tau); x <- x0_hat = (x - sigma eps) / alpha. */
 void sampler_denoise(SamplerRun *r, double tau, float *eps);
 

@@ -51,11 +51,7 @@ void sample_dpmpp(SamplerRun *r, const double *taus) {
         }
       }
     }
-    if (eta > 0.0) {
-      sampler_noise(r, tmp);
-      const float cz = (float)(sn * sqrt(-expm1(-2.0 * eta * h)));
-      for (size_t j = 0; j < r->n; j++) y[j] += cz * tmp[j];
-    }
+    sampler_add_noise(r, tmp, sn * sqrt(-expm1(-2.0 * eta * h)));
     float *oldest = D2;
     D2 = D1, D1 = D, D = oldest; /* rotate the history: D_{i-1} <- D_i */
     h2 = h1, h1 = h;

@@ -39,10 +39,6 @@ void sample_dpmpp_2s(SamplerRun *r, const double *taus) {
       const float cy = (float)(s_down / s), c2 = (float)(-expm1(-h));
       for (size_t j = 0; j < r->n; j++) y[j] = cy * y[j] + c2 * D[j];
     }
-    if (s_up > 0.0) {
-      sampler_noise(r, tmp);
-      const float cz = (float)s_up;
-      for (size_t j = 0; j < r->n; j++) y[j] += cz * tmp[j];
-    }
+    sampler_add_noise(r, tmp, s_up);
   }
 }

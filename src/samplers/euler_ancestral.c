@@ -21,10 +21,6 @@ void sample_euler_ancestral(SamplerRun *r, const double *taus) {
     sampler_ancestral_step(s, sn, r->o->eta, &s_down, &s_up);
     const float c = (float)((s_down - s) / s); /* y + (y - D) / s * (s_down - s) */
     for (size_t j = 0; j < r->n; j++) y[j] += c * (y[j] - D[j]);
-    if (s_up > 0.0) {
-      sampler_noise(r, tmp);
-      const float cz = (float)s_up;
-      for (size_t j = 0; j < r->n; j++) y[j] += cz * tmp[j];
-    }
+    sampler_add_noise(r, tmp, s_up);
   }
 }

@@ -22,9 +22,7 @@ void sample_heun(SamplerRun *r, const double *taus) {
     if (gamma > 0.0 && s < s_top) {
       s_hat = fmin(s * (1.0 + gamma), s_top);
       tau_hat = sigma_space_tau(r->d, s_hat);
-      sampler_noise(r, tmp);
-      const float cz = (float)(o->s_noise * sqrt(s_hat * s_hat - s * s));
-      for (size_t j = 0; j < r->n; j++) y[j] += cz * tmp[j];
+      sampler_add_noise(r, tmp, o->s_noise * sqrt(s_hat * s_hat - s * s));
     }
     sigma_space_denoise(r, y, tau_hat, d, tmp);
     const float inv = (float)(1.0 / s_hat), dt = (float)(sn - s_hat);

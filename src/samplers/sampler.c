@@ -60,6 +60,13 @@ NoiseSource noise_source_rng(uint64_t seed, uint64_t stream_base) {
 
 void sampler_noise(SamplerRun *r, float *z) { r->noise->fill(r->noise, z, r->B, r->per_sample, r->noise_draws++); }
 
+void sampler_add_noise(SamplerRun *r, float *z, double scale) {
+  if (!(scale > 0.0)) return;
+  sampler_noise(r, z);
+  const float c = (float)scale;
+  for (size_t j = 0; j < r->n; j++) r->x[j] += c * z[j];
+}
+
 void sampler_denoise(SamplerRun *r, double tau, float *eps) {
   double a, s;
   diffusion_marginal(r->d, tau, &a, &s);
