@@ -24,6 +24,7 @@
 #include "eval/kid.h"
 #include "eval/precision_recall.h"
 #include "eval/nll.h"
+#include "heldout_inputs.h"
 #include "io/dataset.h"
 #include "io/file_read.h"
 #include "io/image.h"
@@ -580,15 +581,11 @@ static int eval_nll(int argc, char **argv) {
   if (rc == 0 && mc->num_classes > 0) rc = errorf(err, sizeof err, "class-conditional models are not supported by eval nll yet");
   UNet model;
   unet_init(&model, mc, backend);
-  const CheckpointLoadOptions lo = {.use_ema = true};
-  if (rc == 0) rc = checkpoint_load(ckpt, &model, &lo, NULL, err, sizeof err);
   Dataset d = {0};
-  const DatasetOptions dopt = {.kind = DATASET_AUTO, .path = data, .resolution = mc->resolution,
-                               .channels = mc->in_channels, .train_split = !strcmp(split, "train"), .max_images = n,
-                               .cache_limit_bytes = (size_t)4096 << 20};
-  if (rc == 0) rc = dataset_load(&d, &dopt, err, sizeof err);
+  if (rc == 0) rc = heldout_inputs_load(ckpt, &model, data, split, n, &d, err, sizeof err);
   if (rc) {
     fprintf(stderr, "diffuse eval nll: %s\n", err);
+    dataset_free(&d);
     unet_free(&model);
     diffusion_free(&diffusion);
     return 1;

@@ -15,8 +15,8 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "diffusion/objective.h"
+#include "heldout_inputs.h"
 #include "io/dataset.h"
-#include "nn/checkpoint.h"
 #include "run_config_source.h"
 
 int cmd_eval_loss(int argc, char **argv) {
@@ -51,18 +51,14 @@ int cmd_eval_loss(int argc, char **argv) {
   const UNetConfig *mc = &run.model;
   UNet model;
   unet_init(&model, mc, backend);
-  const CheckpointLoadOptions lo = {.use_ema = true};
-  if (rc == 0) rc = checkpoint_load(ckpt, &model, &lo, NULL, err, sizeof err);
   Dataset d = {0};
-  const DatasetOptions dopt = {.kind = DATASET_AUTO, .path = data, .resolution = mc->resolution,
-                               .channels = mc->in_channels, .train_split = !strcmp(split, "train"), .max_images = n,
-                               .cache_limit_bytes = (size_t)4096 << 20};
-  if (rc == 0) rc = dataset_load(&d, &dopt, err, sizeof err);
+  if (rc == 0) rc = heldout_inputs_load(ckpt, &model, data, split, n, &d, err, sizeof err);
   const bool conditional = mc->num_classes > 0;
   if (rc == 0 && conditional && !d.labels)
     rc = errorf(err, sizeof err, "%s has no class labels (sub-folders, CIFAR-10 or IDX labels), which this class-conditional model needs", data);
   if (rc) {
     fprintf(stderr, "diffuse eval loss: %s\n", err);
+    dataset_free(&d);
     unet_free(&model);
     loss_weighting_free(&weighting);
     diffusion_free(&diffusion);
