@@ -268,7 +268,8 @@ class UNet(nn.Module):
 
         self.mid_block = MidBlock(ch * mult[-1], temb_ch, G, eps)
         self.conv_norm_out = nn.GroupNorm(G, ch, eps=eps)
-        self.conv_out = nn.Conv2d(ch, cfg["in_channels"], 3, padding=1)
+        out = cfg["in_channels"] * (2 if cfg.get("learn_sigma") else 1)  # iDDPM: mean and variance outputs
+        self.conv_out = nn.Conv2d(ch, out, 3, padding=1)
 
     def forward(self, x, t, labels=None):
         # the embedding is computed in float32, then cast (as diffusers does)

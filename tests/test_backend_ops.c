@@ -4,7 +4,7 @@
  *    scripts/gen_op_fixtures.py from PyTorch), forward and backward through autograd on a graph bound
  *    to the backend, compared with the fixture and with the CPU backend's result.
  * 2. The ops no fixture case reaches (fused GroupNorm+SiLU, dropout, label embedding, ReLU,
- *    scale_shift, axpby, the forward process, the Philox fills, GEMM, the fused optimizer step and
+ *    scale_shift, axpby, the forward process, the channel slice, the learned-variance bound, the Philox fills, GEMM, the fused optimizer step and
  *    its reductions, the memory functions) on generated inputs, compared with the CPU backend
  *    (whose kernels their own tests check against PyTorch and closed forms: test_gradcheck,
  *    test_optim, test_objective, test_rng, test_ops_reference).
@@ -24,6 +24,7 @@
 
 #include "autograd/functions.h"
 #include "core/error.h"
+#include "core/gaussian.h"
 #include "core/rng.h"
 #include "test_util.h"
 
@@ -48,7 +49,8 @@ static const OpTolerance TOLERANCES[] = {
     {"relu", 0, 0},                  {"scale_shift", 0, 1e-7},      {"axpby", 0, 1e-7},
     {"forward_mix", 0, 1e-7},        {"fill_normal", 0, 1e-6},      {"fill_uniform", 0, 0},
     {"gemm", 0, 1e-5},               {"optim_step", 0, 1e-6},       {"sum_squares", 0, 1e-9},
-    {"find_nonfinite", 0, 0},        {"memory", 0, 0},
+    {"find_nonfinite", 0, 0},        {"memory", 0, 0},              {"channel_slice", 0, 0},
+    {"vlb", 0, 1e-5},
 };
 
 static const OpTolerance *tolerance(const char *op) {
@@ -442,6 +444,37 @@ static void case_memory(const Backend *be, Outputs *o) {
   outputs_add(o, "memset", a, be, N);
   be->ops->free(be, a), be->ops->free(be, b);
 }
+static void case_channel_slice(const Backend *be, Outputs *o) {
+  Graph g;
+  graph_init(&g, be, 1 << 20);
+  Tensor *x = random_tensor(&g, 4, (const int[]){3, 5, 7, 9}, 12, true);
+  Tensor *y = ag_add(&g, ag_channel_slice(&g, x, 0, 2), ag_channel_slice(&g, x, 3, 2)); /* two slices of one x */
+  outputs_add(o, "y", y->data, be, y->numel);
+  backward_random(&g, y);
+  outputs_add(o, "dx", x->grad, be, x->numel);
+  graph_free(&g);
+}
+
+/* Both gradient modes of the bound; sample 1 is the decoder, sample 2 has a large weight. */
+static void case_vlb(const Backend *be, Outputs *o) {
+  for (int grad_mean = 0; grad_mean < 2; grad_mean++) {
+    Graph g;
+    graph_init(&g, be, 1 << 20);
+    Tensor *net = random_tensor(&g, 4, (const int[]){3, 6, 11, 13}, 13, true);
+    Tensor *xt = random_tensor(&g, 4, (const int[]){3, 3, 11, 13}, 14, false);
+    Tensor *x0 = random_tensor(&g, 4, (const int[]){3, 3, 11, 13}, 15, false);
+    const float coef[3 * VLB_COEFS] = {0.5f, -0.4f, 0.3f, -3.0f, -3.0f, -2.0f, 0.0f, 1.5f,
+                                       1.0f, -1.0f, 0.1f, -5.0f, -5.0f, -4.6f, 1.0f, 0.7f,
+                                       0.02f, -0.03f, 0.01f, -9.0f, -9.0f, -8.5f, 0.0f, 1000.0f};
+    Tensor *terms, *c = graph_tensor_upload(&g, 2, (const int[]){3, VLB_COEFS}, coef);
+    Tensor *y = ag_vlb_loss(&g, net, xt, x0, c, grad_mean, &terms);
+    outputs_add(o, "loss", y->data, be, 1);
+    outputs_add(o, "terms", terms->data, be, 3);
+    backward_random(&g, y);
+    outputs_add(o, grad_mean ? "dnet (grad_mean)" : "dnet", net->grad, be, net->numel);
+    graph_free(&g);
+  }
+}
 
 typedef struct {
   const char *op;
@@ -456,6 +489,7 @@ static const GeneratedCase GENERATED[] = {
     {"fill_uniform", case_fill_uniform},       {"gemm", case_gemm},
     {"optim_step", case_optim_step},           {"sum_squares", case_sum_squares},
     {"find_nonfinite", case_find_nonfinite},   {"memory", case_memory},
+    {"channel_slice", case_channel_slice},     {"vlb", case_vlb},
 };
 #define N_GENERATED (int)(sizeof GENERATED / sizeof GENERATED[0])
 

@@ -135,14 +135,14 @@ int main(void) {
       cpu_floats(a.params.adam_m)[i] = (float)i * 1e-3f;
       cpu_floats(a.params.adam_v)[i] = (float)i * 2e-3f;
     }
-  const TrainProgress prog = {1234, 99};
+  const TrainProgress prog = {.step = 1234, .seed = 99};
   EXPECT(checkpoint_save(path, &a, root, &prog, err, sizeof err) == 0, "%s", err);
   UNet c;
   unet_init(&c, &cfg, backend_cpu());
   params_alloc_optimizer(&c.params);
   params_alloc_ema(&c.params);
   const CheckpointLoadOptions resume = {.for_training = true};
-  TrainProgress got = {0, 0};
+  TrainProgress got = {0};
   EXPECT(checkpoint_load(path, &c, &resume, &got, err, sizeof err) == 0, "%s", err);
   const size_t bytes = a.params.total * sizeof(float);
   EXPECT(!memcmp(a.params.data, c.params.data, bytes) && !memcmp(a.params.ema, c.params.ema, bytes) &&

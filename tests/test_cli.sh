@@ -36,7 +36,7 @@ expect 0 "NFE 10" sample --ckpt "$tmp/run_flow/ckpt.safetensors" --sampler ode -
 expect 0 "" sample --ckpt "$tmp/run_flow/ckpt.safetensors" --sampler unipc --steps 5 --n 2 --outdir "$tmp/flow_pngs"
 expect 0 "bits/dim" eval nll --ckpt "$tmp/run_flow/ckpt.safetensors" --data "$tmp/flow_pngs" --n 2 --method ode
 # the held-out training loss: the model's own objective, repeatable for a seed
-expect 0 "(flow, prediction velocity, weighting none; 2 test images x 3 draws" eval loss --ckpt "$tmp/run_flow/ckpt.safetensors" --data "$tmp/flow_pngs" --repeats 3
+expect 0 "(flow, prediction velocity, loss simple, weighting none; 2 test images x 3 draws" eval loss --ckpt "$tmp/run_flow/ckpt.safetensors" --data "$tmp/flow_pngs" --repeats 3
 l1=$("$bin" eval loss --ckpt "$tmp/run_edm/ckpt.safetensors" --data "$tmp/flow_pngs" --seed 4 | cut -d' ' -f2)
 l2=$("$bin" eval loss --ckpt "$tmp/run_edm/ckpt.safetensors" --data "$tmp/flow_pngs" --seed 4 | cut -d' ' -f2)
 [ -n "$l1" ] && [ "$l1" = "$l2" ] || { echo "FAIL: eval loss not repeatable ($l1 vs $l2)"; fail=1; }
@@ -47,6 +47,22 @@ expect 1 "likelihood weighting is for the continuous SDEs" train --config "$tmp/
 expect 1 "min_snr does not apply to type edm" train --config "$tmp/tiny.json" --out "$tmp/run_bad" --set diffusion.type=edm --set train.loss_weighting=min_snr
 expect 1 "type edm trains prediction edm (remove the key), not v" train --config "$tmp/tiny.json" --out "$tmp/run_bad" --set diffusion.type=edm --set diffusion.prediction=v
 expect 1 "diffusion.t_sampling: 'beta' is not uniform or logit_normal" train --config "$tmp/tiny.json" --out "$tmp/run_bad" --set diffusion.type=flow --set diffusion.t_sampling=beta
+# learned variance (iDDPM): hybrid and vlb train; ancestral sampling and eval nll use the variance by default
+expect 0 "" train --config "$tmp/tiny.json" --out "$tmp/run_sigma" --quiet --set diffusion.learn_sigma=true --set train.loss=hybrid
+expect 0 "" train --config "$tmp/tiny.json" --out "$tmp/run_vlb" --quiet --set diffusion.learn_sigma=true --set train.loss=vlb
+cks="$tmp/run_sigma/ckpt.safetensors"
+expect 0 "NFE 10" sample --ckpt "$cks" --sampler ancestral --steps 10 --n 2 --outdir "$tmp/sigma_pngs"
+expect 0 "NFE 100" sample --ckpt "$tmp/run_vlb/ckpt.safetensors" --sampler ancestral --n 2 --out "$tmp/g.png"
+expect 0 "NFE 5" sample --ckpt "$cks" --sampler ddim --steps 5 --n 2 --out "$tmp/g.png"
+expect 0 "(variational bound, variance learned, stratified terms, 2 test images" eval nll --ckpt "$cks" --data "$tmp/sigma_pngs" --terms 4
+expect 0 "(variational bound, variance fixed_large, stratified terms" eval nll --ckpt "$cks" --data "$tmp/sigma_pngs" --terms 4 --variance fixed_large
+expect 0 "(ddpm, prediction eps, loss hybrid, weighting none" eval loss --ckpt "$cks" --data "$tmp/sigma_pngs"
+expect 1 "--variance learned needs a model trained with diffusion.learn_sigma" sample --ckpt "$ck" --sampler ancestral --variance learned --n 1 --out "$tmp/g.png"
+expect 1 "--variance learned needs a model trained with diffusion.learn_sigma" eval nll --ckpt "$ck" --data "$tmp/sigma_pngs" --variance learned
+expect 1 "diffusion.learn_sigma: set train.loss to hybrid or vlb" train --config "$tmp/tiny.json" --out "$tmp/run_bad" --set diffusion.learn_sigma=true
+expect 1 "train.loss: vlb trains the model's variance, so it needs diffusion.learn_sigma true" train --config "$tmp/tiny.json" --out "$tmp/run_bad" --set train.loss=vlb
+expect 1 "train.loss: 'kl' is not one of simple, hybrid, vlb" train --config "$tmp/tiny.json" --out "$tmp/run_bad" --set train.loss=kl
+expect 1 "learn_sigma: the learned variance interpolates DDPM's beta and beta-tilde, so it needs type ddpm" train --config "$tmp/tiny.json" --out "$tmp/run_bad" --set diffusion.type=vpsde --set diffusion.learn_sigma=true
 # devices: the CPU backend only in this build; cuda is refused naming the build option, before any work
 expect 0 "compiled backends: cpu" info --devices
 expect 0 '"device": "cpu"' bench --config "$tmp/tiny.json" --mode sample --batch 1 --steps 1 --warmup 0 --device cpu
@@ -89,7 +105,7 @@ expect 0 "" sample --ckpt "$ck" --steps 5 --n 3 --outdir "$tmp/pngs"
 expect 1 "[0-9].png exists (use --force" sample --ckpt "$ck" --steps 5 --n 3 --outdir "$tmp/pngs"
 expect 0 "" sample --ckpt "$ck" --steps 5 --n 3 --outdir "$tmp/pngs" --force
 # diffuse eval: NLL of the tiny model on its own samples; FID needs the user's Inception weights
-expect 0 "bits/dim (variational bound, stratified terms, 3 test images" eval nll --ckpt "$ck" --data "$tmp/pngs" --terms 5
+expect 0 "bits/dim (variational bound, variance fixed_small, stratified terms, 3 test images" eval nll --ckpt "$ck" --data "$tmp/pngs" --terms 5
 expect 0 "bits/dim (probability-flow ODE" eval nll --ckpt "$ck" --data "$tmp/pngs" --method ode --rtol 1e-3 --atol 1e-3
 unset DIFFUSE_INCEPTION
 expect 1 "no Inception weights: give --inception" eval stats --images "$tmp/pngs" --out "$tmp/s.npz"

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "autograd/functions.h"
+#include "core/gaussian.h"
 #include "core/rng.h"
 #include "test_util.h"
 
@@ -64,6 +65,15 @@ static Tensor *f_embedding(Graph *g, Tensor **in) {
 }
 static Tensor *f_mse(Graph *g, Tensor **in) { return ag_mse(g, in[0], in[1]); }
 static Tensor *f_wmse(Graph *g, Tensor **in) { return ag_weighted_mse(g, in[0], in[1], in[2]); }
+static Tensor *f_channel_slice(Graph *g, Tensor **in) { return ag_channel_slice(g, in[0], 1, 2); }
+/* The learned-variance bound with both gradients: sample 0 a KL term, sample 1 the decoder, at
+ * coefficients of the sizes a DDPM has (log variances -5 .. -2). */
+static Tensor *f_vlb(Graph *g, Tensor **in) {
+  static const float coef[2 * VLB_COEFS] = {0.5f, -0.4f, 0.3f, -3.0f, -3.0f, -2.0f, 0.0f, 1.5f,
+                                            1.0f, -1.0f, 0.1f, -5.0f, -5.0f, -4.6f, 1.0f, 0.7f};
+  const int shape[2] = {2, VLB_COEFS};
+  return ag_vlb_loss(g, in[0], in[1], in[2], graph_tensor_upload(g, 2, shape, coef), true, NULL);
+}
 static Tensor *f_reshape(Graph *g, Tensor **in) {
   const int s[2] = {in[0]->shape[0], (int)(in[0]->numel / in[0]->shape[0])};
   return ag_silu(g, ag_reshape(g, in[0], 2, s));
@@ -114,6 +124,8 @@ static const GradCase CASES[] = {
     {"embedding_lookup", f_embedding, 1, {S2(4, 5)}, ALL, {0}},
     {"mse", f_mse, 2, {S4(2, 2, 3, 3), S4(2, 2, 3, 3)}, ALL, {0}},
     {"weighted_mse", f_wmse, 3, {S4(3, 2, 2, 2), S4(3, 2, 2, 2), S1(3)}, {true, true, false}, {0, 0, INIT_POSITIVE}},
+    {"channel_slice", f_channel_slice, 1, {S4(2, 4, 2, 2)}, ALL, {0}},
+    {"vlb (KL and decoder terms)", f_vlb, 3, {S4(2, 4, 3, 3), S4(2, 2, 3, 3), S4(2, 2, 3, 3)}, {true, false, false}, {0}},
     {"reshape", f_reshape, 1, {S4(2, 3, 2, 2)}, ALL, {0}},
     {"resblock composite", f_resblock, 6, {S4(2, 4, 4, 4), S1(4), S1(4), S4(4, 4, 3, 3), S2(2, 6), S2(4, 6)}, ALL, {0}},
     {"attention block composite", f_attn_block, 4, {S4(2, 4, 3, 3), S4(4, 4, 1, 1), S4(4, 4, 1, 1), S4(4, 4, 1, 1)}, ALL, {0}},

@@ -44,7 +44,7 @@ static void check_vlb_reference(void) {
   float *x0 = fixture_copy(&st, "x0", B * per), *z = fixture_copy(&st, "z", (size_t)T * B * per);
   FixtureNoise fn = {z};
   NoiseSource noise = {fixture_noise, 0, 0, &fn};
-  float *work = malloc(3 * B * per * sizeof(float));
+  float *work = malloc(nll_vlb_work_floats(B, per) * sizeof(float));
   double bpd[B], terms[(T + 1) * B];
   const char *names[2] = {"small.terms", "large.terms"};
   for (int v = 0; v < 2; v++) {
@@ -173,9 +173,9 @@ static void check_vlb_stratified(void) {
   char err[256];
   EXPECT(diffusion_init(&d, &dc, err, sizeof err) == 0, "%s", err);
   Mixture m = {&d, 2, 2, {0.3, 0.7}, {{-0.6, -0.2}, {0.5, 0.4}}, 0.2};
-  Denoiser den = {mixture_eps, 0, &m, NULL};
+  Denoiser den = {mixture_eps, 0, &m, NULL, NULL};
   enum { B = 64 };
-  float x0[2 * B], work[3 * 2 * B];
+  float x0[2 * B], work[4 * 2 * B];
   for (int i = 0; i < 2 * B; i++) x0[i] = roundf((rng_uniform(3, 0, i) * 2 - 1) * 127.5f) / 127.5f;
   double bpd[B], full = 0, diff = 0, diff2 = 0;
   const int R = 200;
@@ -194,6 +194,51 @@ static void check_vlb_stratified(void) {
   diffusion_free(&d);
 }
 
+/* The bound with a learned variance output held at v = -1 is the fixed_small bound, term by term; at
+ * v = +1 the KL terms are fixed_large's (whose decoder keeps beta_tilde_1, where the learned range's
+ * top is beta_0). */
+typedef struct {
+  Mixture *m;
+  float v;
+} ConstantVariance;
+
+static void constant_variance_eps_var(Denoiser *self, float *eps, float *var, const float *x, int B, double tau) {
+  ConstantVariance *c = self->ctx;
+  for (int b = 0; b < B; b++) mixture_eval(c->m, x + (size_t)b * c->m->D, tau, eps + (size_t)b * c->m->D, NULL, NULL);
+  for (int i = 0; i < B * c->m->D; i++) var[i] = c->v;
+  self->nfe++;
+}
+
+static void check_vlb_learned_variance(void) {
+  DiffusionConfig dc;
+  diffusion_config_default(&dc);
+  dc.T = 20;
+  dc.learn_sigma = true;
+  strcpy(dc.beta_schedule, "cosine");
+  Diffusion d;
+  char err[256];
+  EXPECT(diffusion_init(&d, &dc, err, sizeof err) == 0, "%s", err);
+  Mixture m = {&d, 2, 2, {0.3, 0.7}, {{-0.6, -0.2}, {0.5, 0.4}}, 0.2};
+  enum { B = 16, T = 20 };
+  float x0[2 * B], work[4 * 2 * B];
+  for (int i = 0; i < 2 * B; i++) x0[i] = roundf((rng_uniform(4, 0, i) * 2 - 1) * 127.5f) / 127.5f;
+  double bpd[B], fixed[(T + 1) * B], learned[(T + 1) * B];
+  for (int end = 0; end < 2; end++) {
+    Denoiser plain = {mixture_eps, 0, &m, NULL, NULL};
+    ConstantVariance cv = {&m, end ? 1.0f : -1.0f};
+    Denoiser with_var = {NULL, 0, &cv, NULL, constant_variance_eps_var};
+    NoiseSource n1 = noise_source_rng(9, 0), n2 = noise_source_rng(9, 0);
+    nll_vlb(&d, &plain, &n1, x0, B, 2, end ? VARIANCE_FIXED_LARGE : VARIANCE_FIXED_SMALL, 0, bpd, fixed, work);
+    nll_vlb(&d, &with_var, &n2, x0, B, 2, VARIANCE_LEARNED, 0, bpd, learned, work);
+    double worst = 0, scale = 0;
+    for (int i = end ? B : 0; i < (T + 1) * B; i++) /* v = +1: from t = 1 */
+      worst = fmax(worst, fabs(fixed[i] - learned[i])), scale = fmax(scale, fabs(fixed[i]));
+    EXPECT(scale > 0 && worst < 1e-6 * scale, "bound terms with learned variance at v = %+d vs %s: %.2e of %.2e",
+           end ? 1 : -1, end ? "fixed_large" : "fixed_small", worst, scale);
+  }
+  diffusion_free(&d);
+}
+
 static void check_ode_likelihood(const char *process, int K, double tol_mean, int B) {
   DiffusionConfig dc;
   diffusion_config_default(&dc);
@@ -202,7 +247,7 @@ static void check_ode_likelihood(const char *process, int K, double tol_mean, in
   char err[256];
   EXPECT(diffusion_init(&d, &dc, err, sizeof err) == 0, "%s", err);
   Mixture m = {&d, K, 2, {K == 1 ? 1.0 : 0.3, 0.7}, {{-1.0, -0.5}, {1.0, 0.8}}, 0.3};
-  Denoiser den = {mixture_eps, 0, &m, mixture_eps_vjp};
+  Denoiser den = {mixture_eps, 0, &m, mixture_eps_vjp, NULL};
   float *x = malloc((size_t)B * 2 * sizeof(float)), *work = malloc(nll_ode_work_floats(B, 2) * sizeof(float));
   for (int b = 0; b < B; b++) {
     const int k = K == 1 || rng_uniform(9, 0, b) < 0.3f ? 0 : 1;
@@ -233,6 +278,7 @@ static void check_ode_likelihood(const char *process, int K, double tol_mean, in
 int main(void) {
   check_vlb_reference();
   check_vlb_stratified();
+  check_vlb_learned_variance();
   check_unet_vjp();
   check_ode_likelihood("vpsde", 1, 2e-3, 64);
   check_ode_likelihood("ddpm", 1, 2e-3, 64);

@@ -102,7 +102,7 @@ static float *run_case(const Case *c, Diffusion *d, Mixture *m, int B, long *nfe
   rng_fill_normal(x, n, 11, 1, 0);
   const float prior = (float)diffusion_prior_std(d);
   for (size_t i = 0; i < n; i++) x[i] *= prior;
-  Denoiser den = {mixture_eps, 0, m, NULL};
+  Denoiser den = {mixture_eps, 0, m, NULL, NULL};
   NoiseSource noise = noise_source_rng(12, 0);
   *nfe = sampler_run(&o, d, &den, &noise, x, B, (size_t)m->D, work);
   free(work);
@@ -183,7 +183,7 @@ static void check_ode_invertible(const char *process, const char *schedule, OdeM
     for (int j = 0; j < 2; j++) x[2 * b + j] = (float)(m.mu[k][j] + 0.25 * rng_normal(5, 1, 2 * b + j));
   }
   memcpy(x0, x, n * sizeof(float));
-  Denoiser den = {mixture_eps, 0, &m, NULL};
+  Denoiser den = {mixture_eps, 0, &m, NULL, NULL};
   const double lo = diffusion_tau_min(&d), hi = diffusion_tau_max(&d);
   sampler_ode_solve(&o, &d, &den, x, B, 2, lo, hi, work);
   double var = 0;
@@ -207,6 +207,70 @@ static void check_ode_invertible(const char *process, const char *schedule, OdeM
   diffusion_free(&d);
 }
 
+/* A model that "learns" the constant variance output v: at v = -1 the learned variance is beta_tilde
+ * (fixed_small), at v = +1 beta (fixed_large), on the full chain and on a respaced one. */
+typedef struct {
+  Mixture *m;
+  float v;
+} ConstantVariance;
+
+static void constant_variance_eps(Denoiser *self, float *eps, const float *x, int B, double tau) {
+  ConstantVariance *c = self->ctx;
+  Denoiser inner = {mixture_eps, 0, c->m, NULL, NULL};
+  inner.predict_eps(&inner, eps, x, B, tau);
+  self->nfe++;
+}
+
+static void constant_variance_eps_var(Denoiser *self, float *eps, float *var, const float *x, int B, double tau) {
+  ConstantVariance *c = self->ctx;
+  constant_variance_eps(self, eps, x, B, tau);
+  for (int i = 0; i < B * c->m->D; i++) var[i] = c->v;
+}
+
+static void check_learned_variance_endpoints(void) {
+  DiffusionConfig dc;
+  diffusion_config_default(&dc);
+  dc.T = 100;
+  dc.learn_sigma = true;
+  Diffusion d;
+  char err[256];
+  EXPECT(diffusion_init(&d, &dc, err, sizeof err) == 0, "%s", err);
+  Mixture m = {&d, 2, 2, {0.3, 0.7}, {{-0.6, -0.2}, {0.5, 0.4}}, {{0.2, 0.3}, {0.25, 0.1}}};
+  enum { B = 64, N = B * 2 };
+  for (int steps = 0; steps <= 10; steps += 10) /* 0: all 100 levels; 10: respaced */
+    for (int end = 0; end < 2; end++) {
+      SamplerOptions fixed, learned;
+      sampler_options_default(&fixed, SAMPLER_ANCESTRAL, steps);
+      fixed.variance = end ? VARIANCE_FIXED_LARGE : VARIANCE_FIXED_SMALL;
+      learned = fixed;
+      learned.variance = VARIANCE_LEARNED;
+      EXPECT(sampler_check(&learned, &d, err, sizeof err) == 0, "%s", err);
+      float xf[N], xl[N], work[3 * N];
+      rng_fill_normal(xf, N, 21, 0, 0);
+      memcpy(xl, xf, sizeof xf);
+      ConstantVariance cv = {&m, end ? 1.0f : -1.0f};
+      Denoiser plain = {mixture_eps, 0, &m, NULL, NULL};
+      Denoiser with_var = {constant_variance_eps, 0, &cv, NULL, constant_variance_eps_var};
+      NoiseSource nf = noise_source_rng(5, 0), nl = noise_source_rng(5, 0);
+      sampler_run(&fixed, &d, &plain, &nf, xf, B, 2, work);
+      sampler_run(&learned, &d, &with_var, &nl, xl, B, 2, work);
+      double worst = 0;
+      for (int i = 0; i < N; i++) worst = fmax(worst, fabs(xf[i] - xl[i]));
+      /* exp(log(var) / 2) against sqrt(var) in float: a few ulps per step */
+      EXPECT(worst < 1e-5, "ancestral (%d steps), learned variance at v = %+d vs %s: max diff %.2e", steps ? steps : 100,
+             end ? 1 : -1, end ? "fixed_large" : "fixed_small", worst);
+    }
+  diffusion_free(&d);
+  /* a model without a variance output cannot be sampled with one */
+  init_diffusion(&d, "ddpm", "linear");
+  SamplerOptions o;
+  sampler_options_default(&o, SAMPLER_ANCESTRAL, 0);
+  o.variance = VARIANCE_LEARNED;
+  EXPECT(sampler_check(&o, &d, err, sizeof err) != 0 && strstr(err, "diffusion.learn_sigma"), "learned variance accepted "
+         "for a model without one");
+  diffusion_free(&d);
+}
+
 /* Batch independence: DDIM eta = 1 on 4 samples at once equals two batches of 2. */
 static void check_batch_independent(void) {
   Diffusion d;
@@ -218,7 +282,7 @@ static void check_batch_independent(void) {
   float x4[8], x2[8], work[32];
   rng_fill_normal(x4, 8, 3, 0, 0);
   memcpy(x2, x4, sizeof x4);
-  Denoiser den = {mixture_eps, 0, &m, NULL};
+  Denoiser den = {mixture_eps, 0, &m, NULL, NULL};
   NoiseSource all = noise_source_rng(7, 100), first = noise_source_rng(7, 100), second = noise_source_rng(7, 102);
   sampler_run(&o, &d, &den, &all, x4, 4, 2, work);
   sampler_run(&o, &d, &den, &first, x2, 2, 2, work);
@@ -306,7 +370,7 @@ static void check_trajectories(void) {
   char err[256];
   const size_t per = 3 * 16 * 16;
   Recorder rec = {&sd.den, per, malloc(MAX_CALLS * per * sizeof(float)), {0}, 0};
-  Denoiser recorded = {recording_eps, 0, &rec, NULL};
+  Denoiser recorded = {recording_eps, 0, &rec, NULL, NULL};
   float *x = malloc(per * sizeof(float)), *work = malloc(2 * per * sizeof(float));
   const StTensor *xt = st_find(&st, "x_T"), *zt = st_find(&st, "ancestral.z");
   EXPECT(xt && xt->numel == per && zt && zt->numel == 50 * per, "fixture lacks x_T or ancestral.z");
@@ -370,7 +434,7 @@ static void check_kdiffusion_trajectories(void) {
   synthetic_denoiser_init_process(&sd, &dc);
   const size_t per = 3 * 16 * 16;
   Recorder rec = {&sd.den, per, malloc(MAX_CALLS * per * sizeof(float)), {0}, 0};
-  Denoiser recorded = {recording_eps, 0, &rec, NULL};
+  Denoiser recorded = {recording_eps, 0, &rec, NULL, NULL};
   float *x = malloc(per * sizeof(float)), *x_T = malloc(per * sizeof(float)), *z = NULL;
   char err[256], name[64], what[128];
   const StTensor *xt = st_find(&st, "x_T");
@@ -428,6 +492,7 @@ static void check_kdiffusion_trajectories(void) {
 int main(void) {
   check_time_grids();
   check_batch_independent();
+  check_learned_variance_endpoints();
   const Case gaussian[] = {
       {"ddpm", "linear", "ancestral", 1000, 0, NULL},
       {"ddpm", "linear", "ancestral", 1000, 0, "fixed_large"},

@@ -1,7 +1,9 @@
 /* test_train.c - end to end: a tiny U-Net trains on a tiny generated CIFAR-10-format dataset.
  * Loss decreases; log, config, grid and checkpoint are written; a run of N steps resumed for N
  * more ends bit-identical to a run of 2N; gradient accumulation matches one large batch up to
- * summation order; a diverging run stops with exit code 1 naming the step. */
+ * summation order; with a learned variance and train.loss vlb, the resumed run is bit-identical too
+ * (the importance sampler's loss history travels in the checkpoint); a diverging run stops with exit
+ * code 1 naming the step. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,7 +126,7 @@ static int same_tensors(const char *a, const char *b, double tol) {
 
 int main(void) {
   if (!mkdtemp(g_dir)) return 1;
-  char data[512], file[600], a[512], b[512], c[512], path[700];
+  char data[512], file[600], a[512], b[512], c[512], path[1400];
   path_in(data, sizeof data, "data");
   mkdir(data, 0755);
   for (int i = 1; i <= 5; i++) { /* the CIFAR-10 binary layout: data_batch_1..5 */
@@ -160,6 +162,42 @@ int main(void) {
   snprintf(ca, sizeof ca, "%s/ckpt.safetensors", a);
   snprintf(cb, sizeof cb, "%s/ckpt.safetensors", b);
   EXPECT(same_tensors(ca, cb, 0), "resumed run differs from the uninterrupted run");
+
+  /* ---- learned variance, L_vlb with importance-sampled t: T = 10 levels fill the history (10 terms
+   * each) within 13 steps of 8, so the second half of 30 steps samples from it ---- */
+  RunConfig vlb = rc;
+  vlb.diffusion.T = 10;
+  vlb.diffusion.learn_sigma = vlb.model.learn_sigma = true;
+  snprintf(vlb.train.loss, sizeof vlb.train.loss, "vlb");
+  vlb.train.steps = 30;
+  RunConfig vlb_half = vlb;
+  vlb_half.train.steps = 15;
+  char va[512], vb[512];
+  path_in(va, sizeof va, "vlb_a");
+  path_in(vb, sizeof vb, "vlb_b");
+  EXPECT(train(&vlb, va, NULL) == 0, "vlb run failed");
+  EXPECT(train(&vlb_half, vb, NULL) == 0, "vlb first half failed");
+  snprintf(path, sizeof path, "%s/ckpt.safetensors", vb);
+  EXPECT(train(&vlb, vb, path) == 0, "vlb resumed half failed");
+  snprintf(ca, sizeof ca, "%s/ckpt.safetensors", va);
+  snprintf(cb, sizeof cb, "%s/ckpt.safetensors", vb);
+  EXPECT(same_tensors(ca, cb, 0), "resumed vlb run differs from the uninterrupted run");
+  SafeTensors hist;
+  char herr[256];
+  EXPECT(st_load(&hist, ca, herr, sizeof herr) == 0, "%s", herr);
+  const StTensor *h = st_find(&hist, "train.loss_history");
+  float full = 0;
+  for (int t = 0; h && t < 10; t++) full += ((const float *)h->data)[t * 11] == 10.0f;
+  EXPECT(h && full == 10, "the loss history is not in the checkpoint or not warm (%g of 10 levels full)", full);
+  st_free(&hist);
+  /* hybrid trains too; resuming it as vlb is refused: its checkpoint has no loss history */
+  RunConfig hybrid = vlb;
+  snprintf(hybrid.train.loss, sizeof hybrid.train.loss, "hybrid");
+  hybrid.train.steps = 3;
+  path_in(va, sizeof va, "hybrid");
+  EXPECT(train(&hybrid, va, NULL) == 0, "hybrid run failed");
+  snprintf(cb, sizeof cb, "%s/ckpt.safetensors", va);
+  EXPECT(train(&vlb, va, cb) == 1, "resuming vlb from a hybrid checkpoint (no loss history) must fail");
 
   /* ---- gradient accumulation: 2 micro-batches of 4 = one batch of 8, up to summation order ---- */
   path_in(c, sizeof c, "c");

@@ -40,6 +40,8 @@ Tensor *ag_dropout(Graph *g, Tensor *x, float p);
 /* Same data, new shape (numel must match); gradient flows through. */
 Tensor *ag_reshape(Graph *g, Tensor *x, int ndim, const int *shape);
 
+/* x (B, C, H, W) -> channels c0 .. c0 + n - 1, (B, n, H, W). */
+Tensor *ag_channel_slice(Graph *g, Tensor *x, int c0, int n);
 /* a (B, Ca, H, W), b (B, Cb, H, W) -> (B, Ca+Cb, H, W). */
 Tensor *ag_concat_channels(Graph *g, Tensor *a, Tensor *b);
 Tensor *ag_upsample_nearest2x(Graph *g, Tensor *x);
@@ -54,5 +56,11 @@ Tensor *ag_bilinear_resize(Graph *g, Tensor *x, int out_h, int out_w);
  * gets no gradient. */
 Tensor *ag_mse(Graph *g, Tensor *pred, Tensor *target);
 Tensor *ag_weighted_mse(Graph *g, Tensor *pred, Tensor *target, Tensor *w);
+/* The learned-variance bound (Nichol & Dhariwal 2021) as a loss: (1/B) sum_b w_b L_b, with L_b the
+ * bound's term of sample b in bits/dim and w_b its weight (backend op vlb_forward; coef (B, VLB_COEFS)
+ * of core/gaussian.h). net (B, 2C, H, W): the mean output then the variance output; xt, x0
+ * (B, C, H, W) and coef get no gradient, and the mean channels get one only when grad_mean. *terms (may
+ * be NULL) receives the per-sample L_b (B), for the importance sampler of t. */
+Tensor *ag_vlb_loss(Graph *g, Tensor *net, Tensor *xt, Tensor *x0, Tensor *coef, bool grad_mean, Tensor **terms);
 
 #endif

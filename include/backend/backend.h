@@ -124,6 +124,11 @@ struct BackendOps {
                                   int Ca, int Cb, int HW);
   void (*concat_channels_backward)(const Backend *be, BackendMem *da, BackendMem *db, const BackendMem *dy, int B,
                                    int Ca, int Cb, int HW);
+  /* y (B, n, HW) = channels c0 .. c0 + n - 1 of x (B, C, HW); backward: dx's channels += dy */
+  void (*channel_slice_forward)(const Backend *be, BackendMem *y, const BackendMem *x, int B, int C, int c0, int n,
+                                int HW);
+  void (*channel_slice_backward)(const Backend *be, BackendMem *dx, const BackendMem *dy, int B, int C, int c0, int n,
+                                 int HW);
   /* mask: n bytes in backend memory; the Philox stream and offsets as ops/elementwise.h */
   void (*dropout_forward)(const Backend *be, BackendMem *y, BackendMem *mask, const BackendMem *x, size_t n, float p,
                           uint64_t seed, uint64_t stream, uint64_t offset);
@@ -154,6 +159,14 @@ struct BackendOps {
                                const BackendMem *w, int B, size_t M);
   void (*weighted_mse_backward)(const Backend *be, BackendMem *da, BackendMem *db, const BackendMem *dloss,
                                 const BackendMem *a, const BackendMem *b, const BackendMem *w, int B, size_t M);
+
+  /* the learned-variance bound (ops/loss.h): terms (B) bits/dim per sample, net (B, 2C, HW), coef
+   * (B, VLB_COEFS) as core/gaussian.h; the backward's mean-channel gradient only when grad_mean */
+  void (*vlb_forward)(const Backend *be, BackendMem *loss, BackendMem *terms, const BackendMem *net,
+                      const BackendMem *xt, const BackendMem *x0, const BackendMem *coef, int B, int C, int HW);
+  void (*vlb_backward)(const Backend *be, BackendMem *dnet, const BackendMem *dloss, const BackendMem *net,
+                       const BackendMem *xt, const BackendMem *x0, const BackendMem *coef, int B, int C, int HW,
+                       bool grad_mean);
 
   /* ---- diffusion: the forward process and the regression target, per sample b of B (M elements each):
    * xt = coef[4b] x0 + coef[4b+1] noise (alpha, sigma) and target = coef[4b+2] x0 + coef[4b+3] noise

@@ -20,6 +20,11 @@ struct Denoiser {
    * product vjp_out = (d eps_hat / d x)^T v, both (B, C, H, W); counts one evaluation. */
   void (*predict_eps_vjp)(Denoiser *self, float *eps_out, float *vjp_out, const float *x, const float *v, int B,
                           double tau);
+  /* Optional (NULL unless the model learns its variance, Nichol & Dhariwal 2021): eps_out as
+   * predict_eps and var_out (B, C, H, W) the network's variance output v (nominally in [-1, 1]): the
+   * model's log variance at a DDPM step is (1 + v) / 2 log beta + (1 - v) / 2 log beta_tilde of the
+   * step's own beta and posterior beta_tilde. Counts one evaluation. */
+  void (*predict_eps_var)(Denoiser *self, float *eps_out, float *var_out, const float *x, int B, double tau);
 };
 
 #endif

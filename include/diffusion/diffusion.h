@@ -47,6 +47,8 @@ typedef struct {
   double p_mean, p_std;               /* edm: ln(sigma) ~ N(p_mean, p_std^2) in training */
   char t_sampling[CFG_STRING_MAX];    /* flow: uniform | logit_normal training times */
   double logit_mean, logit_std;       /* flow logit_normal: t = sigmoid(N(logit_mean, logit_std^2)) */
+  bool learn_sigma;                   /* ddpm: the network also outputs v, log variance (1 + v) / 2 log beta_t
+                                         + (1 - v) / 2 log beta_tilde_t (Nichol & Dhariwal 2021) */
 } DiffusionConfig;
 
 extern const CfgField DIFFUSION_CONFIG_FIELDS[];

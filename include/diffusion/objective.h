@@ -12,6 +12,12 @@
  *    score-based diffusion models"): lambda = g^2, i.e. g^2 / sigma^2 on the eps MSE, with t drawn
  *    from p(t) proportional to g^2 / sigma^2 (importance sampling) and w = (g^2 / sigma^2) / ((1 - t_eps) p(t)),
  *    so the loss estimates score_sde's likelihood-weighted loss under uniform t, with far less variance.
+ * With diffusion.learn_sigma (Nichol & Dhariwal 2021, improved-diffusion's training_losses) the network
+ * outputs F and v (2C channels) and train.loss picks:
+ *  - hybrid: L_simple on F (weighted as above) + (T / 1000) L_t, L_t the bound's term at t in bits/dim
+ *    (ag_vlb_loss: the KL of the posterior and the model's step, or the decoder at t = 0) with its
+ *    gradient stopped at the mean, so the bound trains only the variance (lambda = 0.001 of L_vlb = T L_t);
+ *  - vlb: L_vlb alone, both outputs trained, t importance-sampled (LossHistory): w = 1 / p_t on L_t.
  */
 #ifndef DIFFUSION_OBJECTIVE_H
 #define DIFFUSION_OBJECTIVE_H
@@ -41,17 +47,52 @@ void loss_weighting_free(LossWeighting *w);
 double loss_weighting_sample_tau(const LossWeighting *w, const Diffusion *d, double u);
 double loss_weighting_weight(const LossWeighting *w, const Diffusion *d, double tau);
 
+typedef enum { LOSS_SIMPLE, LOSS_HYBRID, LOSS_VLB } LossKind;
+
+#define LOSS_HISTORY_PER_T 10
+#define LOSS_HISTORY_UNIFORM 0.001
+/* improved-diffusion's LossSecondMomentResampler: the last LOSS_HISTORY_PER_T bound terms of each t;
+ * once every t has that many, t is drawn with p_t = (1 - 0.001) sqrt(mean L_t^2) / sum + 0.001 / T,
+ * uniform until then. The table is training state (saved in checkpoints, so a resumed run draws the
+ * same t). */
+typedef struct {
+  int T;
+  float *table; /* (T, 1 + LOSS_HISTORY_PER_T): the count, then the terms oldest first */
+  double *p, *cdf; /* (T), (T + 1): the current distribution (uniform while not warm) */
+  bool warm;
+} LossHistory;
+
+typedef struct {
+  LossKind loss;
+  LossWeighting weighting;
+  LossHistory history; /* vlb */
+} Objective;
+
+/* loss: simple | hybrid | vlb; weighting as loss_weighting_init. 0, or -1 + a message naming the
+ * train.* or diffusion.* key at fault. */
+int objective_init(Objective *o, const Diffusion *d, const char *loss, const char *weighting, double gamma, char *err,
+                   size_t errlen);
+void objective_free(Objective *o);
+/* vlb: append the bound terms of one step, (tau[i], terms[i]) in sample order, and recompute p.
+ * No-op for the other losses. */
+void objective_record_terms(Objective *o, const double *tau, const double *terms, int n);
+/* vlb: after the table was loaded (checkpoint), recompute p; -1 + a message when it is not a valid table. */
+int objective_history_loaded(Objective *o, char *err, size_t errlen);
+
 /* Stream id for sample `sample` (index within the full batch) of step `step`. */
 uint64_t train_stream(long step, int sample, TrainStreamPurpose purpose);
 
 /* The loss for given noise levels tau (B, host) and noise (B, C, H, W, a tensor of the graph):
  * x_tau = alpha x0 + sigma noise. The forward process and the target run on the graph's backend
- * (its forward_mix op). */
-Tensor *diffusion_loss_at(const Diffusion *d, const LossWeighting *w, UNet *m, Graph *g, Tensor *x0, const double *tau,
-                          Tensor *noise, const int *labels);
+ * (its forward_mix op). With a learned variance, *terms (may be NULL) gets the per-sample bound terms
+ * L_t (B, bits/dim, a graph tensor); otherwise NULL. */
+Tensor *diffusion_loss_at(const Diffusion *d, const Objective *o, UNet *m, Graph *g, Tensor *x0, const double *tau,
+                          Tensor *noise, const int *labels, Tensor **terms);
 
-/* x0 (B, C, H, W) holds samples first_sample .. first_sample + B - 1 of the step's batch. */
-Tensor *diffusion_training_loss(const Diffusion *d, const LossWeighting *w, UNet *m, Graph *g, Tensor *x0,
-                                const int *labels, uint64_t seed, long step, int first_sample);
+/* x0 (B, C, H, W) holds samples first_sample .. first_sample + B - 1 of the step's batch. tau_out (B,
+ * host) or NULL receives the drawn noise levels; terms as diffusion_loss_at. */
+Tensor *diffusion_training_loss(const Diffusion *d, const Objective *o, UNet *m, Graph *g, Tensor *x0,
+                                const int *labels, uint64_t seed, long step, int first_sample, double *tau_out,
+                                Tensor **terms);
 
 #endif

@@ -4,8 +4,9 @@
  *       L = L_T + sum_{t=1}^{T-1} L_t + L_0, in bits/dim (each term the mean over dimensions / ln 2)
  *     L_T = KL(q(x_T | x0) || N(0, I)); L_t = KL(q(x_{t-1} | x_t, x0) || p(x_{t-1} | x_t)) with x_t
  *     drawn from q(x_t | x0) (one draw per term) and the model's mean from eps_hat; variance
- *     fixed_small (beta_tilde_t) or fixed_large (beta_t); L_0 = -log p(x0 | x_1) of the
- *     discretised Gaussian decoder with log variance log(beta_tilde_1) (both variance choices), as
+ *     fixed_small (beta_tilde_t), fixed_large (beta_t) or learned (the model's interpolation; at t = 0
+ *     between log beta_0 and log beta_tilde_1); L_0 = -log p(x0 | x_1) of the
+ *     discretised Gaussian decoder with log variance log(beta_tilde_1) (both fixed variances), as
  *     improved-diffusion's calc_bpd_loop (including its tanh approximation of the normal CDF).
  *     With n_terms < T - 1, the KL sum is estimated from n_terms stratified timesteps (one uniform
  *     draw in each of n_terms equal strata of 1..T-1, scaled by (T-1)/n_terms).
@@ -25,7 +26,9 @@
 
 /* Bits/dim of the bound's terms for B images x0 (B, per_sample), data on the 255-bin grid of
  * [-1, 1]. out_bpd (B): the bound. terms (T + 1, B) or NULL: terms[t] = L_t for t = 0..T-1
- * (0 where not evaluated), terms[T] = L_T. Noise draw t is the noise of x_t. work: 3 B per floats. */
+ * (0 where not evaluated), terms[T] = L_T. Noise draw t is the noise of x_t. work: nll_vlb_work_floats.
+ * VARIANCE_LEARNED needs den->predict_eps_var. */
+size_t nll_vlb_work_floats(int B, size_t per_sample);
 void nll_vlb(const Diffusion *d, Denoiser *den, NoiseSource *noise, const float *x0, int B, size_t per_sample,
              AncestralVariance variance, int n_terms, double *out_bpd, double *terms, float *work);
 

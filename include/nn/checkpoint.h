@@ -5,7 +5,8 @@
  * UNet2DModel state dict, and diffusers weights load as a checkpoint. Training checkpoints add
  * "online.<name>" (the raw weights), "optim.m.<name>" and "optim.v.<name>" (AdamW moments).
  * __metadata__ holds "format" = "diffuse/1", "config" (the resolved JSON config) and, for training
- * checkpoints, "step" and "seed". Older attention names (query/key/value/proj_attn) are accepted
+ * checkpoints, "step" and "seed", and with train.loss vlb the importance sampler's table as
+ * "train.loss_history" (ignored by inference loads). Older attention names (query/key/value/proj_attn) are accepted
  * on load. Writes are atomic (safetensors.h).
  */
 #ifndef DIFFUSE_NN_CHECKPOINT_H
@@ -23,6 +24,10 @@
 typedef struct {
   long step;
   uint64_t seed;
+  /* NULL, or a host table of rows x cols floats saved and loaded as "train.loss_history" (the L_vlb
+   * importance sampler of diffusion/objective.h; loading fills it and requires it in the file) */
+  float *loss_history;
+  int loss_history_rows, loss_history_cols;
 } TrainProgress;
 
 /* Save model weights; with progress != NULL also the online weights and AdamW moments (which the

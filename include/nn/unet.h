@@ -27,12 +27,15 @@ typedef struct {
   int groups;
   double norm_eps;
   int num_classes; /* 0: unconditional */
+  bool learn_sigma; /* not a model key: set from diffusion.learn_sigma; the output has 2 in_channels channels */
 } UNetConfig;
 
 extern const CfgField UNET_CONFIG_FIELDS[];
 extern const int UNET_CONFIG_N_FIELDS;
 
 void unet_config_default(UNetConfig *c); /* the DDPM CIFAR-10 model */
+/* in_channels, or twice that when the model also outputs its variance (the second half). */
+int unet_out_channels(const UNetConfig *c);
 /* Cross-field checks (channels divisible by groups, resolution divisible by 2^(levels-1), ...). */
 int unet_config_validate(const UNetConfig *c, char *err, size_t errlen);
 
@@ -76,7 +79,7 @@ size_t unet_param_floats(const UNetConfig *cfg);
  * (1 or 2), with its backward when train; *flops (may be NULL) gets the forward FLOPs per image. */
 size_t unet_activation_bytes(UNet *m, int B, bool train, double *flops);
 
-/* x (B, in_channels, res, res), t (B) timesteps as floats, labels (B) or NULL -> (B, in_channels, res, res). */
+/* x (B, in_channels, res, res), t (B) timesteps as floats, labels (B) or NULL -> (B, unet_out_channels, res, res). */
 Tensor *unet_forward(UNet *m, Graph *g, Tensor *x, Tensor *t, const int *labels);
 
 #endif

@@ -1,4 +1,4 @@
-/* elementwise.h - add, mul, scale, axpby, per-channel add, channel concat, dropout, and the forward
+/* elementwise.h - add, mul, scale, axpby, per-channel add, channel concat and slice, dropout, and the forward
  * process of diffusion (x_t and the regression target in one pass).
  * Backward kernels accumulate (+=) and accept NULL for gradients that are not needed. */
 #ifndef DIFFUSE_OPS_ELEMENTWISE_H
@@ -31,6 +31,9 @@ void zero_floats(float *x, size_t n);
 /* y (B, Ca+Cb, HW) = [a (B, Ca, HW) ; b (B, Cb, HW)]. */
 void concat_channels_forward(float *y, const float *a, const float *b, int B, int Ca, int Cb, int HW);
 void concat_channels_backward(float *da, float *db, const float *dy, int B, int Ca, int Cb, int HW);
+/* y (B, n, HW) = channels c0 .. c0 + n - 1 of x (B, C, HW); the backward adds dy into those channels of dx. */
+void channel_slice_forward(float *y, const float *x, int B, int C, int c0, int n, int HW);
+void channel_slice_backward(float *dx, const float *dy, int B, int C, int c0, int n, int HW);
 
 /* Inverted dropout: element i (global index j = offset + i) is kept when u >= p, with u built from
  * rng_unit of word j % 4 of rng_bits(seed, stream, j / 4): one Philox call per four

@@ -46,7 +46,9 @@ typedef enum {
 } Spacing;           /* continuous processes: uniform/trailing are tau uniform on [tau_min, tau_max], quadratic
                         in (i / (steps - 1))^2 */
 
-typedef enum { VARIANCE_FIXED_SMALL, VARIANCE_FIXED_LARGE } AncestralVariance;
+/* The reverse step's variance: beta_tilde_t, beta_t, or the model's own interpolation between them in log space
+ * (diffusion.learn_sigma, Nichol & Dhariwal 2021; the denoiser's predict_eps_var). */
+typedef enum { VARIANCE_FIXED_SMALL, VARIANCE_FIXED_LARGE, VARIANCE_LEARNED } AncestralVariance;
 typedef enum { PREDICTOR_REVERSE_DIFFUSION, PREDICTOR_EULER_MARUYAMA } Predictor;
 typedef enum { ODE_EULER, ODE_HEUN, ODE_RK45 } OdeMethod;
 

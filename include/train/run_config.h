@@ -17,6 +17,7 @@ typedef struct {
   char lr_schedule[CFG_STRING_MAX]; /* constant | cosine | inverse_sqrt, after the warmup (train/schedule.h) */
   char ema_profile[CFG_STRING_MAX]; /* fixed (ema_decay, ema_warmup) | power (ema_gamma) */
   double ema_gamma;
+  char loss[CFG_STRING_MAX];           /* simple | hybrid | vlb (diffusion/objective.h) */
   char loss_weighting[CFG_STRING_MAX]; /* none | min_snr | likelihood (diffusion/objective.h) */
   double min_snr_gamma;
   int seed;

@@ -21,6 +21,31 @@ Tensor *ag_concat_channels(Graph *g, Tensor *a, Tensor *b) {
   return y;
 }
 
+typedef struct {
+  int c0;
+} SliceSaved;
+
+static void channel_slice_bwd(Graph *g, GraphNode *n) {
+  Tensor *x = n->in[0];
+  const SliceSaved *s = n->saved;
+  BK(g, channel_slice_backward, graph_grad(g, x), n->out->grad, x->shape[0], x->shape[1], s->c0, n->out->shape[1],
+     x->shape[2] * x->shape[3]);
+}
+
+Tensor *ag_channel_slice(Graph *g, Tensor *x, int c0, int n) {
+  AG_INPUTS(g, x);
+  CHECK(x->ndim == 4 && c0 >= 0 && n > 0 && c0 + n <= x->shape[1]);
+  Tensor *y = new4(g, x->shape[0], n, x->shape[2], x->shape[3]);
+  BK(g, channel_slice_forward, y->data, x->data, x->shape[0], x->shape[1], c0, n, x->shape[2] * x->shape[3]);
+  GraphNode *node = AG_RECORD(g, "channel_slice", channel_slice_bwd, y, x);
+  if (node) {
+    SliceSaved *s = arena_alloc(&g->arena, sizeof *s);
+    s->c0 = c0;
+    node->saved = s;
+  }
+  return y;
+}
+
 static void upsample_bwd(Graph *g, GraphNode *n) {
   Tensor *x = n->in[0];
   BK(g, upsample_nearest2x_backward, graph_grad(g, x), n->out->grad, x->shape[0] * x->shape[1], x->shape[2], x->shape[3]);

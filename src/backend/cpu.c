@@ -181,6 +181,14 @@ static void cpu_concat_channels_forward(const Backend *be, BackendMem *y, const 
                                         int B, int Ca, int Cb, int HW) {
   concat_channels_forward(F(y), CF(a), CF(b), B, Ca, Cb, HW);
 }
+static void cpu_channel_slice_forward(const Backend *be, BackendMem *y, const BackendMem *x, int B, int C, int c0,
+                                      int n, int HW) {
+  channel_slice_forward(F(y), CF(x), B, C, c0, n, HW);
+}
+static void cpu_channel_slice_backward(const Backend *be, BackendMem *dx, const BackendMem *dy, int B, int C, int c0,
+                                       int n, int HW) {
+  channel_slice_backward(F(dx), CF(dy), B, C, c0, n, HW);
+}
 static void cpu_concat_channels_backward(const Backend *be, BackendMem *da, BackendMem *db, const BackendMem *dy,
                                          int B, int Ca, int Cb, int HW) {
   concat_channels_backward(F(da), F(db), CF(dy), B, Ca, Cb, HW);
@@ -243,6 +251,15 @@ static void cpu_weighted_mse_backward(const Backend *be, BackendMem *da, Backend
                                       const BackendMem *a, const BackendMem *b, const BackendMem *w, int B, size_t M) {
   weighted_mse_backward(F(da), F(db), *CF(dloss), CF(a), CF(b), CF(w), B, M);
 }
+static void cpu_vlb_forward(const Backend *be, BackendMem *loss, BackendMem *terms, const BackendMem *net,
+                            const BackendMem *xt, const BackendMem *x0, const BackendMem *coef, int B, int C, int HW) {
+  *F(loss) = vlb_forward(F(terms), CF(net), CF(xt), CF(x0), CF(coef), B, C, HW);
+}
+static void cpu_vlb_backward(const Backend *be, BackendMem *dnet, const BackendMem *dloss, const BackendMem *net,
+                             const BackendMem *xt, const BackendMem *x0, const BackendMem *coef, int B, int C, int HW,
+                             bool grad_mean) {
+  vlb_backward(F(dnet), *CF(dloss), CF(net), CF(xt), CF(x0), CF(coef), B, C, HW, grad_mean);
+}
 static void cpu_forward_mix(const Backend *be, BackendMem *xt, BackendMem *target, const BackendMem *x0,
                             const BackendMem *noise, const BackendMem *coef, int B, size_t M) {
   forward_mix(F(xt), F(target), CF(x0), CF(noise), CF(coef), B, M);
@@ -304,6 +321,8 @@ static const BackendOps CPU_BACKEND_OPS = {
     .add_channel_backward = cpu_add_channel_backward,
     .concat_channels_forward = cpu_concat_channels_forward,
     .concat_channels_backward = cpu_concat_channels_backward,
+    .channel_slice_forward = cpu_channel_slice_forward,
+    .channel_slice_backward = cpu_channel_slice_backward,
     .dropout_forward = cpu_dropout_forward,
     .dropout_backward = cpu_dropout_backward,
     .upsample_nearest2x_forward = cpu_upsample_nearest2x_forward,
@@ -319,6 +338,8 @@ static const BackendOps CPU_BACKEND_OPS = {
     .mse_backward = cpu_mse_backward,
     .weighted_mse_forward = cpu_weighted_mse_forward,
     .weighted_mse_backward = cpu_weighted_mse_backward,
+    .vlb_forward = cpu_vlb_forward,
+    .vlb_backward = cpu_vlb_backward,
     .forward_mix = cpu_forward_mix,
     .fill_normal = cpu_fill_normal,
     .fill_uniform = cpu_fill_uniform,

@@ -26,6 +26,7 @@
 extern "C" {
 #include "backend/backend.h"
 #include "core/error.h"
+#include "core/gaussian.h"
 #include "cuda_backend.h"
 }
 #include "../ops/window_index.h"
@@ -648,6 +649,31 @@ static void cu_concat_channels_backward(const Backend *be, BackendMem *da, Backe
   LAUNCHED("concat backward");
 }
 
+__global__ void k_channel_slice(float *y, const float *x, int C, int c0, int nc, int HW, size_t n) {
+  GRID_STRIDE(i, n) {
+    const size_t per = (size_t)nc * HW, b = i / per, r = i % per;
+    y[i] = x[(b * C + c0) * HW + r];
+  }
+}
+__global__ void k_channel_slice_backward(float *dx, const float *dy, int C, int c0, int nc, int HW, size_t n) {
+  GRID_STRIDE(i, n) {
+    const size_t per = (size_t)nc * HW, b = i / per, r = i % per;
+    dx[(b * C + c0) * HW + r] += dy[i];
+  }
+}
+static void cu_channel_slice_forward(const Backend *be, BackendMem *y, const BackendMem *x, int B, int C, int c0,
+                                     int nc, int HW) {
+  const size_t n = (size_t)B * nc * HW;
+  k_channel_slice<<<POINTWISE(n)>>>(F(y), CF(x), C, c0, nc, HW, n);
+  LAUNCHED("channel_slice");
+}
+static void cu_channel_slice_backward(const Backend *be, BackendMem *dx, const BackendMem *dy, int B, int C, int c0,
+                                      int nc, int HW) {
+  const size_t n = (size_t)B * nc * HW;
+  k_channel_slice_backward<<<POINTWISE(n)>>>(F(dx), CF(dy), C, c0, nc, HW, n);
+  LAUNCHED("channel_slice backward");
+}
+
 /* ---- Philox4x32-10 (core/rng.c's counter scheme) ---- */
 
 struct Bits4 {
@@ -961,6 +987,51 @@ static void cu_weighted_mse_backward(const Backend *be, BackendMem *da, BackendM
   LAUNCHED("weighted_mse backward");
 }
 
+/* The learned-variance bound: one block per sample sums its terms (gaussian_vlb_element, as the CPU
+ * kernel of ops/loss.c), then one thread forms the weighted mean in sample order. */
+__global__ void k_vlb_terms(float *terms, const float *net, const float *xt, const float *x0, const float *coef,
+                            size_t M) {
+  __shared__ double shared[THREADS];
+  const size_t b = blockIdx.x;
+  const float *c = coef + b * VLB_COEFS, *F = net + b * 2 * M, *v = F + M, *xb = xt + b * M, *x0b = x0 + b * M;
+  double part = 0.0;
+  for (size_t i = threadIdx.x; i < M; i += blockDim.x)
+    part += gaussian_vlb_element(c, F[i], v[i], xb[i], x0b[i], NULL, NULL);
+  const double total = block_sum(part, shared);
+  if (threadIdx.x == 0) terms[b] = (float)(total / (double)M / M_LN2);
+}
+__global__ void k_vlb_loss(float *loss, const float *terms, const float *coef, int B) {
+  double total = 0.0;
+  for (int b = 0; b < B; b++) total += (double)coef[(size_t)b * VLB_COEFS + VLB_WEIGHT] * terms[b];
+  *loss = (float)(total / B);
+}
+__global__ void k_vlb_backward(float *dnet, const float *dloss, const float *net, const float *xt, const float *x0,
+                               const float *coef, int B, size_t M, bool grad_mean) {
+  GRID_STRIDE(k, (size_t)B * M) {
+    const size_t b = k / M, i = k % M;
+    const float *c = coef + b * VLB_COEFS, *F = net + b * 2 * M;
+    double gF, gv;
+    gaussian_vlb_element(c, F[i], F[M + i], xt[k], x0[k], &gF, &gv);
+    const double scale = (double)*dloss * c[VLB_WEIGHT] / ((double)B * (double)M * M_LN2);
+    if (grad_mean) dnet[b * 2 * M + i] += (float)(scale * gF);
+    dnet[b * 2 * M + M + i] += (float)(scale * gv);
+  }
+}
+static void cu_vlb_forward(const Backend *be, BackendMem *loss, BackendMem *terms, const BackendMem *net,
+                           const BackendMem *xt, const BackendMem *x0, const BackendMem *coef, int B, int C, int HW) {
+  k_vlb_terms<<<B, THREADS, 0, S(be)>>>(F(terms), CF(net), CF(xt), CF(x0), CF(coef), (size_t)C * HW);
+  LAUNCHED("vlb terms");
+  k_vlb_loss<<<1, 1, 0, S(be)>>>(F(loss), CF(terms), CF(coef), B);
+  LAUNCHED("vlb loss");
+}
+static void cu_vlb_backward(const Backend *be, BackendMem *dnet, const BackendMem *dloss, const BackendMem *net,
+                            const BackendMem *xt, const BackendMem *x0, const BackendMem *coef, int B, int C, int HW,
+                            bool grad_mean) {
+  k_vlb_backward<<<POINTWISE((size_t)B * C * HW)>>>(F(dnet), CF(dloss), CF(net), CF(xt), CF(x0), CF(coef), B,
+                                                     (size_t)C * HW, grad_mean);
+  LAUNCHED("vlb backward");
+}
+
 /* ---- the forward process ---- */
 
 __global__ void k_forward_mix(float *xt, float *target, const float *x0, const float *noise, const float *coef,
@@ -1062,6 +1133,7 @@ static BackendOps make_ops(void) {
   o.scale_forward = cu_scale_forward, o.scale_shift = cu_scale_shift, o.axpy_accumulate = cu_axpy_accumulate;
   o.axpby = cu_axpby, o.add_channel_forward = cu_add_channel_forward, o.add_channel_backward = cu_add_channel_backward;
   o.concat_channels_forward = cu_concat_channels_forward, o.concat_channels_backward = cu_concat_channels_backward;
+  o.channel_slice_forward = cu_channel_slice_forward, o.channel_slice_backward = cu_channel_slice_backward;
   o.dropout_forward = cu_dropout_forward, o.dropout_backward = cu_dropout_backward;
   o.upsample_nearest2x_forward = cu_upsample_nearest2x_forward;
   o.upsample_nearest2x_backward = cu_upsample_nearest2x_backward;
@@ -1071,6 +1143,7 @@ static BackendOps make_ops(void) {
   o.global_avg_pool_forward = cu_global_avg_pool_forward, o.global_avg_pool_backward = cu_global_avg_pool_backward;
   o.mse_forward = cu_mse_forward, o.mse_backward = cu_mse_backward;
   o.weighted_mse_forward = cu_weighted_mse_forward, o.weighted_mse_backward = cu_weighted_mse_backward;
+  o.vlb_forward = cu_vlb_forward, o.vlb_backward = cu_vlb_backward;
   o.forward_mix = cu_forward_mix, o.fill_normal = cu_fill_normal, o.fill_uniform = cu_fill_uniform;
   o.optim_step = cu_optim_step, o.sum_squares = cu_sum_squares, o.find_nonfinite = cu_find_nonfinite;
   return o;

@@ -536,7 +536,7 @@ static int eval_fid(int argc, char **argv) {
 
 /* diffuse eval nll: bits/dim of dataset images under a checkpoint. */
 static int eval_nll(int argc, char **argv) {
-  const char *ckpt = NULL, *config = NULL, *data = NULL, *split = "test", *method = "vlb", *variance = "fixed_small";
+  const char *ckpt = NULL, *config = NULL, *data = NULL, *split = "test", *method = "vlb", *variance = NULL;
   const char *device = "cpu";
   int n = 1000, batch = 16, seed = 0, terms = 0;
   double rtol = 1e-5, atol = 1e-5;
@@ -558,8 +558,9 @@ static int eval_nll(int argc, char **argv) {
   if (n < 1 || batch < 1 || seed < 0 || terms < 0)
     errorf(err, sizeof err, "--n and --batch must be >= 1, --seed and --terms >= 0");
   else if (!vlb && strcmp(method, "ode")) errorf(err, sizeof err, "--method must be vlb or ode");
-  else if (strcmp(variance, "fixed_small") && strcmp(variance, "fixed_large"))
-    errorf(err, sizeof err, "--variance must be fixed_small or fixed_large");
+  else if (variance && !vlb) errorf(err, sizeof err, "--variance is for --method vlb (the ODE has no variance)");
+  else if (variance && strcmp(variance, "fixed_small") && strcmp(variance, "fixed_large") && strcmp(variance, "learned"))
+    errorf(err, sizeof err, "--variance must be fixed_small, fixed_large or learned");
   else if (strcmp(split, "train") && strcmp(split, "test")) errorf(err, sizeof err, "--split must be train or test");
   else if (!vlb) rk45_check_tolerances(rtol, atol, err, sizeof err);
   const Backend *backend = err[0] ? NULL : backend_open(device, err, sizeof err);
@@ -577,6 +578,14 @@ static int eval_nll(int argc, char **argv) {
   if (rc == 0 && vlb && diffusion.kind != DIFFUSION_DDPM)
     rc = errorf(err, sizeof err, "the variational bound needs a discrete DDPM model (this one is %s); use --method ode",
                 run.diffusion.type);
+  /* a model that learned its variance is measured with it unless told otherwise */
+  if (!variance) variance = run.diffusion.learn_sigma ? "learned" : "fixed_small";
+  const AncestralVariance var_kind = !strcmp(variance, "learned")       ? VARIANCE_LEARNED
+                                     : !strcmp(variance, "fixed_large") ? VARIANCE_FIXED_LARGE
+                                                                        : VARIANCE_FIXED_SMALL;
+  if (rc == 0 && var_kind == VARIANCE_LEARNED && !run.diffusion.learn_sigma)
+    rc = errorf(err, sizeof err, "--variance learned needs a model trained with diffusion.learn_sigma (this one "
+                                 "predicts no variance): use fixed_small or fixed_large");
   const UNetConfig *mc = &run.model;
   if (rc == 0 && mc->num_classes > 0) rc = errorf(err, sizeof err, "class-conditional models are not supported by eval nll yet");
   UNet model;
@@ -592,7 +601,7 @@ static int eval_nll(int argc, char **argv) {
   }
   const size_t per = (size_t)mc->in_channels * mc->resolution * mc->resolution;
   float *x = xmalloc((size_t)batch * per * sizeof(float));
-  float *work = xmalloc((vlb ? 3 * (size_t)batch * per : nll_ode_work_floats(batch, per)) * sizeof(float));
+  float *work = xmalloc((vlb ? nll_vlb_work_floats(batch, per) : nll_ode_work_floats(batch, per)) * sizeof(float));
   double *bpd = xmalloc((size_t)batch * sizeof(double));
   int *idx = xmalloc((size_t)batch * sizeof(int));
   Graph g;
@@ -611,8 +620,7 @@ static int eval_nll(int argc, char **argv) {
     if (vlb) {
       NoiseSource noise = noise_source_rng((uint64_t)seed, VLB_STREAM_BASE + (uint64_t)first);
       const long before = den.nfe;
-      nll_vlb(&diffusion, &den, &noise, x, B, per, strcmp(variance, "fixed_large") ? VARIANCE_FIXED_SMALL : VARIANCE_FIXED_LARGE,
-              terms, bpd, NULL, work);
+      nll_vlb(&diffusion, &den, &noise, x, B, per, var_kind, terms, bpd, NULL, work);
       nfe = den.nfe - before;
     } else {
       nll_dequantize(x, B, per, (uint64_t)seed, DEQUANT_STREAM_BASE + (uint64_t)first);
@@ -629,9 +637,9 @@ static int eval_nll(int argc, char **argv) {
   if (rc) {
     fprintf(stderr, "diffuse eval nll: %s\n", err);
   } else {
-    printf("NLL %.4f +- %.4f bits/dim (%s%s, %d %s images, NFE %ld per batch, %.1fs)\n", mean, se,
-           vlb ? "variational bound" : "probability-flow ODE", vlb && terms ? ", stratified terms" : "", d.n, split, nfe,
-           secs);
+    printf("NLL %.4f +- %.4f bits/dim (%s%s%s%s, %d %s images, NFE %ld per batch, %.1fs)\n", mean, se,
+           vlb ? "variational bound" : "probability-flow ODE", vlb ? ", variance " : "", vlb ? variance : "",
+           vlb && terms ? ", stratified terms" : "", d.n, split, nfe, secs);
     if (d.padded_from)
       printf("note: the %dx%d images are zero-padded to %dx%d, and the padding pixels count in bits/dim\n", d.padded_from,
              d.padded_from, mc->resolution, mc->resolution);

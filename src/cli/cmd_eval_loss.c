@@ -1,7 +1,8 @@
 /* cmd_eval_loss.c - `diffuse eval loss`: a checkpoint's own training objective on held-out images.
  *
- * The loss the model was trained on (its process, network parameterisation and train.loss_weighting,
- * diffusion/objective.h), with the EMA weights, dropout off and no gradient, on --n images of the
+ * The loss the model was trained on (its process, network parameterisation, train.loss and
+ * train.loss_weighting, diffusion/objective.h; train.loss vlb with uniform t, an unbiased estimate of
+ * the bound without the importance sampler's training history), with the EMA weights, dropout off and no gradient, on --n images of the
  * split (test by default), each seen with --repeats draws of (tau, noise) from --seed: the held-out
  * MSE in the model's own parameterisation, comparable between checkpoints of one objective and
  * repeatable (the draws are the counter-based streams of training, keyed by repeat and image). */
@@ -44,10 +45,11 @@ int cmd_eval_loss(int argc, char **argv) {
     return 1;
   }
   Diffusion diffusion;
-  LossWeighting weighting = {0};
+  Objective objective = {0};
   rc = diffusion_init(&diffusion, &run.diffusion, err, sizeof err);
   if (rc == 0)
-    rc = loss_weighting_init(&weighting, &diffusion, run.train.loss_weighting, run.train.min_snr_gamma, err, sizeof err);
+    rc = objective_init(&objective, &diffusion, run.train.loss, run.train.loss_weighting, run.train.min_snr_gamma, err,
+                        sizeof err);
   const UNetConfig *mc = &run.model;
   UNet model;
   unet_init(&model, mc, backend);
@@ -60,7 +62,7 @@ int cmd_eval_loss(int argc, char **argv) {
     fprintf(stderr, "diffuse eval loss: %s\n", err);
     dataset_free(&d);
     unet_free(&model);
-    loss_weighting_free(&weighting);
+    objective_free(&objective);
     diffusion_free(&diffusion);
     return 1;
   }
@@ -84,8 +86,8 @@ int cmd_eval_loss(int argc, char **argv) {
       graph_reset(&g);
       int s[4] = {B, shape[1], shape[2], shape[3]};
       Tensor *x0 = graph_tensor_upload(&g, 4, s, x);
-      Tensor *loss = diffusion_training_loss(&diffusion, &weighting, &model, &g, x0, conditional ? labels : NULL,
-                                             (uint64_t)seed, k, first);
+      Tensor *loss = diffusion_training_loss(&diffusion, &objective, &model, &g, x0, conditional ? labels : NULL,
+                                             (uint64_t)seed, k, first, NULL, NULL);
       float value;
       tensor_download(loss, &value);
       sum += (double)value * B, sum2 += (double)value * value * B;
@@ -97,15 +99,15 @@ int cmd_eval_loss(int argc, char **argv) {
     fprintf(stderr, "diffuse eval loss: %s\n", err);
   } else {
     /* batches are independent draws: the standard error of their size-weighted mean */
-    printf("loss %.6f +- %.6f (%s, prediction %s, weighting %s; %d %s images x %d draws, %.1fs)\n", mean,
-           pieces > 1 ? sqrt(var / (pieces - 1)) : 0.0, run.diffusion.type, run.diffusion.prediction,
+    printf("loss %.6f +- %.6f (%s, prediction %s, loss %s, weighting %s; %d %s images x %d draws, %.1fs)\n", mean,
+           pieces > 1 ? sqrt(var / (pieces - 1)) : 0.0, run.diffusion.type, run.diffusion.prediction, run.train.loss,
            run.train.loss_weighting, d.n, split, repeats, now_seconds() - t0);
   }
   free(x), free(idx), free(labels);
   graph_free(&g);
   dataset_free(&d);
   unet_free(&model);
-  loss_weighting_free(&weighting);
+  objective_free(&objective);
   diffusion_free(&diffusion);
   return rc ? 1 : 0;
 }

@@ -38,13 +38,24 @@ typedef struct {
   double t0;
 } Progress;
 
-static void progress_predict(Denoiser *self, float *eps, const float *x, int B, double tau) {
-  Progress *p = self->ctx;
-  p->inner->predict_eps(p->inner, eps, x, B, tau);
+static void progress_tick(Denoiser *self) {
+  const Progress *p = self->ctx;
   self->nfe++;
   if (p->tty)
     fprintf(stderr, "\rdiffuse sample: %d/%d images, batch NFE %ld, %.0fs   ", p->done, p->n, self->nfe,
             now_seconds() - p->t0);
+}
+
+static void progress_predict(Denoiser *self, float *eps, const float *x, int B, double tau) {
+  Progress *p = self->ctx;
+  p->inner->predict_eps(p->inner, eps, x, B, tau);
+  progress_tick(self);
+}
+
+static void progress_predict_var(Denoiser *self, float *eps, float *var, const float *x, int B, double tau) {
+  Progress *p = self->ctx;
+  p->inner->predict_eps_var(p->inner, eps, var, x, B, tau);
+  progress_tick(self);
 }
 
 /* --init-noise: tensor "x" of shape [N, C, H, W] matching the model; N becomes --n (or must equal it). */
@@ -240,7 +251,7 @@ int cmd_sample(int argc, char **argv) {
   UNetDenoiser ctx = {&diffusion, &model, &g, labels};
   Denoiser den = unet_denoiser(&ctx);
   Progress prog = {&den, isatty(STDERR_FILENO) && root, 0, n, now_seconds()};
-  Denoiser shown = {progress_predict, 0, &prog, NULL};
+  Denoiser shown = {progress_predict, 0, &prog, NULL, den.predict_eps_var ? progress_predict_var : NULL};
   long nfe_per_batch = 0;
   /* Under mpirun the batches go round the ranks: in each round of `ranks` batches, rank r samples
    * batch round * ranks + r and rank 0 writes them in order. Every image's noise is drawn by its

@@ -54,7 +54,8 @@ static const Command COMMANDS[] = {
      "                   default), karras (rho = 7 in sigma/alpha; euler_ancestral, heun default)\n"
      "  --eta E          ddim: 0 deterministic (default) .. 1 stochastic; dpmpp_sde (default 1), dpmpp_2s,\n"
      "                   dpmpp_3m (default 0) and euler_ancestral (default 1): the noise added per step\n"
-     "  --variance V     ancestral: fixed_small (posterior beta-tilde, default) or fixed_large (beta)\n"
+     "  --variance V     ancestral: fixed_small (posterior beta-tilde, default), fixed_large (beta) or\n"
+     "                   learned (the model's own; the default for diffusion.learn_sigma models)\n"
      "  --clip           ancestral: clip the predicted x0 to [-1, 1]\n"
      "  --step-size E    langevin: step E sigma_i^2 / sigma_min^2 (default 6.2e-6)\n"
      "  --corrector-steps K  langevin (default 5) and pc (default 1) Langevin steps per level\n"
@@ -89,7 +90,7 @@ static const Command COMMANDS[] = {
      "  sampler flags    --sampler --steps --eta --spacing ... as in diffuse sample (with --ckpt)\n"
      "  --device D       where the networks run: cpu (default), cuda or cuda:N (stats, fid and nll)\n"
      "nll: --method vlb (DDPM bound, Ho et al.; --terms K stratified KL terms, default all; --variance\n"
-     "     fixed_small|fixed_large) or ode (probability-flow ODE + Hutchinson, uniform dequantisation;\n"
+     "     fixed_small|fixed_large|learned, default learned for learn_sigma models) or ode (probability-flow ODE + Hutchinson, uniform dequantisation;\n"
      "     --rtol, --atol 1e-5); --n images of the split (default 1000), --batch 16, --seed S\n"
      "loss: the checkpoint's own training objective (process, prediction, loss weighting) with its EMA\n"
      "     weights on --n held-out images (default 1000), K draws of (tau, noise) each (default 4), --batch 50\n",

@@ -48,7 +48,7 @@ int sampler_options_from_flags(const SamplerFlags *f, SamplerOptions *o) {
     return 2;
   }
   static const char *const spacings[] = {"uniform", "quadratic", "trailing", "logsnr", "karras"};
-  static const char *const variances[] = {"fixed_small", "fixed_large"};
+  static const char *const variances[] = {"fixed_small", "fixed_large", "learned"};
   static const char *const predictors[] = {"reverse_diffusion", "euler_maruyama"};
   static const char *const methods[] = {"euler", "heun", "rk45"};
   int method = ODE_RK45, v;
@@ -91,7 +91,7 @@ int sampler_options_from_flags(const SamplerFlags *f, SamplerOptions *o) {
     o->spacing = (Spacing)v;
   }
   if (f->variance) {
-    if ((v = pick("--variance", f->variance, variances, 2)) < 0) return 2;
+    if ((v = pick("--variance", f->variance, variances, 3)) < 0) return 2;
     o->variance = (AncestralVariance)v;
   }
   if (f->predictor) {
@@ -118,6 +118,8 @@ int sampler_options_for_model(const SamplerFlags *f, SamplerOptions *o, const Di
    * rho = 7 grid of the paper instead; DDIM's "uniform" grid starts below tau_max, which biases VE
    * models (prior std sigma_max) */
   if (!f->spacing && d->kind == DIFFUSION_EDM && o->kind != SAMPLER_ANCESTRAL) o->spacing = SPACING_KARRAS;
+  /* a model that learned its variance samples with it unless told otherwise */
+  if (!f->variance && d->cfg.learn_sigma && o->kind == SAMPLER_ANCESTRAL) o->variance = VARIANCE_LEARNED;
   else if (!f->spacing && o->kind == SAMPLER_DDIM && diffusion_prior_std(d) != 1.0) o->spacing = SPACING_TRAILING;
   return sampler_check(o, d, err, errlen);
 }

@@ -34,7 +34,8 @@ bool sampler_flags_given(const SamplerFlags *f);
 /* Flags -> options; a usage error (returns 2) names the flag: an unknown name, or a flag that means
  * nothing to the chosen sampler (--eta with dpmpp, --clip with ddim, --s-churn with ddim, ...). */
 int sampler_options_from_flags(const SamplerFlags *f, SamplerOptions *o);
-/* Model-dependent defaults (DDIM on VE models: trailing spacing) and sampler_check. 0 or -1 + message. */
+/* Model-dependent defaults (DDIM on VE models: trailing spacing; EDM: karras; ancestral on a model with a
+ * learned variance: --variance learned) and sampler_check. 0 or -1 + message. */
 int sampler_options_for_model(const SamplerFlags *f, SamplerOptions *o, const Diffusion *d, char *err, size_t errlen);
 
 /* x (B, per_sample): the prior noise of samples first .. first+B-1, sample k from stream k of seed,

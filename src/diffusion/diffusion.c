@@ -39,6 +39,7 @@ const CfgField DIFFUSION_CONFIG_FIELDS[] = {
     F("t_sampling", CFG_STRING, t_sampling, 0, 0, "flow: uniform | logit_normal training times"),
     F("logit_mean", CFG_FLOAT, logit_mean, -20.0, 20.0, "flow logit_normal: mean of logit(t)"),
     F("logit_std", CFG_FLOAT, logit_std, 0.0, 20.0, "flow logit_normal: std of logit(t)"),
+    F("learn_sigma", CFG_BOOL, learn_sigma, 0, 0, "ddpm: the network also outputs its reverse-step variance (iDDPM; train.loss hybrid or vlb)"),
 };
 #undef F
 const int DIFFUSION_CONFIG_N_FIELDS = (int)(sizeof DIFFUSION_CONFIG_FIELDS / sizeof DIFFUSION_CONFIG_FIELDS[0]);
@@ -110,6 +111,9 @@ int diffusion_init(Diffusion *d, const DiffusionConfig *cfg, char *err, size_t e
     return errorf(err, errlen, "diffusion.prediction: %s is only supported for type ddpm (score models predict eps)",
                   cfg->prediction);
   }
+  if (cfg->learn_sigma && d->kind != DIFFUSION_DDPM)
+    return errorf(err, errlen, "diffusion.learn_sigma: the learned variance interpolates DDPM's beta and beta-tilde, so "
+                               "it needs type ddpm, not %s", cfg->type);
   d->discrete = d->kind == DIFFUSION_DDPM || d->kind == DIFFUSION_NCSN;
   if (d->kind == DIFFUSION_DDPM) {
     const int T = cfg->T;

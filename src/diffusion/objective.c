@@ -7,6 +7,7 @@
 
 #include "autograd/functions.h"
 #include "core/error.h"
+#include "core/gaussian.h"
 #include "core/rng.h"
 
 uint64_t train_stream(long step, int sample, TrainStreamPurpose purpose) {
@@ -103,9 +104,140 @@ double loss_weighting_weight(const LossWeighting *w, const Diffusion *d, double 
   return fmin(snr, w->gamma) * to_x0 * to_x0;
 }
 
-Tensor *diffusion_loss_at(const Diffusion *d, const LossWeighting *w, UNet *m, Graph *g, Tensor *x0, const double *tau,
-                          Tensor *noise, const int *labels) {
+/* ---- the objective: loss kind, weighting, and the importance sampler of L_vlb ---- */
+
+static void history_refresh(LossHistory *h) {
+  const int K = LOSS_HISTORY_PER_T, T = h->T;
+  h->warm = true;
+  for (int t = 0; t < T && h->warm; t++) h->warm = h->table[(size_t)t * (1 + K)] == (float)K;
+  double sum = 0.0;
+  for (int t = 0; t < T; t++) {
+    double ms = 0.0;
+    for (int k = 0; k < K && h->warm; k++) {
+      const double l = h->table[(size_t)t * (1 + K) + 1 + k];
+      ms += l * l / K;
+    }
+    h->p[t] = sqrt(ms);
+    sum += h->p[t];
+  }
+  if (!h->warm || !(sum > 0.0) || !isfinite(sum))
+    for (int t = 0; t < T; t++) h->p[t] = 1.0 / T;
+  else
+    for (int t = 0; t < T; t++) h->p[t] = (1.0 - LOSS_HISTORY_UNIFORM) * h->p[t] / sum + LOSS_HISTORY_UNIFORM / T;
+  h->cdf[0] = 0.0;
+  for (int t = 0; t < T; t++) h->cdf[t + 1] = h->cdf[t] + h->p[t];
+  h->cdf[T] = fmax(h->cdf[T], 1.0); /* u < 1 always lands in a segment */
+}
+
+int objective_init(Objective *o, const Diffusion *d, const char *loss, const char *weighting, double gamma, char *err,
+                   size_t errlen) {
+  memset(o, 0, sizeof *o);
+  static const char *const losses[] = {"simple", "hybrid", "vlb"};
+  int k = -1;
+  for (int i = 0; i < 3; i++)
+    if (!strcmp(loss, losses[i])) k = i;
+  if (k < 0) return errorf(err, errlen, "train.loss: '%s' is not one of simple, hybrid, vlb", loss);
+  o->loss = (LossKind)k;
+  const bool learned = d->cfg.learn_sigma;
+  if (o->loss != LOSS_SIMPLE && !learned)
+    return errorf(err, errlen, "train.loss: %s trains the model's variance, so it needs diffusion.learn_sigma true",
+                  loss);
+  if (o->loss == LOSS_SIMPLE && learned)
+    return errorf(err, errlen, "diffusion.learn_sigma: set train.loss to hybrid or vlb (L_simple does not train the "
+                               "variance output)");
+  if (o->loss == LOSS_VLB && strcmp(weighting, "none"))
+    return errorf(err, errlen, "train.loss_weighting: vlb weights its terms by importance sampling of t; set "
+                               "train.loss_weighting to none");
+  if (loss_weighting_init(&o->weighting, d, weighting, gamma, err, errlen)) return -1;
+  if (o->loss == LOSS_VLB) {
+    LossHistory *h = &o->history;
+    h->T = d->n_levels;
+    h->table = xcalloc((size_t)h->T * (1 + LOSS_HISTORY_PER_T), sizeof(float));
+    h->p = xmalloc((size_t)h->T * sizeof(double));
+    h->cdf = xmalloc((size_t)(h->T + 1) * sizeof(double));
+    history_refresh(h);
+  }
+  return 0;
+}
+
+void objective_free(Objective *o) {
+  loss_weighting_free(&o->weighting);
+  free(o->history.table);
+  free(o->history.p);
+  free(o->history.cdf);
+  memset(o, 0, sizeof *o);
+}
+
+void objective_record_terms(Objective *o, const double *tau, const double *terms, int n) {
+  if (o->loss != LOSS_VLB) return;
+  LossHistory *h = &o->history;
+  const int K = LOSS_HISTORY_PER_T;
+  for (int i = 0; i < n; i++) {
+    const int t = (int)tau[i];
+    CHECK(t >= 0 && t < h->T);
+    float *row = h->table + (size_t)t * (1 + K);
+    const int count = (int)row[0];
+    if (count == K) {
+      memmove(row + 1, row + 2, (size_t)(K - 1) * sizeof(float));
+      row[K] = (float)terms[i];
+    } else {
+      row[1 + count] = (float)terms[i];
+      row[0] = (float)(count + 1);
+    }
+  }
+  history_refresh(h);
+}
+
+int objective_history_loaded(Objective *o, char *err, size_t errlen) {
+  LossHistory *h = &o->history;
+  const int K = LOSS_HISTORY_PER_T;
+  for (int t = 0; t < h->T; t++) {
+    const float *row = h->table + (size_t)t * (1 + K);
+    if (!(row[0] >= 0.0f && row[0] <= (float)K && row[0] == floorf(row[0])))
+      return errorf(err, errlen, "the L_vlb loss history of t = %d holds count %g, not an integer in [0, %d]", t,
+                    (double)row[0], K);
+    for (int k = 0; k < K; k++)
+      if (!(isfinite(row[1 + k]) && row[1 + k] >= 0.0f))
+        return errorf(err, errlen, "the L_vlb loss history of t = %d holds %g, not a finite bound term >= 0", t,
+                      (double)row[1 + k]);
+  }
+  history_refresh(h);
+  return 0;
+}
+
+static double objective_sample_tau(const Objective *o, const Diffusion *d, double u) {
+  if (o->loss != LOSS_VLB) return loss_weighting_sample_tau(&o->weighting, d, u);
+  return segment_of(o->history.cdf, o->history.T, u);
+}
+
+/* The bound's per-sample coefficients (core/gaussian.h) at integer t of a learned-variance DDPM. */
+static void vlb_coefficients(const Diffusion *d, const Objective *o, int t, float *c) {
+  const double ab = d->alphas_cumprod[t], ab_prev = t > 0 ? d->alphas_cumprod[t - 1] : 1.0, beta = d->betas[t];
+  const double sa = sqrt(ab), s1 = sqrt(1.0 - ab);
+  const double c0 = sqrt(ab_prev) * beta / (1.0 - ab), ct = sqrt(1.0 - beta) * (1.0 - ab_prev) / (1.0 - ab);
+  double c_in, c_x, c_f;
+  diffusion_network_io(d, t, &c_in, &c_x, &c_f);
+  CHECK(c_in == 1.0); /* DDPM: the network sees x_t itself */
+  /* eps_hat = c_x x_t + c_f F, x0_hat = (x_t - s1 eps_hat) / sa, model mean = c0 x0_hat + ct x_t */
+  const double m_x = c0 * (1.0 - s1 * c_x) / sa + ct, m_f = -c0 * s1 * c_f / sa;
+  const double bt1 = d->betas[1] * (1.0 - d->alphas_cumprod[0]) / (1.0 - d->alphas_cumprod[1]);
+  const double post_lv = t > 0 ? log(beta * (1.0 - ab_prev) / (1.0 - ab)) : log(bt1);
+  c[VLB_C0] = (float)c0;
+  c[VLB_DX] = (float)(ct - m_x);
+  c[VLB_MF] = (float)m_f;
+  c[VLB_LV1] = (float)post_lv;
+  c[VLB_MIN_LOG] = (float)post_lv; /* improved-diffusion's posterior_log_variance_clipped */
+  c[VLB_MAX_LOG] = (float)log(beta);
+  c[VLB_DECODER] = t == 0 ? 1.0f : 0.0f;
+  /* hybrid: lambda T with lambda = 0.001; vlb: T L_t importance-weighted by 1 / (T p_t) */
+  c[VLB_WEIGHT] = (float)(o->loss == LOSS_VLB ? 1.0 / o->history.p[t] : d->n_levels / 1000.0);
+}
+
+Tensor *diffusion_loss_at(const Diffusion *d, const Objective *o, UNet *m, Graph *g, Tensor *x0, const double *tau,
+                          Tensor *noise, const int *labels, Tensor **terms) {
   CHECK(tensor_same_shape(x0, noise));
+  CHECK(m->cfg.learn_sigma == (o->loss != LOSS_SIMPLE));
+  const LossWeighting *w = &o->weighting;
   const int B = x0->shape[0];
   const size_t M = x0->numel / (size_t)B;
   float *coef = arena_alloc(&g->arena, (size_t)B * 4 * sizeof(float)); /* host: per-sample scalars */
@@ -129,23 +261,35 @@ Tensor *diffusion_loss_at(const Diffusion *d, const LossWeighting *w, UNet *m, G
   Tensor *target = graph_tensor(g, x0->ndim, x0->shape);
   g->backend->ops->forward_mix(g->backend, xt->data, target->data, x0->data, noise->data, c->data, B, M);
   Tensor *net = unet_forward(m, g, xt, t, labels);
-  if (w->kind == WEIGHTING_NONE) return ag_mse(g, net, target);
-  return ag_weighted_mse(g, net, target, graph_tensor_upload(g, 1, &B, weight));
+  if (terms) *terms = NULL;
+  Tensor *simple = NULL;
+  if (o->loss != LOSS_VLB) {
+    Tensor *mean = m->cfg.learn_sigma ? ag_channel_slice(g, net, 0, x0->shape[1]) : net;
+    simple = w->kind == WEIGHTING_NONE ? ag_mse(g, mean, target)
+                                       : ag_weighted_mse(g, mean, target, graph_tensor_upload(g, 1, &B, weight));
+  }
+  if (o->loss == LOSS_SIMPLE) return simple;
+  float *vcoef = arena_alloc(&g->arena, (size_t)B * VLB_COEFS * sizeof(float)); /* host */
+  for (int b = 0; b < B; b++) vlb_coefficients(d, o, (int)tau[b], vcoef + (size_t)b * VLB_COEFS);
+  const int vcoef_shape[2] = {B, VLB_COEFS};
+  Tensor *bound = ag_vlb_loss(g, net, xt, x0, graph_tensor_upload(g, 2, vcoef_shape, vcoef), o->loss == LOSS_VLB, terms);
+  return simple ? ag_add(g, simple, bound) : bound;
 }
 
-Tensor *diffusion_training_loss(const Diffusion *d, const LossWeighting *w, UNet *m, Graph *g, Tensor *x0,
-                                const int *labels, uint64_t seed, long step, int first_sample) {
+Tensor *diffusion_training_loss(const Diffusion *d, const Objective *o, UNet *m, Graph *g, Tensor *x0,
+                                const int *labels, uint64_t seed, long step, int first_sample, double *tau_out,
+                                Tensor **terms) {
   const int B = x0->shape[0];
   const size_t M = x0->numel / (size_t)B;
-  double *tau = arena_alloc(&g->arena, (size_t)B * sizeof(double));
+  double *tau = tau_out ? tau_out : arena_alloc(&g->arena, (size_t)B * sizeof(double));
   Tensor *noise = graph_tensor(g, x0->ndim, x0->shape);
   for (int b = 0; b < B; b++) {
     const int s = first_sample + b;
-    tau[b] = loss_weighting_sample_tau(w, d, rng_uniform(seed, train_stream(step, s, STREAM_TAU), 0));
+    tau[b] = objective_sample_tau(o, d, rng_uniform(seed, train_stream(step, s, STREAM_TAU), 0));
     g->backend->ops->fill_normal(g->backend, mem_floats_at(noise->data, (size_t)b * M), M, seed,
                                  train_stream(step, s, STREAM_NOISE), 0);
   }
   g->dropout_seed = seed ^ train_stream(step, 0, STREAM_DROPOUT);
   g->first_sample = (uint64_t)first_sample;
-  return diffusion_loss_at(d, w, m, g, x0, tau, noise, labels);
+  return diffusion_loss_at(d, o, m, g, x0, tau, noise, labels, terms);
 }

@@ -8,43 +8,30 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/gaussian.h"
 #include "core/rng.h"
 #include "samplers/rk45.h"
 
 #define STRATA_STREAM 0x57A7000000000000ull
 
-/* KL(N(m1, e^lv1) || N(m2, e^lv2)) */
-static double normal_kl(double m1, double lv1, double m2, double lv2) {
-  return 0.5 * (-1.0 + lv2 - lv1 + exp(lv1 - lv2) + (m1 - m2) * (m1 - m2) * exp(-lv2));
-}
-
-/* The tanh approximation of the standard normal CDF used by the reference implementations. */
-static double approx_cdf(double x) { return 0.5 * (1.0 + tanh(sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x))); }
-
-/* log of the probability mass of x's 255-bin bucket under N(mean, e^(2 log_scale)). */
-static double discretized_log_likelihood(double x, double mean, double log_scale) {
-  const double c = x - mean, inv = exp(-log_scale);
-  const double cdf_plus = approx_cdf(inv * (c + 1.0 / 255.0)), cdf_min = approx_cdf(inv * (c - 1.0 / 255.0));
-  if (x < -0.999) return log(fmax(cdf_plus, 1e-12));
-  if (x > 0.999) return log(fmax(1.0 - cdf_min, 1e-12));
-  return log(fmax(cdf_plus - cdf_min, 1e-12));
-}
-
-/* Bits/dim of the term at timestep t (t = 0: decoder) for every sample, x_t from noise draw t. */
+/* Bits/dim of the term at timestep t (t = 0: decoder) for every sample, x_t from noise draw t. The
+ * model's log variance: fixed, or learned as (1 + v) / 2 log beta_t + (1 - v) / 2 log beta_tilde_t
+ * with beta_tilde_1 for t = 0 (improved-diffusion's learned_range). */
 static void vlb_term(const Diffusion *d, Denoiser *den, NoiseSource *noise, const float *x0, int B, size_t per,
                      AncestralVariance variance, int t, double *bpd, float *work) {
   const size_t n = (size_t)B * per;
-  float *z = work, *xt = work + n, *eps = work + 2 * n;
+  float *z = work, *xt = work + n, *eps = work + 2 * n, *v = work + 3 * n;
   noise->fill(noise, z, B, per, t);
   const double ab = d->alphas_cumprod[t], ab_prev = t > 0 ? d->alphas_cumprod[t - 1] : 1.0, beta = d->betas[t];
   const double sa = sqrt(ab), s1 = sqrt(1.0 - ab);
   for (size_t i = 0; i < n; i++) xt[i] = (float)(sa * x0[i] + s1 * z[i]);
-  den->predict_eps(den, eps, xt, B, (double)t);
+  if (variance == VARIANCE_LEARNED) den->predict_eps_var(den, eps, v, xt, B, (double)t);
+  else den->predict_eps(den, eps, xt, B, (double)t);
   const double c0 = sqrt(ab_prev) * beta / (1.0 - ab), ct = sqrt(1.0 - beta) * (1.0 - ab_prev) / (1.0 - ab);
   /* beta_tilde_1 stands in for the zero posterior variance at t = 0 ("clipped" log variance) */
   const double bt1 = d->betas[1] * (1.0 - d->alphas_cumprod[0]) / (1.0 - d->alphas_cumprod[1]);
   const double post_lv = t > 0 ? log(beta * (1.0 - ab_prev) / (1.0 - ab)) : log(bt1);
-  const double model_lv = t > 0 && variance == VARIANCE_FIXED_LARGE ? log(beta) : post_lv;
+  const double fixed_lv = t > 0 && variance == VARIANCE_FIXED_LARGE ? log(beta) : post_lv, max_lv = log(beta);
   for (int b = 0; b < B; b++) {
     double acc = 0;
     for (size_t j = 0; j < per; j++) {
@@ -52,16 +39,20 @@ static void vlb_term(const Diffusion *d, Denoiser *den, NoiseSource *noise, cons
       double x0_hat = (xt[i] - s1 * eps[i]) / sa;
       x0_hat = fmin(1.0, fmax(-1.0, x0_hat));
       const double model_mean = c0 * x0_hat + ct * xt[i];
-      if (t == 0) acc -= discretized_log_likelihood(x0[i], model_mean, 0.5 * model_lv);
-      else acc += normal_kl(c0 * x0[i] + ct * xt[i], post_lv, model_mean, model_lv);
+      const double model_lv = variance == VARIANCE_LEARNED ? post_lv + 0.5 * (v[i] + 1.0) * (max_lv - post_lv) : fixed_lv;
+      const double diff = t == 0 ? x0[i] - model_mean : c0 * x0[i] + ct * xt[i] - model_mean;
+      acc += gaussian_vlb_term(t == 0, x0[i], diff, post_lv, model_lv, NULL, NULL);
     }
     bpd[b] = acc / (double)per / M_LN2;
   }
 }
 
+size_t nll_vlb_work_floats(int B, size_t per_sample) { return 4 * (size_t)B * per_sample; }
+
 void nll_vlb(const Diffusion *d, Denoiser *den, NoiseSource *noise, const float *x0, int B, size_t per_sample,
              AncestralVariance variance, int n_terms, double *out_bpd, double *terms, float *work) {
   CHECK(d->kind == DIFFUSION_DDPM && d->n_levels >= 2);
+  CHECK(variance != VARIANCE_LEARNED || den->predict_eps_var);
   const int T = d->n_levels;
   if (n_terms <= 0 || n_terms > T - 1) n_terms = T - 1;
   double *term = xmalloc((size_t)B * sizeof(double));
@@ -71,7 +62,7 @@ void nll_vlb(const Diffusion *d, Denoiser *den, NoiseSource *noise, const float 
   for (int b = 0; b < B; b++) {
     double acc = 0;
     for (size_t j = 0; j < per_sample; j++)
-      acc += normal_kl(sqrt(ab_T) * x0[(size_t)b * per_sample + j], log(1.0 - ab_T), 0.0, 0.0);
+      acc += gaussian_kl(sqrt(ab_T) * x0[(size_t)b * per_sample + j], log(1.0 - ab_T), 0.0, NULL, NULL);
     out_bpd[b] = acc / (double)per_sample / M_LN2;
     if (terms) terms[(size_t)T * B + b] = out_bpd[b];
   }

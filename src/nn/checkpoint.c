@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 
+static const char *const LOSS_HISTORY = "train.loss_history";
 static const char *const PREFIX_ONLINE = "online.", *const PREFIX_M = "optim.m.", *const PREFIX_V = "optim.v.";
 
 /* Legacy diffusers attention names: ".to_q." was ".query.", etc. */
@@ -67,6 +68,10 @@ int checkpoint_save(const char *path, const UNet *m, const cJSON *config, const 
     if (p->ema) add_buffer(&w, p, p->data, PREFIX_ONLINE, names, stride, saved, &k);
     add_buffer(&w, p, p->adam_m, PREFIX_M, names, stride, saved, &k);
     add_buffer(&w, p, p->adam_v, PREFIX_V, names, stride, saved, &k);
+    if (progress->loss_history) {
+      const int64_t shape[2] = {progress->loss_history_rows, progress->loss_history_cols};
+      st_writer_add_f32(&w, LOSS_HISTORY, 2, shape, progress->loss_history);
+    }
   }
   const int rc = st_writer_save(&w, path, err, errlen);
   st_writer_free(&w);
@@ -175,6 +180,21 @@ static int read_count(const char *path, const char *key, const char *text, uint6
   return 0;
 }
 
+static int load_loss_history(const char *path, const SafeTensors *st, TrainProgress *progress, char *err,
+                             size_t errlen) {
+  const StTensor *t = st_find(st, LOSS_HISTORY);
+  const int rows = progress->loss_history_rows, cols = progress->loss_history_cols;
+  if (!t)
+    return errorf(err, errlen, "%s: no %s tensor, which train.loss vlb resumes from (was it trained with another "
+                               "train.loss?)", path, LOSS_HISTORY);
+  if (t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols)
+    return errorf(err, errlen, "%s: %s must have shape [%d, %d] for this diffusion.T", path, LOSS_HISTORY, rows, cols);
+  char inner[256];
+  if (st_tensor_to_f32(t, progress->loss_history, inner, sizeof inner))
+    return errorf(err, errlen, "%s: %s (a corrupt checkpoint)", path, inner);
+  return 0;
+}
+
 int checkpoint_load(const char *path, UNet *m, const CheckpointLoadOptions *opt, TrainProgress *progress, char *err,
                     size_t errlen) {
   ParamTable *p = &m->params;
@@ -197,6 +217,7 @@ int checkpoint_load(const char *path, UNet *m, const CheckpointLoadOptions *opt,
     if (rc == 0) rc = load_buffer(path, p, &st, "", p->ema, host, used, err, errlen);
     if (rc == 0) rc = load_buffer(path, p, &st, PREFIX_M, p->adam_m, host, used, err, errlen);
     if (rc == 0) rc = load_buffer(path, p, &st, PREFIX_V, p->adam_v, host, used, err, errlen);
+    if (rc == 0 && progress && progress->loss_history) rc = load_loss_history(path, &st, progress, err, errlen);
     if (rc == 0 && progress) {
       progress->step = (long)step;
       progress->seed = seed;
@@ -215,7 +236,7 @@ int checkpoint_load(const char *path, UNet *m, const CheckpointLoadOptions *opt,
     char extra[1024] = "";
     int n_extra = 0;
     for (int i = 0; i < st.n_tensors; i++)
-      if (!used[i]) append(extra, sizeof extra, &n_extra, st.tensors[i].name);
+      if (!used[i] && strcmp(st.tensors[i].name, LOSS_HISTORY)) append(extra, sizeof extra, &n_extra, st.tensors[i].name);
     if (n_extra)
       rc = errorf(err, errlen, "%s: %d unexpected tensor(s): %s%s (is this a checkpoint of this architecture?)", path,
                   n_extra, extra, n_extra > 8 ? ", ..." : "");

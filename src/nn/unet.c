@@ -21,7 +21,7 @@
   {k, CFG_INT_LIST, offsetof(UNetConfig, member), offsetof(UNetConfig, count), lo, hi, help}
 const CfgField UNET_CONFIG_FIELDS[] = {
     F("resolution", CFG_INT, resolution, 4, 1024, "image height = width"),
-    F("in_channels", CFG_INT, in_channels, 1, 16, "image channels (also the output channels)"),
+    F("in_channels", CFG_INT, in_channels, 1, 16, "image channels (also the output channels; twice as many with diffusion.learn_sigma)"),
     F("ch", CFG_INT, ch, 4, 2048, "base channel count"),
     FL("ch_mult", ch_mult, n_ch_mult, 1, 64, "channel multiplier per level"),
     F("num_res_blocks", CFG_INT, num_res_blocks, 1, UNET_MAX_RES_BLOCKS, "ResBlocks per level (down path)"),
@@ -50,6 +50,8 @@ void unet_config_default(UNetConfig *c) {
   c->groups = 32;
   c->norm_eps = 1e-6;
 }
+
+int unet_out_channels(const UNetConfig *c) { return c->learn_sigma ? 2 * c->in_channels : c->in_channels; }
 
 int unet_config_validate(const UNetConfig *c, char *err, size_t errlen) {
   if (c->n_ch_mult < 1) return errorf(err, errlen, "model.ch_mult: needs at least one level");
@@ -205,7 +207,7 @@ static void unet_register(UNet *m, const UNetConfig *cfg) {
   }
   CHECK(n_skip == 0);
   add_norm(p, "", "conv_norm_out", ch, &m->norm_out_w, &m->norm_out_b);
-  add_conv(p, "", "conv_out", cfg->in_channels, ch, 3, &m->conv_out_w, &m->conv_out_b);
+  add_conv(p, "", "conv_out", unet_out_channels(cfg), ch, 3, &m->conv_out_w, &m->conv_out_b);
 }
 
 void unet_init(UNet *m, const UNetConfig *cfg, const Backend *backend) {
@@ -233,7 +235,10 @@ size_t unet_activation_bytes(UNet *m, int B, bool train, double *flops) {
   const int labels[2] = {0, 0};
   Tensor *y = unet_forward(m, &g, x, t, c->num_classes > 0 ? labels : NULL);
   if (flops) *flops = g.flops / B;
-  if (train) graph_backward(&g, ag_mse(&g, y, x));
+  if (train) { /* a stand-in loss of the same activation footprint (the variance output: its mean half) */
+    Tensor *mean = c->learn_sigma ? ag_channel_slice(&g, y, 0, c->in_channels) : y;
+    graph_backward(&g, ag_mse(&g, mean, x));
+  }
   const size_t high_water = graph_high_water(&g);
   graph_free(&g);
   if (train) params_zero_grad(&m->params);

@@ -95,6 +95,14 @@ void concat_channels_backward(float *da, float *db, const float *dy, int B, int 
   }
 }
 
+void channel_slice_forward(float *y, const float *x, int B, int C, int c0, int n, int HW) {
+  for (int i = 0; i < B; i++) memcpy(y + (size_t)i * n * HW, x + ((size_t)i * C + c0) * HW, (size_t)n * HW * sizeof(float));
+}
+
+void channel_slice_backward(float *dx, const float *dy, int B, int C, int c0, int n, int HW) {
+  for (int i = 0; i < B; i++) axpy_accumulate(dx + ((size_t)i * C + c0) * HW, dy + (size_t)i * n * HW, 1.0f, (size_t)n * HW);
+}
+
 void dropout_forward(float *y, uint8_t *mask, const float *x, size_t n, float p, uint64_t seed, uint64_t stream,
                      uint64_t offset) {
   if (n == 0) return;

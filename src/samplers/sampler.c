@@ -83,6 +83,9 @@ int sampler_check(const SamplerOptions *o, const Diffusion *d, char *err, size_t
         return errorf(err, errlen,
                       "the ancestral sampler needs a discrete DDPM model (this one is %s); use euler_ancestral, pc or ode",
                       type);
+      if (o->variance == VARIANCE_LEARNED && !d->cfg.learn_sigma)
+        return errorf(err, errlen, "--variance learned needs a model trained with diffusion.learn_sigma (this one "
+                                   "predicts no variance): use fixed_small or fixed_large");
       if (o->steps == 0) return 0; /* all T levels */
       if (o->spacing == SPACING_LOGSNR || o->spacing == SPACING_KARRAS)
         return errorf(err, errlen, "the ancestral sampler steps on integer timesteps: use --spacing uniform, quadratic "
@@ -141,6 +144,7 @@ size_t sampler_work_floats(const SamplerOptions *o, size_t n) {
   if (o->kind == SAMPLER_ODE) return o->method == ODE_RK45 ? rk45_work_floats(n) : 3 * n;
   if (o->kind == SAMPLER_UNIPC) return 5 * n;
   if (in_sigma_space(o->kind)) return 4 * n;
+  if (o->kind == SAMPLER_ANCESTRAL && o->variance == VARIANCE_LEARNED) return 3 * n;
   return 2 * n;
 }
 
@@ -153,6 +157,7 @@ long sampler_run(const SamplerOptions *o, const Diffusion *d, Denoiser *den, Noi
                  size_t per_sample, float *work) {
   char err[256];
   CHECK(sampler_check(o, d, err, sizeof err) == 0);
+  CHECK(o->kind != SAMPLER_ANCESTRAL || o->variance != VARIANCE_LEARNED || den->predict_eps_var);
   SamplerRun r = {o, d, den, noise, x, B, per_sample, (size_t)B * per_sample, work, 0};
   const long nfe0 = den->nfe;
   const bool uses_grid = !(o->kind == SAMPLER_ODE && o->method == ODE_RK45);

@@ -27,6 +27,7 @@ const CfgField TRAIN_CONFIG_FIELDS[] = {
     F("lr_schedule", CFG_STRING, lr_schedule, 0, 0, "after the warmup: constant, cosine (to 0 at train.steps) or inverse_sqrt"),
     F("ema_profile", CFG_STRING, ema_profile, 0, 0, "fixed (ema_decay) or power: decay (1 - 1/step)^(ema_gamma + 1), Karras et al. 2024"),
     F("ema_gamma", CFG_FLOAT, ema_gamma, 0.01, 1e6, "the power EMA's exponent (6.94: sigma_rel 0.05; 16.97: 0.1)"),
+    F("loss", CFG_STRING, loss, 0, 0, "simple (MSE), or with diffusion.learn_sigma hybrid (MSE + 0.001 L_vlb) or vlb (L_vlb, importance-sampled t)"),
     F("loss_weighting", CFG_STRING, loss_weighting, 0, 0, "none, min_snr (Hang et al. 2023) or likelihood (continuous SDEs, importance-sampled t)"),
     F("min_snr_gamma", CFG_FLOAT, min_snr_gamma, 1e-6, 1e6, "min_snr: the SNR cap gamma"),
     F("seed", CFG_INT, seed, 0, 2147483647, "seed of all randomness"),
@@ -61,6 +62,7 @@ void train_config_default(TrainConfig *c) {
   strcpy(c->lr_schedule, "constant");
   strcpy(c->ema_profile, "fixed");
   c->ema_gamma = 6.94;
+  strcpy(c->loss, "simple");
   strcpy(c->loss_weighting, "none");
   c->min_snr_gamma = 5.0;
 }
@@ -101,11 +103,12 @@ int run_config_read(const cJSON *root, const char *origin, RunConfig *rc, char *
     return errorf(err, errlen, "%s: %s", origin, e);
   Diffusion d;
   if (diffusion_init(&d, &rc->diffusion, e, sizeof e)) return errorf(err, errlen, "%s: %s", origin, e);
-  LossWeighting w;
-  const int bad_weighting = loss_weighting_init(&w, &d, rc->train.loss_weighting, rc->train.min_snr_gamma, e, sizeof e);
-  loss_weighting_free(&w);
+  Objective o;
+  const int bad_objective = objective_init(&o, &d, rc->train.loss, rc->train.loss_weighting, rc->train.min_snr_gamma, e, sizeof e);
+  objective_free(&o);
   diffusion_free(&d);
-  if (bad_weighting) return errorf(err, errlen, "%s: %s", origin, e);
+  if (bad_objective) return errorf(err, errlen, "%s: %s", origin, e);
+  rc->model.learn_sigma = rc->diffusion.learn_sigma;
   const TrainConfig *t = &rc->train;
   if (t->micro_batch && t->batch % t->micro_batch)
     return errorf(err, errlen, "%s: train.micro_batch %d must divide train.batch %d", origin, t->micro_batch, t->batch);

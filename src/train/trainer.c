@@ -41,7 +41,7 @@ struct Trainer {
   TrainOptions opt;
   Dataset data;
   Diffusion diffusion;
-  LossWeighting weighting;
+  Objective objective;
   UNet model;
   Graph graph;
   cJSON *config_json;
@@ -53,6 +53,8 @@ struct Trainer {
   int *batch_idx, *batch_labels;
   uint8_t *batch_flip;
   float *batch_host; /* one micro-batch of images, read on the host before the upload */
+  double *step_tau, *step_terms; /* train.loss vlb: (train.batch) each, every rank's samples, for the loss history */
+  float *terms_host;             /* (micro) one micro-batch's bound terms */
   int per_rank, micro; /* images per step on this rank (train.batch / ranks), per forward pass */
 };
 
@@ -84,8 +86,14 @@ static void save_sample_grid(Trainer *tr, long step, const TrainCallbacks *cb) {
   free(labels);
 }
 
+/* The checkpoint's training state: step, seed and (train.loss vlb) the loss history table. */
+static TrainProgress train_progress(Trainer *tr) {
+  const LossHistory *h = &tr->objective.history;
+  return (TrainProgress){tr->step, (uint64_t)tr->rc->train.seed, h->table, h->T, 1 + LOSS_HISTORY_PER_T};
+}
+
 static int save_checkpoint(Trainer *tr, const TrainCallbacks *cb, char *err, size_t errlen) {
-  const TrainProgress prog = {tr->step, (uint64_t)tr->rc->train.seed};
+  const TrainProgress prog = train_progress(tr);
   if (cb && cb->on_save) cb->on_save(cb->ctx, true);
   const int rc = checkpoint_save(tr->ckpt_path, &tr->model, tr->config_json, &prog, err, errlen);
   if (cb && cb->on_save) cb->on_save(cb->ctx, false);
@@ -120,6 +128,11 @@ static double train_step(Trainer *tr, long step, double *grad_norm_out) {
   params_zero_grad(p);
   double loss_sum = 0.0;
   bool failed = false;
+  const bool bound_history = tr->objective.loss == LOSS_VLB;
+  if (bound_history) {
+    memset(tr->step_tau, 0, (size_t)t->batch * sizeof(double));
+    memset(tr->step_terms, 0, (size_t)t->batch * sizeof(double));
+  }
   for (int k = 0; k < n_micro && !failed; k++) {
     Graph *g = &tr->graph;
     graph_reset(g);
@@ -140,10 +153,18 @@ static double train_step(Trainer *tr, long step, double *grad_norm_out) {
       break;
     }
     Tensor *x0 = graph_tensor_upload(g, 4, shape, tr->batch_host);
-    Tensor *loss = diffusion_training_loss(&tr->diffusion, &tr->weighting, &tr->model, g, x0,
-                                           m->num_classes > 0 ? tr->batch_labels : NULL, seed, step, first + k * micro);
+    const int piece_first = first + k * micro;
+    Tensor *terms = NULL;
+    Tensor *loss = diffusion_training_loss(&tr->diffusion, &tr->objective, &tr->model, g, x0,
+                                           m->num_classes > 0 ? tr->batch_labels : NULL, seed, step, piece_first,
+                                           bound_history ? tr->step_tau + piece_first : NULL,
+                                           bound_history ? &terms : NULL);
     float loss_value;
     tensor_download(loss, &loss_value);
+    if (bound_history) {
+      tensor_download(terms, tr->terms_host);
+      for (int b = 0; b < micro; b++) tr->step_terms[piece_first + b] = tr->terms_host[b];
+    }
     loss_sum += loss_value;
     /* each piece's share of the batch mean, so the sum over pieces and ranks is the full batch's gradient */
     const int pieces = n_micro * ranks;
@@ -178,6 +199,11 @@ static double train_step(Trainer *tr, long step, double *grad_norm_out) {
       fprintf(stderr, "diffuse train: non-finite weight %s after step %ld; stopping (%s).\n", bad, step + 1,
             last_checkpoint(tr, ck, sizeof ck));
     return NAN;
+  }
+  if (bound_history) { /* every rank folds in every sample's term, in sample order: the same table everywhere */
+    comm_sum_doubles(tr->step_tau, (size_t)t->batch);
+    comm_sum_doubles(tr->step_terms, (size_t)t->batch);
+    objective_record_terms(&tr->objective, tr->step_tau, tr->step_terms, t->batch);
   }
   *grad_norm_out = norm;
   return loss;
@@ -246,7 +272,8 @@ static int trainer_setup(Trainer *tr, char *err, size_t errlen) {
     return errorf(err, errlen, "%s has %d classes but model.num_classes is %d", rc->data.path, tr->data.num_classes,
                   m->num_classes);
   if (diffusion_init(&tr->diffusion, &rc->diffusion, err, errlen) ||
-      loss_weighting_init(&tr->weighting, &tr->diffusion, rc->train.loss_weighting, rc->train.min_snr_gamma, err, errlen))
+      objective_init(&tr->objective, &tr->diffusion, rc->train.loss, rc->train.loss_weighting, rc->train.min_snr_gamma,
+                     err, errlen))
     return -1;
   sampler_options_default(&tr->grid_sampler, SAMPLER_DDIM, rc->train.sample_steps);
   tr->grid_sampler.spacing = tr->diffusion.kind == DIFFUSION_EDM ? SPACING_KARRAS : SPACING_TRAILING;
@@ -269,9 +296,12 @@ static int trainer_setup(Trainer *tr, char *err, size_t errlen) {
   tr->step = 0;
   if (tr->opt.resume) {
     params_alloc_ema(&tr->model.params);
-    TrainProgress prog;
+    TrainProgress prog = train_progress(tr);
     const CheckpointLoadOptions lo = {.for_training = true};
     if (checkpoint_load(tr->opt.resume, &tr->model, &lo, &prog, err, errlen)) return -1;
+    char bad_history[512];
+    if (prog.loss_history && objective_history_loaded(&tr->objective, bad_history, sizeof bad_history))
+      return errorf(err, errlen, "%s: %s (a corrupt checkpoint)", tr->opt.resume, bad_history);
     if (prog.seed != (uint64_t)rc->train.seed)
       fprintf(stderr, "diffuse train: note: resuming with seed %d (checkpoint used %llu)\n", rc->train.seed,
               (unsigned long long)prog.seed);
@@ -290,6 +320,11 @@ static int trainer_setup(Trainer *tr, char *err, size_t errlen) {
   tr->batch_labels = xmalloc((size_t)micro * sizeof(int));
   tr->batch_flip = xmalloc((size_t)micro);
   tr->batch_host = xmalloc((size_t)micro * m->in_channels * m->resolution * m->resolution * sizeof(float));
+  if (tr->objective.loss == LOSS_VLB) {
+    tr->step_tau = xmalloc((size_t)rc->train.batch * sizeof(double));
+    tr->step_terms = xmalloc((size_t)rc->train.batch * sizeof(double));
+    tr->terms_host = xmalloc((size_t)micro * sizeof(float));
+  }
   const size_t per = (size_t)m->in_channels * m->resolution * m->resolution, N = (size_t)rc->train.sample_n;
   tr->grid_noise = xmalloc(N * per * sizeof(float));
   tr->grid_work = xmalloc(sampler_work_floats(&tr->grid_sampler, N * per) * sizeof(float));
@@ -313,13 +348,13 @@ Graph *trainer_graph(Trainer *tr) { return &tr->graph; }
 void trainer_close(Trainer *tr) {
   if (!tr) return;
   dataset_free(&tr->data);
-  loss_weighting_free(&tr->weighting);
+  objective_free(&tr->objective);
   diffusion_free(&tr->diffusion);
   unet_free(&tr->model);
   graph_free(&tr->graph);
   cJSON_Delete(tr->config_json);
   free(tr->grid_noise), free(tr->grid_work), free(tr->batch_idx), free(tr->batch_labels), free(tr->batch_flip),
-      free(tr->batch_host);
+      free(tr->batch_host), free(tr->step_tau), free(tr->step_terms), free(tr->terms_host);
   free(tr->ckpt_path), free(tr->log_path), free(tr->config_path), free(tr->samples_dir);
   free(tr);
 }
