@@ -11,14 +11,17 @@ only rank models and solvers against each other. Label it "proxy FD" wherever it
   score     proxy FD to the test set's features and the entropy of the classifier's mean label
             distribution (log 10 = 2.303 for balanced classes) for samples: diffuse sample
             --save-tensor files (tensor x, [N, 3, 32, 32] in [-1, 1], quantised as a PNG would be)
-            or image folders, one table row each
+            or image folders, one table row each; with --classes C1,C2,... (diffuse sample's --class
+            list: grid row r of ceil(sqrt(N)) columns is class C_(r mod k)) also the share of samples
+            the classifier labels as their requested class (classes numbered as the sorted folder names)
 
 Run: /usr/bin/python3 scripts/proxy_quality.py train --data DIR/train --test DIR/test --out clf.pt [--epochs 6]
-     /usr/bin/python3 scripts/proxy_quality.py score --clf clf.pt --test DIR/test SAMPLES...
+     /usr/bin/python3 scripts/proxy_quality.py score --clf clf.pt --test DIR/test [--classes 0,1,...] SAMPLES...
 """
 
 import argparse
 import json
+import math
 import os
 import struct
 import sys
@@ -142,14 +145,20 @@ def score(args):
     mu_t, s_t, _ = feature_stats(model, xt)
     print(f"# proxy FD: Frechet distance of a {sum(p.numel() for p in model.parameters())}-parameter CIFAR-10 "
           f"classifier's features (test accuracy {ck['test_accuracy']:.4f}) to {len(xt)} test images; not FID")
-    print("| samples | n | proxy FD | class entropy (nats) |")
-    print("|---|---|---|---|")
+    classes = [int(c) for c in args.classes.split(",")] if args.classes else None
+    print("| samples | n | proxy FD | class entropy (nats) |" + (" requested class |" if classes else ""))
+    print("|---|---|---|---|" + ("---|" if classes else ""))
     for path in args.samples:
         x = load_tensor(path) if os.path.isfile(path) else load_folder(path)[0]
         mu, s, p = feature_stats(model, x)
         marginal = p.mean(0)
         ent = float(-(marginal * np.log(marginal + 1e-12)).sum())
-        print(f"| {os.path.basename(path)} | {len(x)} | {float(frechet_distance(mu, s, mu_t, s_t)):.3f} | {ent:.3f} |")
+        row = f"| {os.path.basename(path)} | {len(x)} | {float(frechet_distance(mu, s, mu_t, s_t)):.3f} | {ent:.3f} |"
+        if classes:
+            cols = math.ceil(math.sqrt(len(x)))
+            want = np.array([classes[(i // cols) % len(classes)] for i in range(len(x))])
+            row += f" {float((p.argmax(1) == want).mean()):.3f} |"
+        print(row)
         sys.stdout.flush()
 
 
@@ -165,6 +174,7 @@ def main():
     s = sub.add_parser("score")
     s.add_argument("--clf", required=True)
     s.add_argument("--test", required=True)
+    s.add_argument("--classes", help="the --class list the samples were drawn with")
     s.add_argument("samples", nargs="+")
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("PROXY_THREADS", "2")))

@@ -74,7 +74,7 @@ void synthetic_denoiser_init_process(SyntheticDenoiser *s, const DiffusionConfig
   unet_init(&s->model, &c, backend_cpu());
   synthetic_params(&s->model.params);
   graph_init(&s->g, backend_cpu(), 1 << 22);
-  s->ctx = (UNetDenoiser){&s->d, &s->model, &s->g, NULL};
+  s->ctx = (UNetDenoiser){.diffusion = &s->d, .model = &s->model, .graph = &s->g};
   s->den = unet_denoiser(&s->ctx);
 }
 

@@ -190,7 +190,7 @@ expect 1 "at step 13, so train.steps 13 leaves nothing to train" train --config 
 expect 1 "--steps must be >= 1" train --config tiny.json --out K --steps 0
 expect 1 "--batch must be >= 1" train --config tiny.json --out K --batch 0
 expect 1 "--seed must be >= 0" train --config tiny.json --out K --seed -5
-expect 1 "--class >= 0" sample --ckpt "$ck" --class -7 --out g.png
+expect 1 "--class needs a class-conditional model" sample --ckpt "$ck" --class -7 --out g.png
 expect 1 "--corrector-steps must be in" sample --ckpt "$ck" --sampler pc --corrector-steps -5 --out g.png
 expect 1 "--rtol nan: must be a finite number" sample --ckpt "$ck" --sampler ode --rtol nan --out g.png
 expect 1 "--snr nan: must be a finite number" sample --ckpt "$ck" --sampler pc --snr nan --out g.png

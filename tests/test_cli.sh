@@ -31,6 +31,10 @@ expect 1 "train.lr_schedule: 'linear' is not constant, cosine or inverse_sqrt" t
 expect 0 "" train --config "$tmp/tiny.json" --out "$tmp/run_edm" --quiet --set diffusion.type=edm
 grep -q '"sigma_max":[[:space:]]*80' "$tmp/run_edm/config.json" || { echo "FAIL: edm run lacks its sigma range"; fail=1; }
 expect 0 "NFE 15" sample --ckpt "$tmp/run_edm/ckpt.safetensors" --sampler heun --steps 8 --n 2 --out "$tmp/g.png"
+# EDM's default grid is karras for ddim too (the prior's std is sigma_max, not 1)
+expect 0 "" sample --ckpt "$tmp/run_edm/ckpt.safetensors" --steps 4 --n 1 --save-tensor "$tmp/edm_default.st"
+expect 0 "" sample --ckpt "$tmp/run_edm/ckpt.safetensors" --steps 4 --n 1 --spacing karras --save-tensor "$tmp/edm_karras.st"
+cmp -s "$tmp/edm_default.st" "$tmp/edm_karras.st" || { echo "FAIL: ddim on an EDM model does not default to karras spacing"; fail=1; }
 expect 0 "" train --config "$tmp/tiny.json" --out "$tmp/run_flow" --quiet --set diffusion.type=flow --set diffusion.t_sampling=logit_normal
 expect 0 "NFE 10" sample --ckpt "$tmp/run_flow/ckpt.safetensors" --sampler ode --method euler --steps 10 --n 2 --out "$tmp/g.png"
 expect 0 "" sample --ckpt "$tmp/run_flow/ckpt.safetensors" --sampler unipc --steps 5 --n 2 --outdir "$tmp/flow_pngs"
@@ -63,6 +67,20 @@ expect 1 "diffusion.learn_sigma: set train.loss to hybrid or vlb" train --config
 expect 1 "train.loss: vlb trains the model's variance, so it needs diffusion.learn_sigma true" train --config "$tmp/tiny.json" --out "$tmp/run_bad" --set train.loss=vlb
 expect 1 "train.loss: 'kl' is not one of simple, hybrid, vlb" train --config "$tmp/tiny.json" --out "$tmp/run_bad" --set train.loss=kl
 expect 1 "learn_sigma: the learned variance interpolates DDPM's beta and beta-tilde, so it needs type ddpm" train --config "$tmp/tiny.json" --out "$tmp/run_bad" --set diffusion.type=vpsde --set diffusion.learn_sigma=true
+# classifier-free guidance: label dropout to a null class in training, --guidance in sample and eval fid
+expect 0 "" train --config "$tmp/tiny.json" --out "$tmp/run_cfg" --quiet --set model.num_classes=3 --set train.p_uncond=0.2
+ckc="$tmp/run_cfg/ckpt.safetensors"
+expect 0 "guidance 3 (2 network rows per image)" sample --ckpt "$ckc" --steps 4 --n 6 --class 2,0 --guidance 3 --out "$tmp/g.png"
+expect 0 "NFE 4 per image, [0-9]" sample --ckpt "$ckc" --steps 4 --n 2 --class 1 --out "$tmp/g.png"
+expect 1 "--guidance needs a class-conditional model" sample --ckpt "$ck" --steps 4 --n 2 --guidance 1 --out "$tmp/g.png"
+expect 0 "" train --config "$tmp/tiny.json" --out "$tmp/run_cond" --quiet --set model.num_classes=3
+expect 1 "--guidance needs a model trained with train.p_uncond > 0" sample --ckpt "$tmp/run_cond/ckpt.safetensors" --steps 4 --n 2 --guidance 1 --out "$tmp/g.png"
+expect 1 "--guidance must be >= 0" sample --ckpt "$ckc" --steps 4 --n 2 --guidance -1 --out "$tmp/g.png"
+expect 1 "--class 3 but the model has 3 classes (0..2)" sample --ckpt "$ckc" --steps 4 --n 2 --class 1,3 --out "$tmp/g.png"
+expect 1 "--class -7 but the model has 3 classes (0..2)" sample --ckpt "$ckc" --steps 4 --n 2 --class -7 --out "$tmp/g.png"
+expect 1 "--class '1,x': expected a class or a comma-separated list" sample --ckpt "$ckc" --steps 4 --n 2 --class 1,x --out "$tmp/g.png"
+expect 1 "--class needs a class-conditional model" sample --ckpt "$ck" --steps 4 --n 2 --class 1 --out "$tmp/g.png"
+expect 1 "train.p_uncond drops class labels, so it needs a class-conditional model" train --config "$tmp/tiny.json" --out "$tmp/run_bad" --set train.p_uncond=0.1
 # devices: the CPU backend only in this build; cuda is refused naming the build option, before any work
 expect 0 "compiled backends: cpu" info --devices
 expect 0 '"device": "cpu"' bench --config "$tmp/tiny.json" --mode sample --batch 1 --steps 1 --warmup 0 --device cpu

@@ -21,6 +21,7 @@
 #include "core/rng.h"
 #include "diffusion/denoiser.h"
 #include "diffusion/diffusion.h"
+#include "diffusion/unet_denoiser.h"
 #include "samplers/sampler.h"
 #include "synthetic.h"
 #include "test_util.h"
@@ -271,6 +272,57 @@ static void check_learned_variance_endpoints(void) {
   diffusion_free(&d);
 }
 
+/* Classifier-free guidance in one network call of 2B images equals (1 + w) eps(x, c) - w eps(x, null)
+ * from two separate calls, and its VJP the same combination of the two VJPs (synthetic U-Net with 3
+ * classes and the null class 3). */
+static void check_guided_unet(void) {
+  DiffusionConfig dc;
+  diffusion_config_default(&dc);
+  dc.T = 50;
+  strcpy(dc.beta_schedule, "cosine");
+  strcpy(dc.prediction, "v"); /* eps = c_x x + c_f F with c_x != 0: the VJP's cx v term counts once */
+  Diffusion d;
+  char err[256];
+  EXPECT(diffusion_init(&d, &dc, err, sizeof err) == 0, "%s", err);
+  UNetConfig c = synthetic_small_unet_config(3);
+  c.null_class = true;
+  UNet m;
+  unet_init(&m, &c, backend_cpu());
+  synthetic_params(&m.params);
+  Graph g;
+  graph_init(&g, backend_cpu(), 1 << 22);
+  enum { B = 2, PER = 3 * 16 * 16, N = B * PER };
+  int labels[B] = {2, 0}, null_labels[B] = {3, 3}, scratch[2 * B];
+  const double w = 2.5;
+  UNetDenoiser cond = {.diffusion = &d, .model = &m, .graph = &g, .labels = labels};
+  UNetDenoiser uncond = {.diffusion = &d, .model = &m, .graph = &g, .labels = null_labels};
+  UNetDenoiser guided = {.diffusion = &d, .model = &m, .graph = &g, .labels = labels, .guidance = w, .guided_labels = scratch};
+  Denoiser dc_ = unet_denoiser(&cond), du = unet_denoiser(&uncond), dg = unet_denoiser(&guided);
+  float *x = malloc(4 * N * sizeof(float)), *v = x + N, *a = malloc(6 * N * sizeof(float));
+  float *eps_c = a, *eps_u = a + N, *eps_g = a + 2 * N, *vjp_c = a + 3 * N, *vjp_u = a + 4 * N, *vjp_g = a + 5 * N;
+  float *want = x + 2 * N, *want_vjp = x + 3 * N;
+  rng_fill_normal(x, N, 31, 0, 0);
+  rng_fill_normal(v, N, 31, 1, 0);
+  dc_.predict_eps_vjp(&dc_, eps_c, vjp_c, x, v, B, 20.0);
+  du.predict_eps_vjp(&du, eps_u, vjp_u, x, v, B, 20.0);
+  for (int i = 0; i < N; i++) {
+    want[i] = (float)((1 + w) * eps_c[i] - w * eps_u[i]);
+    want_vjp[i] = (float)((1 + w) * vjp_c[i] - w * vjp_u[i]);
+  }
+  dg.predict_eps(&dg, eps_g, x, B, 20.0);
+  expect_close("guided eps vs (1 + w) eps_c - w eps_null", eps_g, want, N, 1e-5);
+  dg.predict_eps_vjp(&dg, eps_g, vjp_g, x, v, B, 20.0);
+  expect_close("guided eps (VJP call)", eps_g, want, N, 1e-5);
+  expect_close("guided VJP vs (1 + w) vjp_c - w vjp_null", vjp_g, want_vjp, N, 1e-5);
+  double gap = 0;
+  for (int i = 0; i < N; i++) gap = fmax(gap, fabs(eps_c[i] - eps_u[i]));
+  EXPECT(gap > 1e-3, "the null class changes nothing (%.2e): the check would be vacuous", gap);
+  free(x), free(a);
+  graph_free(&g);
+  unet_free(&m);
+  diffusion_free(&d);
+}
+
 /* Batch independence: DDIM eta = 1 on 4 samples at once equals two batches of 2. */
 static void check_batch_independent(void) {
   Diffusion d;
@@ -493,6 +545,7 @@ int main(void) {
   check_time_grids();
   check_batch_independent();
   check_learned_variance_endpoints();
+  check_guided_unet();
   const Case gaussian[] = {
       {"ddpm", "linear", "ancestral", 1000, 0, NULL},
       {"ddpm", "linear", "ancestral", 1000, 0, "fixed_large"},

@@ -190,14 +190,32 @@ int main(void) {
   for (int t = 0; h && t < 10; t++) full += ((const float *)h->data)[t * 11] == 10.0f;
   EXPECT(h && full == 10, "the loss history is not in the checkpoint or not warm (%g of 10 levels full)", full);
   st_free(&hist);
-  /* hybrid trains too; resuming it as vlb is refused: its checkpoint has no loss history */
+  /* hybrid trains too; resuming it as vlb starts the loss history afresh (with a note) */
   RunConfig hybrid = vlb;
   snprintf(hybrid.train.loss, sizeof hybrid.train.loss, "hybrid");
   hybrid.train.steps = 3;
   path_in(va, sizeof va, "hybrid");
   EXPECT(train(&hybrid, va, NULL) == 0, "hybrid run failed");
   snprintf(cb, sizeof cb, "%s/ckpt.safetensors", va);
-  EXPECT(train(&vlb, va, cb) == 1, "resuming vlb from a hybrid checkpoint (no loss history) must fail");
+  EXPECT(train(&vlb, va, cb) == 0, "resuming vlb from a hybrid checkpoint (no loss history) failed");
+
+  /* ---- class-conditional with label dropout to the null class (classifier-free guidance): resumes
+   * bit-identically, the dropped labels drawn from their own stream ---- */
+  RunConfig cfg_run = rc;
+  cfg_run.model.num_classes = 10;
+  cfg_run.train.p_uncond = 0.3;
+  cfg_run.model.null_class = true;
+  cfg_run.train.steps = 10;
+  RunConfig cfg_half = cfg_run;
+  cfg_half.train.steps = 5;
+  path_in(va, sizeof va, "cfg_a");
+  path_in(vb, sizeof vb, "cfg_b");
+  EXPECT(train(&cfg_run, va, NULL) == 0, "p_uncond run failed");
+  EXPECT(train(&cfg_half, vb, NULL) == 0, "p_uncond first half failed");
+  snprintf(cb, sizeof cb, "%s/ckpt.safetensors", vb);
+  EXPECT(train(&cfg_run, vb, cb) == 0, "p_uncond resumed half failed");
+  snprintf(ca, sizeof ca, "%s/ckpt.safetensors", va);
+  EXPECT(same_tensors(ca, cb, 0), "resumed p_uncond run differs from the uninterrupted run");
 
   /* ---- gradient accumulation: 2 micro-batches of 4 = one batch of 8, up to summation order ---- */
   path_in(c, sizeof c, "c");

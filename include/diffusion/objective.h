@@ -26,7 +26,14 @@
 #include "diffusion/diffusion.h"
 #include "nn/unet.h"
 
-typedef enum { STREAM_TAU = 0, STREAM_NOISE = 1, STREAM_INDEX = 2, STREAM_FLIP = 3, STREAM_DROPOUT = 4 } TrainStreamPurpose;
+typedef enum {
+  STREAM_TAU = 0,
+  STREAM_NOISE = 1,
+  STREAM_INDEX = 2,
+  STREAM_FLIP = 3,
+  STREAM_DROPOUT = 4,
+  STREAM_LABEL_DROP = 5
+} TrainStreamPurpose;
 
 typedef enum { WEIGHTING_NONE, WEIGHTING_MIN_SNR, WEIGHTING_LIKELIHOOD } LossWeightingKind;
 
@@ -76,7 +83,8 @@ void objective_free(Objective *o);
 /* vlb: append the bound terms of one step, (tau[i], terms[i]) in sample order, and recompute p.
  * No-op for the other losses. */
 void objective_record_terms(Objective *o, const double *tau, const double *terms, int n);
-/* vlb: after the table was loaded (checkpoint), recompute p; -1 + a message when it is not a valid table. */
+/* vlb: after the table was loaded (checkpoint), recompute p; -1 + a message when it is not a valid table
+ * (a count that is not an integer in [0, LOSS_HISTORY_PER_T], a term that is not finite). */
 int objective_history_loaded(Objective *o, char *err, size_t errlen);
 
 /* Stream id for sample `sample` (index within the full batch) of step `step`. */

@@ -25,9 +25,11 @@ typedef struct {
   long step;
   uint64_t seed;
   /* NULL, or a host table of rows x cols floats saved and loaded as "train.loss_history" (the L_vlb
-   * importance sampler of diffusion/objective.h; loading fills it and requires it in the file) */
+   * importance sampler of diffusion/objective.h); loading fills it when the file has one (of that
+   * shape, else an error) and sets loss_history_found */
   float *loss_history;
   int loss_history_rows, loss_history_cols;
+  bool loss_history_found;
 } TrainProgress;
 
 /* Save model weights; with progress != NULL also the online weights and AdamW moments (which the

@@ -28,6 +28,7 @@ typedef struct {
   double norm_eps;
   int num_classes; /* 0: unconditional */
   bool learn_sigma; /* not a model key: set from diffusion.learn_sigma; the output has 2 in_channels channels */
+  bool null_class;  /* not a model key: set when train.p_uncond > 0; class num_classes is "no class" (CFG) */
 } UNetConfig;
 
 extern const CfgField UNET_CONFIG_FIELDS[];

@@ -18,6 +18,7 @@ typedef struct {
   char ema_profile[CFG_STRING_MAX]; /* fixed (ema_decay, ema_warmup) | power (ema_gamma) */
   double ema_gamma;
   char loss[CFG_STRING_MAX];           /* simple | hybrid | vlb (diffusion/objective.h) */
+  double p_uncond;                     /* class-conditional: label dropped to the null class (CFG) */
   char loss_weighting[CFG_STRING_MAX]; /* none | min_snr | likelihood (diffusion/objective.h) */
   double min_snr_gamma;
   int seed;

@@ -148,7 +148,7 @@ static int time_sampling(const RunConfig *run, const Backend *be, int batch, int
     labels = xmalloc((size_t)batch * sizeof(int));
     for (int b = 0; b < batch; b++) labels[b] = b % mc->num_classes;
   }
-  UNetDenoiser ctx = {&d, &model, &g, labels};
+  UNetDenoiser ctx = {.diffusion = &d, .model = &model, .graph = &g, .labels = labels};
   Denoiser den = unet_denoiser(&ctx);
   for (int s = 0; s < warmup + steps; s++) {
     const double t0 = now_seconds();

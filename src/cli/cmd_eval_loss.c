@@ -2,7 +2,8 @@
  *
  * The loss the model was trained on (its process, network parameterisation, train.loss and
  * train.loss_weighting, diffusion/objective.h; train.loss vlb with uniform t, an unbiased estimate of
- * the bound without the importance sampler's training history), with the EMA weights, dropout off and no gradient, on --n images of the
+ * the bound without the importance sampler's training history; class-conditional models with their
+ * labels, none dropped to the null class of train.p_uncond), with the EMA weights, dropout off and no gradient, on --n images of the
  * split (test by default), each seen with --repeats draws of (tau, noise) from --seed: the held-out
  * MSE in the model's own parameterisation, comparable between checkpoints of one objective and
  * repeatable (the draws are the counter-based streams of training, keyed by repeat and image). */

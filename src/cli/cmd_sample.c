@@ -155,18 +155,47 @@ static int sinks_close(SampleSinks *s, int ok, int n, const UNetConfig *mc, char
   return rc;
 }
 
+#define MAX_CLASS_LIST 256
+
+/* --class C or C1,C2,...: class labels of the model, each in [0, num_classes). 0 or -1 + a message. */
+static int parse_class_list(const char *text, int num_classes, int *out, int *n_out, char *err, size_t errlen) {
+  if (num_classes == 0) return errorf(err, errlen, "--class needs a class-conditional model (model.num_classes > 0)");
+  *n_out = 0;
+  const char *p = text;
+  for (;;) {
+    char *end;
+    const long c = strtol(p, &end, 10);
+    if (end == p || (*end != ',' && *end != '\0'))
+      return errorf(err, errlen, "--class '%s': expected a class or a comma-separated list of classes", text);
+    if (c < 0 || c >= num_classes)
+      return errorf(err, errlen, "--class %ld but the model has %d classes (0..%d)", c, num_classes, num_classes - 1);
+    if (*n_out == MAX_CLASS_LIST) return errorf(err, errlen, "--class: at most %d classes in the list", MAX_CLASS_LIST);
+    out[(*n_out)++] = (int)c;
+    if (*end == '\0') return 0;
+    p = end + 1;
+  }
+}
+
+/* The columns of a grid of n images (image_write_grid_png's near-square layout). */
+static int grid_cols(int n) {
+  int cols = 1;
+  while (cols * cols < n) cols++;
+  return cols;
+}
+
 int cmd_sample(int argc, char **argv) {
   const char *ckpt = NULL, *config = NULL, *out = NULL, *outdir = NULL, *init_noise = NULL, *save_tensor = NULL;
   const char *device = "cpu";
   SamplerFlags f;
   sampler_flags_default(&f);
-  int n = ARG_UNSET, batch = 16, seed = 0, class_label = ARG_UNSET;
+  int n = ARG_UNSET, batch = 16, seed = 0;
+  const char *class_list = NULL;
   bool no_ema = false, force = false;
   ArgSpec specs[] = {
       {"--ckpt", ARG_STRING, &ckpt},       {"--config", ARG_STRING, &config},   {"--n", ARG_INT, &n},
       {"--batch", ARG_INT, &batch},        {"--seed", ARG_INT, &seed},          {"--out", ARG_STRING, &out},
       {"--outdir", ARG_STRING, &outdir},   {"--force", ARG_FLAG, &force},       {"--no-ema", ARG_FLAG, &no_ema},
-      {"--class", ARG_INT, &class_label},  {"--init-noise", ARG_STRING, &init_noise},
+      {"--class", ARG_STRING, &class_list}, {"--init-noise", ARG_STRING, &init_noise},
       {"--save-tensor", ARG_STRING, &save_tensor}, {"--device", ARG_STRING, &device},
       SAMPLER_FLAG_SPECS(f),
   };
@@ -177,8 +206,8 @@ int cmd_sample(int argc, char **argv) {
                     "(see diffuse sample --help)\n");
     return 2;
   }
-  if ((n != ARG_UNSET && n < 1) || batch < 1 || seed < 0 || (class_label != ARG_UNSET && class_label < 0)) {
-    fprintf(stderr, "diffuse sample: --n and --batch must be >= 1, --seed and --class >= 0\n");
+  if ((n != ARG_UNSET && n < 1) || batch < 1 || seed < 0) {
+    fprintf(stderr, "diffuse sample: --n and --batch must be >= 1, --seed >= 0\n");
     return 1;
   }
   SamplerOptions so;
@@ -197,8 +226,11 @@ int cmd_sample(int argc, char **argv) {
     return 1;
   }
   const UNetConfig *mc = &run.model;
-  if (class_label != ARG_UNSET && class_label >= mc->num_classes) {
-    fprintf(stderr, "diffuse sample: --class %d but the model has %d classes\n", class_label, mc->num_classes);
+  int classes[MAX_CLASS_LIST], n_classes = 0;
+  double guidance = 0.0;
+  if ((class_list && parse_class_list(class_list, mc->num_classes, classes, &n_classes, err, sizeof err)) ||
+      guidance_for_model(&f, mc, &guidance, err, sizeof err)) {
+    fprintf(stderr, "diffuse sample: %s\n", err);
     return 1;
   }
   Diffusion diffusion;
@@ -246,9 +278,10 @@ int cmd_sample(int argc, char **argv) {
   float *x = xmalloc((size_t)batch * per * sizeof(float));
   float *work = xmalloc(sampler_work_floats(&so, (size_t)batch * per) * sizeof(float));
   int *labels = mc->num_classes > 0 ? xmalloc((size_t)batch * sizeof(int)) : NULL;
+  int *guided_labels = guidance != 0.0 ? xmalloc(2 * (size_t)batch * sizeof(int)) : NULL;
   Graph g;
   graph_init(&g, backend, 16u << 20);
-  UNetDenoiser ctx = {&diffusion, &model, &g, labels};
+  UNetDenoiser ctx = {&diffusion, &model, &g, labels, guidance, guided_labels};
   Denoiser den = unet_denoiser(&ctx);
   Progress prog = {&den, isatty(STDERR_FILENO) && root, 0, n, now_seconds()};
   Denoiser shown = {progress_predict, 0, &prog, NULL, den.predict_eps_var ? progress_predict_var : NULL};
@@ -261,8 +294,8 @@ int cmd_sample(int argc, char **argv) {
     const int first = round_first + comm_rank() * batch;
     if (first < n) {
       const int B = n - first < batch ? n - first : batch;
-      for (int b = 0; b < B && labels; b++)
-        labels[b] = class_label != ARG_UNSET ? class_label : (first + b) % mc->num_classes;
+      for (int b = 0; b < B && labels; b++) /* --class: row r of the grid is class r mod the list's length */
+        labels[b] = n_classes ? classes[((first + b) / grid_cols(n)) % n_classes] : (first + b) % mc->num_classes;
       if (x_init) memcpy(x, x_init + (size_t)first * per, (size_t)B * per * sizeof(float));
       else sample_prior_noise(x, B, per, first, seed, &diffusion);
       NoiseSource noise = sample_step_noise(seed, first);
@@ -288,11 +321,13 @@ int cmd_sample(int argc, char **argv) {
     fprintf(stderr, "diffuse sample: %s\n", err);
     rc = 1;
   } else {
-    printf("sampler %s: %d images, NFE %ld%s, %.1fs (%.2f images/s)%s%s\n", f.sampler, n, nfe_per_batch,
-           so.kind == SAMPLER_ODE && so.method == ODE_RK45 ? " (last batch)" : " per image", secs, n / secs,
+    char guided[80] = "";
+    if (guidance != 0.0) snprintf(guided, sizeof guided, ", guidance %g (2 network rows per image)", guidance);
+    printf("sampler %s: %d images, NFE %ld%s%s, %.1fs (%.2f images/s)%s%s\n", f.sampler, n, nfe_per_batch,
+           so.kind == SAMPLER_ODE && so.method == ODE_RK45 ? " (last batch)" : " per image", guided, secs, n / secs,
            out ? ", grid " : "", out ? out : "");
   }
-  free(x_init), free(x), free(work), free(labels);
+  free(x_init), free(x), free(work), free(labels), free(guided_labels);
   graph_free(&g);
   unet_free(&model);
   diffusion_free(&diffusion);

@@ -43,7 +43,7 @@ static const Command COMMANDS[] = {
     {"sample", "generate images from a checkpoint with any sampler",
      "usage: diffuse sample --ckpt F [--config C] [--sampler NAME] [--steps N] [--n N] --out grid.png\n"
      "                      [--outdir DIR] [--force] [--save-tensor F] [--init-noise F] [--seed S] [--batch N]\n"
-     "                      [--no-ema] [--class C] [sampler options]\n"
+     "                      [--no-ema] [--class C[,C...]] [--guidance W] [sampler options]\n"
      "  --sampler NAME   ddim (default), ancestral, langevin, pc, ode, dpmpp, dpmpp_sde, dpmpp_2s, dpmpp_3m,\n"
      "                   unipc, euler_ancestral or heun; ancestral needs a DDPM model, langevin an NCSN or VE\n"
      "                   SDE one, every other sampler accepts every type (ddpm ncsn vpsde subvpsde vesde edm flow)\n"
@@ -70,7 +70,10 @@ static const Command COMMANDS[] = {
      "  --init-noise F   x_T from safetensors tensor x [N, C, H, W] (prior scale: std sigma_max for VE models)\n"
      "  --config C       architecture + diffusion for checkpoints without an embedded config\n"
      "  --no-ema         use the online (non-EMA) weights of a training checkpoint\n"
-     "  --class C        class label for conditional models (default: cycle through the classes)\n"
+     "  --class C[,C...] class labels of a conditional model: grid row r (ceil(sqrt(n)) columns) is class\n"
+     "                   C_(r mod k) (default: cycle through the classes, image by image)\n"
+     "  --guidance W     classifier-free guidance (Ho & Salimans 2022): eps = (1+W) eps(c) - W eps(null), one\n"
+     "                   network call of 2B images; models trained with train.p_uncond > 0 (also eval fid)\n"
      "  --device D       where the network runs: cpu (default), cuda or cuda:N (see diffuse info --devices)\n",
      cmd_sample},
     {"eval", "FID, Inception Score, NLL (bits/dim) and the held-out training loss",

@@ -1,6 +1,7 @@
 /* sampler_flags.c - the sampler flags and noise streams shared by `diffuse sample` and `diffuse eval fid`. */
 #include "sampler_flags.h"
 
+#include "core/error.h"
 #include "core/rng.h"
 
 #include <math.h>
@@ -8,7 +9,7 @@
 #include <string.h>
 
 void sampler_flags_default(SamplerFlags *f) {
-  *f = (SamplerFlags){"ddim", NULL, NULL, NULL, NULL, ARG_UNSET, ARG_UNSET, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, false};
+  *f = (SamplerFlags){"ddim", NULL, NULL, NULL, NULL, ARG_UNSET, ARG_UNSET, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, false, NAN};
 }
 
 #define DEFAULT_STEPS 50
@@ -19,7 +20,7 @@ bool sampler_flags_given(const SamplerFlags *f) {
   return strcmp(f->sampler, d.sampler) || f->spacing || f->variance || f->predictor || f->method || f->clip ||
          f->steps != ARG_UNSET || f->corrector_steps != ARG_UNSET || !isnan(f->eta) || !isnan(f->snr) ||
          !isnan(f->step_size) || !isnan(f->rtol) || !isnan(f->atol) || !isnan(f->s_churn) || !isnan(f->s_tmin) ||
-         !isnan(f->s_tmax) || !isnan(f->s_noise);
+         !isnan(f->s_tmax) || !isnan(f->s_noise) || !isnan(f->guidance);
 }
 
 /* Index of value in names, or -1 after a message listing them. */
@@ -118,10 +119,23 @@ int sampler_options_for_model(const SamplerFlags *f, SamplerOptions *o, const Di
    * rho = 7 grid of the paper instead; DDIM's "uniform" grid starts below tau_max, which biases VE
    * models (prior std sigma_max) */
   if (!f->spacing && d->kind == DIFFUSION_EDM && o->kind != SAMPLER_ANCESTRAL) o->spacing = SPACING_KARRAS;
+  else if (!f->spacing && o->kind == SAMPLER_DDIM && diffusion_prior_std(d) != 1.0) o->spacing = SPACING_TRAILING;
   /* a model that learned its variance samples with it unless told otherwise */
   if (!f->variance && d->cfg.learn_sigma && o->kind == SAMPLER_ANCESTRAL) o->variance = VARIANCE_LEARNED;
-  else if (!f->spacing && o->kind == SAMPLER_DDIM && diffusion_prior_std(d) != 1.0) o->spacing = SPACING_TRAILING;
   return sampler_check(o, d, err, errlen);
+}
+
+int guidance_for_model(const SamplerFlags *f, const UNetConfig *mc, double *w, char *err, size_t errlen) {
+  *w = 0.0;
+  if (isnan(f->guidance)) return 0;
+  if (mc->num_classes == 0)
+    return errorf(err, errlen, "--guidance needs a class-conditional model (model.num_classes > 0); this one is unconditional");
+  if (!mc->null_class)
+    return errorf(err, errlen, "--guidance needs a model trained with train.p_uncond > 0 (classifier-free guidance "
+                               "learns the unconditional model as a null class); this one was trained without it");
+  if (!(f->guidance >= 0.0)) return errorf(err, errlen, "--guidance must be >= 0 (0: the conditional model alone)");
+  *w = f->guidance;
+  return 0;
 }
 
 #define NOISE_STREAM_BASE 0x5A3D000000000000ull

@@ -197,8 +197,8 @@ int objective_history_loaded(Objective *o, char *err, size_t errlen) {
       return errorf(err, errlen, "the L_vlb loss history of t = %d holds count %g, not an integer in [0, %d]", t,
                     (double)row[0], K);
     for (int k = 0; k < K; k++)
-      if (!(isfinite(row[1 + k]) && row[1 + k] >= 0.0f))
-        return errorf(err, errlen, "the L_vlb loss history of t = %d holds %g, not a finite bound term >= 0", t,
+      if (!isfinite(row[1 + k]))
+        return errorf(err, errlen, "the L_vlb loss history of t = %d holds %g, not a finite bound term", t,
                       (double)row[1 + k]);
   }
   history_refresh(h);

@@ -148,7 +148,7 @@ static int load_buffer(const char *path, ParamTable *p, const SafeTensors *st, c
         snprintf(want + strlen(want), sizeof want - strlen(want), "%s%d", d ? "," : "", pi->shape[d]);
       return errorf(err, errlen,
                     "%s: tensor %s has shape [%s] but the model needs [%s]: the checkpoint is of another "
-                    "architecture (check --config / the model section)",
+                    "architecture (check --config: the model section, diffusion.learn_sigma, train.p_uncond)",
                     path, t->name, shape, want);
     }
     char inner[256];
@@ -184,9 +184,8 @@ static int load_loss_history(const char *path, const SafeTensors *st, TrainProgr
                              size_t errlen) {
   const StTensor *t = st_find(st, LOSS_HISTORY);
   const int rows = progress->loss_history_rows, cols = progress->loss_history_cols;
-  if (!t)
-    return errorf(err, errlen, "%s: no %s tensor, which train.loss vlb resumes from (was it trained with another "
-                               "train.loss?)", path, LOSS_HISTORY);
+  progress->loss_history_found = t != NULL;
+  if (!t) return 0; /* trained with another train.loss: the caller starts the history afresh */
   if (t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols)
     return errorf(err, errlen, "%s: %s must have shape [%d, %d] for this diffusion.T", path, LOSS_HISTORY, rows, cols);
   char inner[256];

@@ -151,7 +151,7 @@ static void unet_register(UNet *m, const UNetConfig *cfg) {
   add_conv(p, "", "conv_in", ch, cfg->in_channels, 3, &m->conv_in_w, &m->conv_in_b);
   add_linear(p, "time_embedding", "linear_1", 4 * ch, ch, &m->temb1_w, &m->temb1_b);
   add_linear(p, "time_embedding", "linear_2", 4 * ch, 4 * ch, &m->temb2_w, &m->temb2_b);
-  const int class_shape[2] = {cfg->num_classes, 4 * ch};
+  const int class_shape[2] = {cfg->num_classes + (cfg->null_class ? 1 : 0), 4 * ch};
   m->class_emb = cfg->num_classes > 0 ? add_named(p, "", "class_embedding", "weight", 2, class_shape) : -1;
 
   int skip_ch[UNET_MAX_LEVELS * (UNET_MAX_RES_BLOCKS + 1) + 1], n_skip = 0;

@@ -28,6 +28,7 @@ const CfgField TRAIN_CONFIG_FIELDS[] = {
     F("ema_profile", CFG_STRING, ema_profile, 0, 0, "fixed (ema_decay) or power: decay (1 - 1/step)^(ema_gamma + 1), Karras et al. 2024"),
     F("ema_gamma", CFG_FLOAT, ema_gamma, 0.01, 1e6, "the power EMA's exponent (6.94: sigma_rel 0.05; 16.97: 0.1)"),
     F("loss", CFG_STRING, loss, 0, 0, "simple (MSE), or with diffusion.learn_sigma hybrid (MSE + 0.001 L_vlb) or vlb (L_vlb, importance-sampled t)"),
+    F("p_uncond", CFG_FLOAT, p_uncond, 0, 0.999, "class-conditional: probability of training on the null class, for classifier-free guidance (Ho & Salimans 2022: 0.1 or 0.2)"),
     F("loss_weighting", CFG_STRING, loss_weighting, 0, 0, "none, min_snr (Hang et al. 2023) or likelihood (continuous SDEs, importance-sampled t)"),
     F("min_snr_gamma", CFG_FLOAT, min_snr_gamma, 1e-6, 1e6, "min_snr: the SNR cap gamma"),
     F("seed", CFG_INT, seed, 0, 2147483647, "seed of all randomness"),
@@ -109,6 +110,10 @@ int run_config_read(const cJSON *root, const char *origin, RunConfig *rc, char *
   diffusion_free(&d);
   if (bad_objective) return errorf(err, errlen, "%s: %s", origin, e);
   rc->model.learn_sigma = rc->diffusion.learn_sigma;
+  if (rc->train.p_uncond > 0 && rc->model.num_classes == 0)
+    return errorf(err, errlen, "%s: train.p_uncond drops class labels, so it needs a class-conditional model "
+                               "(model.num_classes > 0)", origin);
+  rc->model.null_class = rc->train.p_uncond > 0;
   const TrainConfig *t = &rc->train;
   if (t->micro_batch && t->batch % t->micro_batch)
     return errorf(err, errlen, "%s: train.micro_batch %d must divide train.batch %d", origin, t->micro_batch, t->batch);

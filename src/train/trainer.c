@@ -71,7 +71,7 @@ static void save_sample_grid(Trainer *tr, long step, const TrainCallbacks *cb) {
     for (int i = 0; i < N; i++) labels[i] = i % m->num_classes;
   }
   params_swap_ema(&tr->model.params);
-  UNetDenoiser ctx = {&tr->diffusion, &tr->model, &tr->graph, labels};
+  UNetDenoiser ctx = {.diffusion = &tr->diffusion, .model = &tr->model, .graph = &tr->graph, .labels = labels};
   Denoiser den = unet_denoiser(&ctx);
   NoiseSource unused = noise_source_rng(0, 0); /* DDIM with eta = 0 draws no noise */
   sampler_run(&tr->grid_sampler, &tr->diffusion, &den, &unused, x, N, per, tr->grid_work);
@@ -89,7 +89,7 @@ static void save_sample_grid(Trainer *tr, long step, const TrainCallbacks *cb) {
 /* The checkpoint's training state: step, seed and (train.loss vlb) the loss history table. */
 static TrainProgress train_progress(Trainer *tr) {
   const LossHistory *h = &tr->objective.history;
-  return (TrainProgress){tr->step, (uint64_t)tr->rc->train.seed, h->table, h->T, 1 + LOSS_HISTORY_PER_T};
+  return (TrainProgress){tr->step, (uint64_t)tr->rc->train.seed, h->table, h->T, 1 + LOSS_HISTORY_PER_T, false};
 }
 
 static int save_checkpoint(Trainer *tr, const TrainCallbacks *cb, char *err, size_t errlen) {
@@ -152,6 +152,9 @@ static double train_step(Trainer *tr, long step, double *grad_norm_out) {
       failed = true;
       break;
     }
+    for (int b = 0; b < micro && m->null_class; b++) /* classifier-free guidance: the null class num_classes */
+      if (rng_uniform(seed, train_stream(step, first + k * micro + b, STREAM_LABEL_DROP), 0) < (float)t->p_uncond)
+        tr->batch_labels[b] = m->num_classes;
     Tensor *x0 = graph_tensor_upload(g, 4, shape, tr->batch_host);
     const int piece_first = first + k * micro;
     Tensor *terms = NULL;
@@ -300,8 +303,11 @@ static int trainer_setup(Trainer *tr, char *err, size_t errlen) {
     const CheckpointLoadOptions lo = {.for_training = true};
     if (checkpoint_load(tr->opt.resume, &tr->model, &lo, &prog, err, errlen)) return -1;
     char bad_history[512];
-    if (prog.loss_history && objective_history_loaded(&tr->objective, bad_history, sizeof bad_history))
-      return errorf(err, errlen, "%s: %s (a corrupt checkpoint)", tr->opt.resume, bad_history);
+    if (prog.loss_history && !prog.loss_history_found)
+      fprintf(stderr, "diffuse train: note: %s has no L_vlb loss history (trained with another train.loss): t is "
+                      "drawn uniformly until every t has %d terms again\n", tr->opt.resume, LOSS_HISTORY_PER_T);
+    else if (prog.loss_history && objective_history_loaded(&tr->objective, bad_history, sizeof bad_history))
+      return errorf(err, errlen, "%s: train.loss_history: %s (a corrupt checkpoint)", tr->opt.resume, bad_history);
     if (prog.seed != (uint64_t)rc->train.seed)
       fprintf(stderr, "diffuse train: note: resuming with seed %d (checkpoint used %llu)\n", rc->train.seed,
               (unsigned long long)prog.seed);
