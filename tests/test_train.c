@@ -124,6 +124,24 @@ static int same_tensors(const char *a, const char *b, double tol) {
   return ok;
 }
 
+/* `full` run uninterrupted in <name>_a, and as half its steps in <name>_b then resumed: the two
+ * checkpoints must be the same bits. *ckpt receives the uninterrupted run's checkpoint. */
+static void check_resume(const RunConfig *full, const char *name, char *ckpt, size_t n) {
+  RunConfig half = *full;
+  half.train.steps = full->train.steps / 2;
+  char a[512], b[512], sub[64], resumed[600];
+  snprintf(sub, sizeof sub, "%s_a", name);
+  path_in(a, sizeof a, sub);
+  snprintf(sub, sizeof sub, "%s_b", name);
+  path_in(b, sizeof b, sub);
+  EXPECT(train(full, a, NULL) == 0, "%s run failed", name);
+  EXPECT(train(&half, b, NULL) == 0, "%s first half failed", name);
+  snprintf(resumed, sizeof resumed, "%s/ckpt.safetensors", b);
+  EXPECT(train(full, b, resumed) == 0, "%s resumed half failed", name);
+  snprintf(ckpt, n, "%s/ckpt.safetensors", a);
+  EXPECT(same_tensors(ckpt, resumed, 0), "resumed %s run differs from the uninterrupted run", name);
+}
+
 int main(void) {
   if (!mkdtemp(g_dir)) return 1;
   char data[512], file[600], a[512], b[512], c[512], path[1400];
@@ -170,18 +188,7 @@ int main(void) {
   vlb.diffusion.learn_sigma = vlb.model.learn_sigma = true;
   snprintf(vlb.train.loss, sizeof vlb.train.loss, "vlb");
   vlb.train.steps = 30;
-  RunConfig vlb_half = vlb;
-  vlb_half.train.steps = 15;
-  char va[512], vb[512];
-  path_in(va, sizeof va, "vlb_a");
-  path_in(vb, sizeof vb, "vlb_b");
-  EXPECT(train(&vlb, va, NULL) == 0, "vlb run failed");
-  EXPECT(train(&vlb_half, vb, NULL) == 0, "vlb first half failed");
-  snprintf(path, sizeof path, "%s/ckpt.safetensors", vb);
-  EXPECT(train(&vlb, vb, path) == 0, "vlb resumed half failed");
-  snprintf(ca, sizeof ca, "%s/ckpt.safetensors", va);
-  snprintf(cb, sizeof cb, "%s/ckpt.safetensors", vb);
-  EXPECT(same_tensors(ca, cb, 0), "resumed vlb run differs from the uninterrupted run");
+  check_resume(&vlb, "vlb", ca, sizeof ca);
   SafeTensors hist;
   char herr[256];
   EXPECT(st_load(&hist, ca, herr, sizeof herr) == 0, "%s", herr);
@@ -194,10 +201,10 @@ int main(void) {
   RunConfig hybrid = vlb;
   snprintf(hybrid.train.loss, sizeof hybrid.train.loss, "hybrid");
   hybrid.train.steps = 3;
-  path_in(va, sizeof va, "hybrid");
-  EXPECT(train(&hybrid, va, NULL) == 0, "hybrid run failed");
-  snprintf(cb, sizeof cb, "%s/ckpt.safetensors", va);
-  EXPECT(train(&vlb, va, cb) == 0, "resuming vlb from a hybrid checkpoint (no loss history) failed");
+  path_in(c, sizeof c, "hybrid");
+  EXPECT(train(&hybrid, c, NULL) == 0, "hybrid run failed");
+  snprintf(cb, sizeof cb, "%s/ckpt.safetensors", c);
+  EXPECT(train(&vlb, c, cb) == 0, "resuming vlb from a hybrid checkpoint (no loss history) failed");
 
   /* ---- class-conditional with label dropout to the null class (classifier-free guidance): resumes
    * bit-identically, the dropped labels drawn from their own stream ---- */
@@ -206,16 +213,7 @@ int main(void) {
   cfg_run.train.p_uncond = 0.3;
   cfg_run.model.null_class = true;
   cfg_run.train.steps = 10;
-  RunConfig cfg_half = cfg_run;
-  cfg_half.train.steps = 5;
-  path_in(va, sizeof va, "cfg_a");
-  path_in(vb, sizeof vb, "cfg_b");
-  EXPECT(train(&cfg_run, va, NULL) == 0, "p_uncond run failed");
-  EXPECT(train(&cfg_half, vb, NULL) == 0, "p_uncond first half failed");
-  snprintf(cb, sizeof cb, "%s/ckpt.safetensors", vb);
-  EXPECT(train(&cfg_run, vb, cb) == 0, "p_uncond resumed half failed");
-  snprintf(ca, sizeof ca, "%s/ckpt.safetensors", va);
-  EXPECT(same_tensors(ca, cb, 0), "resumed p_uncond run differs from the uninterrupted run");
+  check_resume(&cfg_run, "p_uncond", ca, sizeof ca);
 
   /* ---- gradient accumulation: 2 micro-batches of 4 = one batch of 8, up to summation order ---- */
   path_in(c, sizeof c, "c");
