@@ -67,6 +67,17 @@ expect 1 "diffusion.learn_sigma: set train.loss to hybrid or vlb" train --config
 expect 1 "train.loss: vlb trains the model's variance, so it needs diffusion.learn_sigma true" train --config "$tmp/tiny.json" --out "$tmp/run_bad" --set train.loss=vlb
 expect 1 "train.loss: 'kl' is not one of simple, hybrid, vlb" train --config "$tmp/tiny.json" --out "$tmp/run_bad" --set train.loss=kl
 expect 1 "learn_sigma: the learned variance interpolates DDPM's beta and beta-tilde, so it needs type ddpm" train --config "$tmp/tiny.json" --out "$tmp/run_bad" --set diffusion.type=vpsde --set diffusion.learn_sigma=true
+# SDEdit: an image of the model's size taken part of the way to the noise and sampled back
+img="$tmp/sigma_pngs/000000.png"
+expect 0 "NFE 5 per image" sample --ckpt "$ck" --steps 10 --image "$img" --strength 0.5 --n 3 --out "$tmp/sd.png"
+expect 0 "NFE 20 per image" sample --ckpt "$ck" --sampler ancestral --image "$img" --strength 0.2 --n 2 --out "$tmp/sd.png"
+expect 1 "png_gray.png is 5x3 but the model takes 8x8 images" sample --ckpt "$ck" --image "$(dirname "$0")/fuzz/corpus_image/png_gray.png" --strength 0.5 --out "$tmp/sd.png"
+expect 1 "regress_hdr_truncated_rle.png: " sample --ckpt "$ck" --image "$(dirname "$0")/fuzz/corpus_image/regress_hdr_truncated_rle.png" --strength 0.5 --out "$tmp/sd.png"
+expect 2 "--image needs --strength S in (0, 1)" sample --ckpt "$ck" --image "$img" --out "$tmp/sd.png"
+expect 2 "--strength is for --image" sample --ckpt "$ck" --strength 0.5 --out "$tmp/sd.png"
+expect 1 "--strength must be in (0, 1]" sample --ckpt "$ck" --image "$img" --strength 1.5 --out "$tmp/sd.png"
+expect 1 "--strength 0.05 keeps 0 of the 10 grid points" sample --ckpt "$ck" --steps 10 --image "$img" --strength 0.05 --out "$tmp/sd.png"
+expect 1 "--strength needs a fixed grid" sample --ckpt "$ck" --sampler ode --image "$img" --strength 0.5 --out "$tmp/sd.png"
 # classifier-free guidance: label dropout to a null class in training, --guidance in sample and eval fid
 expect 0 "" train --config "$tmp/tiny.json" --out "$tmp/run_cfg" --quiet --set model.num_classes=3 --set train.p_uncond=0.2
 ckc="$tmp/run_cfg/ckpt.safetensors"

@@ -323,6 +323,50 @@ static void check_guided_unet(void) {
   diffusion_free(&d);
 }
 
+/* SDEdit: with Gaussian data N(mu, s^2) and x_tau = alpha x_in + sigma z, the probability-flow ODE
+ * maps x_tau to mu + (x_tau - alpha mu) s / sqrt(alpha^2 s^2 + sigma^2), so the edited images have mean
+ * mu + alpha (x_in - mu) s / r and std sigma s / r, r = sqrt(alpha^2 s^2 + sigma^2). DDIM (eta 0) on
+ * the kept quarter of a 200-point grid, and the ODE's Heun on it, must reproduce both. */
+static void check_sdedit(void) {
+  Diffusion d;
+  init_diffusion(&d, "ddpm", "linear");
+  Mixture m = {&d, 1, 2, {1.0}, {{0.3, -0.5}}, {{0.2, 0.6}}};
+  const double x_in[2] = {0.9, 0.4};
+  enum { B = 4000, N = B * 2 };
+  for (int v = 0; v < 2; v++) {
+    SamplerOptions o;
+    sampler_options_default(&o, v ? SAMPLER_ODE : SAMPLER_DDIM, 200);
+    if (v) o.method = ODE_HEUN;
+    o.strength = 0.25;
+    char err[256];
+    EXPECT(sampler_check(&o, &d, err, sizeof err) == 0, "%s", err);
+    const double tau = sampler_start_tau(&o, &d);
+    double a, sg;
+    diffusion_marginal(&d, tau, &a, &sg);
+    float *x = malloc(N * sizeof(float)), *work = malloc(sampler_work_floats(&o, N) * sizeof(float));
+    rng_fill_normal(x, N, 41, 0, 0);
+    for (int i = 0; i < N; i++) x[i] = (float)(a * x_in[i % 2] + sg * x[i]);
+    Denoiser den = {mixture_eps, 0, &m, NULL, NULL};
+    NoiseSource noise = noise_source_rng(42, 0);
+    const long nfe = sampler_run(&o, &d, &den, &noise, x, B, 2, work);
+    EXPECT(nfe == (v ? 99 : 50), "%s with strength 0.25 of 200 points: NFE %ld", v ? "ode heun" : "ddim", nfe);
+    for (int j = 0; j < 2; j++) {
+      double mean = 0, var = 0;
+      for (int b = 0; b < B; b++) mean += x[b * 2 + j] / B;
+      for (int b = 0; b < B; b++) var += (x[b * 2 + j] - mean) * (x[b * 2 + j] - mean) / (B - 1);
+      const double s = m.s[0][j], r = sqrt(a * a * s * s + sg * sg);
+      const double want_mean = m.mu[0][j] + a * (x_in[j] - m.mu[0][j]) * s / r, want_std = sg * s / r;
+      /* 4 standard errors, plus 1% of the std for the discretisation */
+      EXPECT(fabs(mean - want_mean) < 4 * want_std / sqrt(B) + 0.01 * want_std &&
+                 fabs(sqrt(var) - want_std) < 4 * want_std / sqrt(2.0 * B) + 0.01 * want_std,
+             "SDEdit (%s, tau %.0f) coordinate %d: mean %.4f std %.4f, want %.4f %.4f", v ? "ode heun" : "ddim", tau, j,
+             mean, sqrt(var), want_mean, want_std);
+    }
+    free(x), free(work);
+  }
+  diffusion_free(&d);
+}
+
 /* Batch independence: DDIM eta = 1 on 4 samples at once equals two batches of 2. */
 static void check_batch_independent(void) {
   Diffusion d;
@@ -546,6 +590,7 @@ int main(void) {
   check_batch_independent();
   check_learned_variance_endpoints();
   check_guided_unet();
+  check_sdedit();
   const Case gaussian[] = {
       {"ddpm", "linear", "ancestral", 1000, 0, NULL},
       {"ddpm", "linear", "ancestral", 1000, 0, "fixed_large"},

@@ -66,6 +66,8 @@ typedef struct {
   OdeMethod method;            /* ode */
   double rtol, atol;           /* ode rk45 */
   double s_churn, s_tmin, s_tmax, s_noise; /* heun: EDM's stochasticity (S_churn 0: deterministic) */
+  double strength;             /* SDEdit (Meng et al. 2022): run the last floor(strength * steps) points of
+                                  the grid, from x at sampler_start_tau (diffusers' img2img rule); 1: all */
 } SamplerOptions;
 
 #define SAMPLER_MAX_STEPS 100000
@@ -105,6 +107,10 @@ long sampler_run(const SamplerOptions *o, const Diffusion *d, Denoiser *den, Noi
  * work: sampler_work_floats floats. Returns the network evaluations. */
 long sampler_ode_solve(const SamplerOptions *o, const Diffusion *d, Denoiser *den, float *x, int B, size_t per_sample,
                        double tau0, double tau1, float *work);
+
+/* The time the run starts at: the grid's first point, or with strength < 1 the first one it keeps
+ * (x must then hold alpha x0 + sigma z there). Options must have passed sampler_check. */
+double sampler_start_tau(const SamplerOptions *o, const Diffusion *d);
 
 /* The descending native times tau_0 > ... > tau_{steps-1} of a sampler's grid; 0 or -1 + message
  * (e.g. quadratic spacing with too many steps repeats a timestep). */

@@ -9,6 +9,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include "io/safetensors.h"
 #include "nn/checkpoint.h"
 #include "run_config_source.h"
+#include "input_image.h"
 #include "sampler_flags.h"
 #include "samplers/sampler.h"
 
@@ -113,17 +115,21 @@ static int prepare_outdir(const char *outdir, int n, bool force, char *err, size
 /* Where the samples go, written batch by batch as they are made. */
 typedef struct {
   const char *out, *outdir;
-  float *grid;     /* (n, per): the --out grid needs every image; NULL without --out */
+  float *grid;     /* (lead + n, per): the --out grid needs every image; NULL without --out */
+  int lead;        /* images shown before the samples in the grid (the --image input) */
   StStream tensor; /* --save-tensor */
   bool tensor_open;
 } SampleSinks;
 
+/* lead_image (per floats) or NULL: shown as the grid's first tile. */
 static int sinks_open(SampleSinks *s, const char *out, const char *outdir, const char *save_tensor, int n,
-                      const UNetConfig *mc, char *err, size_t errlen) {
+                      const float *lead_image, const UNetConfig *mc, char *err, size_t errlen) {
   const size_t per = (size_t)mc->in_channels * mc->resolution * mc->resolution;
   memset(s, 0, sizeof *s);
   s->out = out, s->outdir = outdir;
-  s->grid = out ? xmalloc((size_t)n * per * sizeof(float)) : NULL;
+  s->lead = lead_image ? 1 : 0;
+  s->grid = out ? xmalloc((size_t)(s->lead + n) * per * sizeof(float)) : NULL;
+  if (s->grid && lead_image) memcpy(s->grid, lead_image, per * sizeof(float));
   if (!save_tensor) return 0;
   const int64_t shape[4] = {n, mc->in_channels, mc->resolution, mc->resolution};
   if (st_stream_open(&s->tensor, save_tensor, "x", 4, shape, err, errlen)) return -1;
@@ -139,7 +145,7 @@ static int sinks_add(SampleSinks *s, const float *x, int first, int B, const UNe
     free(path);
     if (rc) return -1;
   }
-  if (s->grid) memcpy(s->grid + (size_t)first * per, x, (size_t)B * per * sizeof(float));
+  if (s->grid) memcpy(s->grid + (size_t)(s->lead + first) * per, x, (size_t)B * per * sizeof(float));
   if (s->tensor_open && st_stream_write(&s->tensor, x, (size_t)B * per))
     return errorf(err, errlen, "--save-tensor: write failed: %s", strerror(errno));
   return 0;
@@ -149,7 +155,7 @@ static int sinks_add(SampleSinks *s, const float *x, int first, int B, const UNe
 static int sinks_close(SampleSinks *s, int ok, int n, const UNetConfig *mc, char *err, size_t errlen) {
   int rc = ok ? 0 : -1;
   if (rc == 0 && s->grid)
-    rc = image_write_grid_png(s->out, s->grid, n, mc->in_channels, mc->resolution, mc->resolution, err, errlen);
+    rc = image_write_grid_png(s->out, s->grid, s->lead + n, mc->in_channels, mc->resolution, mc->resolution, err, errlen);
   if (s->tensor_open && st_stream_close(&s->tensor, rc == 0, err, errlen) && rc == 0) rc = -1;
   free(s->grid);
   return rc;
@@ -189,7 +195,8 @@ int cmd_sample(int argc, char **argv) {
   SamplerFlags f;
   sampler_flags_default(&f);
   int n = ARG_UNSET, batch = 16, seed = 0;
-  const char *class_list = NULL;
+  const char *class_list = NULL, *image = NULL;
+  double strength = NAN;
   bool no_ema = false, force = false;
   ArgSpec specs[] = {
       {"--ckpt", ARG_STRING, &ckpt},       {"--config", ARG_STRING, &config},   {"--n", ARG_INT, &n},
@@ -197,6 +204,7 @@ int cmd_sample(int argc, char **argv) {
       {"--outdir", ARG_STRING, &outdir},   {"--force", ARG_FLAG, &force},       {"--no-ema", ARG_FLAG, &no_ema},
       {"--class", ARG_STRING, &class_list}, {"--init-noise", ARG_STRING, &init_noise},
       {"--save-tensor", ARG_STRING, &save_tensor}, {"--device", ARG_STRING, &device},
+      {"--image", ARG_STRING, &image},     {"--strength", ARG_DOUBLE, &strength},
       SAMPLER_FLAG_SPECS(f),
   };
   const int parse_rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "sample");
@@ -210,9 +218,23 @@ int cmd_sample(int argc, char **argv) {
     fprintf(stderr, "diffuse sample: --n and --batch must be >= 1, --seed >= 0\n");
     return 1;
   }
+  if (image && isnan(strength)) {
+    fprintf(stderr, "diffuse sample: --image needs --strength S in (0, 1): how far toward the noise the image is "
+                    "taken before it is sampled back (SDEdit; 0.5 keeps the layout, 0.8 little more than colours)\n");
+    return 2;
+  }
+  if (!image && !isnan(strength)) {
+    fprintf(stderr, "diffuse sample: --strength is for --image (SDEdit)\n");
+    return 2;
+  }
+  if (image && init_noise) {
+    fprintf(stderr, "diffuse sample: --image and --init-noise both set the starting point: give one\n");
+    return 2;
+  }
   SamplerOptions so;
   int rc = sampler_options_from_flags(&f, &so);
   if (rc) return rc;
+  if (image) so.strength = strength;
 
   char err[1024];
   const Backend *backend = backend_open(device, err, sizeof err);
@@ -239,16 +261,26 @@ int cmd_sample(int argc, char **argv) {
     diffusion_free(&diffusion);
     return 1;
   }
+  const size_t per_image = (size_t)mc->in_channels * mc->resolution * mc->resolution;
+  float *x_image = image ? xmalloc(per_image * sizeof(float)) : NULL; /* --image, in [-1, 1] */
+  if (image && input_image_load(image, mc->in_channels, mc->resolution, x_image, err, sizeof err)) {
+    fprintf(stderr, "diffuse sample: --image %s\n", err);
+    free(x_image);
+    diffusion_free(&diffusion);
+    return 1;
+  }
+  const double start_tau = sampler_start_tau(&so, &diffusion);
   float *x_init = NULL; /* all of --init-noise, or NULL: the prior noise is drawn batch by batch */
   if (init_noise && !(x_init = load_init_noise(init_noise, mc, &n, err, sizeof err))) {
     fprintf(stderr, "diffuse sample: --init-noise %s\n", err);
+    free(x_image);
     diffusion_free(&diffusion);
     return 1;
   }
   if (n == ARG_UNSET) n = 64;
-  if (out && n > SAMPLE_GRID_MAX)
+  if (out && n + (image ? 1 : 0) > SAMPLE_GRID_MAX)
     rc = errorf(err, sizeof err, "--out: a grid holds at most %d images, not %d: use --outdir or --save-tensor for more",
-                SAMPLE_GRID_MAX, n);
+                SAMPLE_GRID_MAX, n + (image ? 1 : 0));
   if (batch > n) batch = n;
   const size_t per = (size_t)mc->in_channels * mc->resolution * mc->resolution;
   const double batch_bytes = (double)(batch + sampler_work_floats(&so, (size_t)batch * per) / per) * per * sizeof(float);
@@ -265,11 +297,11 @@ int cmd_sample(int argc, char **argv) {
   const CheckpointLoadOptions lo = {.use_ema = !no_ema};
   if (rc == 0) rc = checkpoint_load(ckpt, &model, &lo, NULL, err, sizeof err);
   SampleSinks sinks = {0};
-  if (rc == 0 && root) rc = sinks_open(&sinks, out, outdir, save_tensor, n, mc, err, sizeof err);
+  if (rc == 0 && root) rc = sinks_open(&sinks, out, outdir, save_tensor, n, x_image, mc, err, sizeof err);
   if (comm_any(rc != 0)) {
     if (rc) fprintf(stderr, "diffuse sample: %s\n", err);
     else if (root) sinks_close(&sinks, 0, n, mc, err, sizeof err);
-    free(x_init);
+    free(x_init), free(x_image);
     unet_free(&model);
     diffusion_free(&diffusion);
     return 1;
@@ -297,6 +329,7 @@ int cmd_sample(int argc, char **argv) {
       for (int b = 0; b < B && labels; b++) /* --class: row r of the grid is class r mod the list's length */
         labels[b] = n_classes ? classes[((first + b) / grid_cols(n)) % n_classes] : (first + b) % mc->num_classes;
       if (x_init) memcpy(x, x_init + (size_t)first * per, (size_t)B * per * sizeof(float));
+      else if (x_image) sample_noised_image(x, x_image, B, per, first, seed, &diffusion, start_tau);
       else sample_prior_noise(x, B, per, first, seed, &diffusion);
       NoiseSource noise = sample_step_noise(seed, first);
       shown.nfe = 0;
@@ -327,7 +360,7 @@ int cmd_sample(int argc, char **argv) {
            so.kind == SAMPLER_ODE && so.method == ODE_RK45 ? " (last batch)" : " per image", guided, secs, n / secs,
            out ? ", grid " : "", out ? out : "");
   }
-  free(x_init), free(x), free(work), free(labels), free(guided_labels);
+  free(x_init), free(x_image), free(x), free(work), free(labels), free(guided_labels);
   graph_free(&g);
   unet_free(&model);
   diffusion_free(&diffusion);

@@ -72,6 +72,9 @@ static const Command COMMANDS[] = {
      "  --no-ema         use the online (non-EMA) weights of a training checkpoint\n"
      "  --class C[,C...] class labels of a conditional model: grid row r (ceil(sqrt(n)) columns) is class\n"
      "                   C_(r mod k) (default: cycle through the classes, image by image)\n"
+     "  --image F --strength S  SDEdit (Meng et al. 2022): F (PNG/JPEG at the model's size) taken to\n"
+     "                   alpha x + sigma z at the grid point floor(S steps) from the end, then sampled back\n"
+     "                   over those points (any grid sampler); the grid's first tile is F\n"
      "  --guidance W     classifier-free guidance (Ho & Salimans 2022): eps = (1+W) eps(c) - W eps(null), one\n"
      "                   network call of 2B images; models trained with train.p_uncond > 0 (also eval fid)\n"
      "  --device D       where the network runs: cpu (default), cuda or cuda:N (see diffuse info --devices)\n",

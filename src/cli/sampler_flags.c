@@ -150,6 +150,17 @@ void sample_prior_noise(float *x, int B, size_t per_sample, long first, int seed
   }
 }
 
+void sample_noised_image(float *x, const float *x0, int B, size_t per_sample, long first, int seed, const Diffusion *d,
+                         double tau) {
+  double alpha, sigma;
+  diffusion_marginal(d, tau, &alpha, &sigma);
+  for (int b = 0; b < B; b++) {
+    float *xb = x + (size_t)b * per_sample;
+    rng_fill_normal(xb, per_sample, (uint64_t)seed, NOISE_STREAM_BASE + (uint64_t)(first + b), 0);
+    for (size_t i = 0; i < per_sample; i++) xb[i] = (float)(alpha * x0[i] + sigma * xb[i]);
+  }
+}
+
 NoiseSource sample_step_noise(int seed, long first) {
   return noise_source_rng((uint64_t)seed, SAMPLER_STREAM_BASE + (uint64_t)first);
 }

@@ -48,6 +48,10 @@ int guidance_for_model(const SamplerFlags *f, const UNetConfig *mc, double *w, c
 /* x (B, per_sample): the prior noise of samples first .. first+B-1, sample k from stream k of seed,
  * times the prior std. */
 void sample_prior_noise(float *x, int B, size_t per_sample, long first, int seed, const Diffusion *d);
+/* SDEdit's start: x = alpha(tau) x0 + sigma(tau) z for B copies of one image x0 (per_sample), z the
+ * standard normal of sample_prior_noise's streams. */
+void sample_noised_image(float *x, const float *x0, int B, size_t per_sample, long first, int seed, const Diffusion *d,
+                         double tau);
 /* The per-step noise of the batch starting at sample `first` (sample k: its own stream). */
 NoiseSource sample_step_noise(int seed, long first);
 

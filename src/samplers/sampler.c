@@ -43,6 +43,7 @@ void sampler_options_default(SamplerOptions *o, SamplerKind kind, int steps) {
   o->predictor = PREDICTOR_REVERSE_DIFFUSION;
   o->method = ODE_RK45;
   o->rtol = o->atol = 1e-5;
+  o->strength = 1.0;
 }
 
 static void rng_fill(NoiseSource *self, float *z, int B, size_t per_sample, long draw) {
@@ -75,8 +76,28 @@ void sampler_denoise(SamplerRun *r, double tau, float *eps) {
   for (size_t j = 0; j < r->n; j++) r->x[j] = ca * r->x[j] - cs * eps[j];
 }
 
+/* The grid a run visits: ancestral with steps 0 is all T levels (trailing spacing with T steps). */
+static int grid_steps(const SamplerOptions *o, const Diffusion *d) {
+  return o->kind == SAMPLER_ANCESTRAL && o->steps == 0 ? d->n_levels : o->steps;
+}
+
+/* The grid points a run keeps: all, or floor(strength * points) (SDEdit). */
+static int kept_points(const SamplerOptions *o, const Diffusion *d) {
+  const int all = grid_steps(o, d);
+  return o->strength == 1.0 ? all : (int)(o->strength * all);
+}
+
 int sampler_check(const SamplerOptions *o, const Diffusion *d, char *err, size_t errlen) {
   const char *name = KIND_NAMES[o->kind], *type = d->cfg.type;
+  if (o->strength != 1.0) {
+    if (!(o->strength > 0.0 && o->strength < 1.0)) return errorf(err, errlen, "--strength must be in (0, 1]");
+    if (o->kind == SAMPLER_ODE && o->method == ODE_RK45)
+      return errorf(err, errlen, "--strength needs a fixed grid: use ode --method euler or heun, or another sampler");
+    const int kept = kept_points(o, d), least = o->kind == SAMPLER_ODE || in_sigma_space(o->kind) ? 2 : 1;
+    if (kept < least)
+      return errorf(err, errlen, "--strength %g keeps %d of the %d grid points, and %s needs at least %d: raise "
+                    "--strength or --steps", o->strength, kept, grid_steps(o, d), name, least);
+  }
   switch (o->kind) {
     case SAMPLER_ANCESTRAL:
       if (d->kind != DIFFUSION_DDPM)
@@ -148,9 +169,14 @@ size_t sampler_work_floats(const SamplerOptions *o, size_t n) {
   return 2 * n;
 }
 
-/* The grid a run visits: ancestral with steps 0 is all T levels (trailing spacing with T steps). */
-static int grid_steps(const SamplerOptions *o, const Diffusion *d) {
-  return o->kind == SAMPLER_ANCESTRAL && o->steps == 0 ? d->n_levels : o->steps;
+/* The whole grid of a run (ancestral without --steps: all T levels, trailing). */
+static double *full_grid(const SamplerOptions *o, const Diffusion *d) {
+  char err[256];
+  const int steps = grid_steps(o, d);
+  const Spacing spacing = o->kind == SAMPLER_ANCESTRAL && o->steps == 0 ? SPACING_TRAILING : o->spacing;
+  double *taus = xmalloc((size_t)steps * sizeof(double));
+  CHECK(sampler_time_grid(d, steps, spacing, taus, err, sizeof err) == 0);
+  return taus;
 }
 
 long sampler_run(const SamplerOptions *o, const Diffusion *d, Denoiser *den, NoiseSource *noise, float *x, int B,
@@ -158,15 +184,16 @@ long sampler_run(const SamplerOptions *o, const Diffusion *d, Denoiser *den, Noi
   char err[256];
   CHECK(sampler_check(o, d, err, sizeof err) == 0);
   CHECK(o->kind != SAMPLER_ANCESTRAL || o->variance != VARIANCE_LEARNED || den->predict_eps_var);
-  SamplerRun r = {o, d, den, noise, x, B, per_sample, (size_t)B * per_sample, work, 0};
   const long nfe0 = den->nfe;
   const bool uses_grid = !(o->kind == SAMPLER_ODE && o->method == ODE_RK45);
-  const int steps = grid_steps(o, d);
-  const Spacing spacing = o->kind == SAMPLER_ANCESTRAL && o->steps == 0 ? SPACING_TRAILING : o->spacing;
-  double *taus = uses_grid ? xmalloc((size_t)steps * sizeof(double)) : NULL;
-  if (uses_grid) CHECK(sampler_time_grid(d, steps, spacing, taus, err, sizeof err) == 0);
+  const int steps = grid_steps(o, d), kept = kept_points(o, d);
+  double *grid = uses_grid ? full_grid(o, d) : NULL, *taus = grid ? grid + (steps - kept) : NULL;
+  /* the algorithms read the number of points from the options: those of the kept part of the grid */
+  SamplerOptions run_o = *o;
+  if (o->kind != SAMPLER_ANCESTRAL || o->steps) run_o.steps = kept;
+  SamplerRun r = {&run_o, d, den, noise, x, B, per_sample, (size_t)B * per_sample, work, 0};
   switch (o->kind) {
-    case SAMPLER_ANCESTRAL: sample_ancestral(&r, taus, steps); break;
+    case SAMPLER_ANCESTRAL: sample_ancestral(&r, taus, kept); break;
     case SAMPLER_DDIM: sample_ddim(&r, taus); break;
     case SAMPLER_LANGEVIN: sample_langevin(&r, taus); break;
     case SAMPLER_PC: sample_pc(&r, taus); break;
@@ -179,6 +206,14 @@ long sampler_run(const SamplerOptions *o, const Diffusion *d, Denoiser *den, Noi
     case SAMPLER_EULER_ANCESTRAL: sample_euler_ancestral(&r, taus); break;
     case SAMPLER_HEUN: sample_heun(&r, taus); break;
   }
-  free(taus);
+  free(grid);
   return den->nfe - nfe0;
+}
+
+double sampler_start_tau(const SamplerOptions *o, const Diffusion *d) {
+  if (o->kind == SAMPLER_ODE && o->method == ODE_RK45) return diffusion_tau_max(d);
+  double *grid = full_grid(o, d);
+  const double tau = grid[grid_steps(o, d) - kept_points(o, d)];
+  free(grid);
+  return tau;
 }
