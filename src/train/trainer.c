@@ -53,7 +53,8 @@ struct Trainer {
   int *batch_idx, *batch_labels;
   uint8_t *batch_flip;
   float *batch_host; /* one micro-batch of images, read on the host before the upload */
-  double *step_tau, *step_terms; /* train.loss vlb: (train.batch) each, every rank's samples, for the loss history */
+  double *step_tau, *step_terms; /* train.loss vlb: (train.batch) each, one buffer (terms after tau), every rank's
+                                    samples, for the loss history */
   float *terms_host;             /* (micro) one micro-batch's bound terms */
   int per_rank, micro; /* images per step on this rank (train.batch / ranks), per forward pass */
 };
@@ -130,8 +131,7 @@ static double train_step(Trainer *tr, long step, double *grad_norm_out) {
   bool failed = false;
   const bool bound_history = tr->objective.loss == LOSS_VLB;
   if (bound_history) {
-    memset(tr->step_tau, 0, (size_t)t->batch * sizeof(double));
-    memset(tr->step_terms, 0, (size_t)t->batch * sizeof(double));
+    memset(tr->step_tau, 0, 2 * (size_t)t->batch * sizeof(double));
   }
   for (int k = 0; k < n_micro && !failed; k++) {
     Graph *g = &tr->graph;
@@ -204,8 +204,7 @@ static double train_step(Trainer *tr, long step, double *grad_norm_out) {
     return NAN;
   }
   if (bound_history) { /* every rank folds in every sample's term, in sample order: the same table everywhere */
-    comm_sum_doubles(tr->step_tau, (size_t)t->batch);
-    comm_sum_doubles(tr->step_terms, (size_t)t->batch);
+    comm_sum_doubles(tr->step_tau, 2 * (size_t)t->batch); /* tau and terms in one all-reduce */
     objective_record_terms(&tr->objective, tr->step_tau, tr->step_terms, t->batch);
   }
   *grad_norm_out = norm;
@@ -327,8 +326,8 @@ static int trainer_setup(Trainer *tr, char *err, size_t errlen) {
   tr->batch_flip = xmalloc((size_t)micro);
   tr->batch_host = xmalloc((size_t)micro * m->in_channels * m->resolution * m->resolution * sizeof(float));
   if (tr->objective.loss == LOSS_VLB) {
-    tr->step_tau = xmalloc((size_t)rc->train.batch * sizeof(double));
-    tr->step_terms = xmalloc((size_t)rc->train.batch * sizeof(double));
+    tr->step_tau = xmalloc(2 * (size_t)rc->train.batch * sizeof(double));
+    tr->step_terms = tr->step_tau + rc->train.batch;
     tr->terms_host = xmalloc((size_t)micro * sizeof(float));
   }
   const size_t per = (size_t)m->in_channels * m->resolution * m->resolution, N = (size_t)rc->train.sample_n;
@@ -360,7 +359,7 @@ void trainer_close(Trainer *tr) {
   graph_free(&tr->graph);
   cJSON_Delete(tr->config_json);
   free(tr->grid_noise), free(tr->grid_work), free(tr->batch_idx), free(tr->batch_labels), free(tr->batch_flip),
-      free(tr->batch_host), free(tr->step_tau), free(tr->step_terms), free(tr->terms_host);
+      free(tr->batch_host), free(tr->step_tau), free(tr->terms_host);
   free(tr->ckpt_path), free(tr->log_path), free(tr->config_path), free(tr->samples_dir);
   free(tr);
 }
