@@ -42,14 +42,24 @@ static void mixture_eps(Denoiser *self, float *eps, const float *x, int B, doubl
   const Mixture *m = self->ctx;
   double a, sg;
   diffusion_marginal(m->d, tau, &a, &sg);
+  /* the per-component variances and normalisers do not depend on x: once per call, not per sample */
+  double inv_v[MAX_COMP][MAX_DIM], log_norm[MAX_COMP];
+  for (int k = 0; k < m->K; k++) {
+    log_norm[k] = log(m->w[k]);
+    for (int j = 0; j < m->D; j++) {
+      const double v = a * a * m->s[k][j] * m->s[k][j] + sg * sg;
+      inv_v[k][j] = 1.0 / v;
+      log_norm[k] -= 0.5 * log(v);
+    }
+  }
   for (int b = 0; b < B; b++) {
     const float *xb = x + (size_t)b * m->D;
     double logp[MAX_COMP], mx = -INFINITY;
     for (int k = 0; k < m->K; k++) {
-      logp[k] = log(m->w[k]);
+      logp[k] = log_norm[k];
       for (int j = 0; j < m->D; j++) {
-        const double v = a * a * m->s[k][j] * m->s[k][j] + sg * sg, r = xb[j] - a * m->mu[k][j];
-        logp[k] -= 0.5 * (r * r / v + log(v));
+        const double r = xb[j] - a * m->mu[k][j];
+        logp[k] -= 0.5 * r * r * inv_v[k][j];
       }
       mx = fmax(mx, logp[k]);
     }
@@ -57,10 +67,7 @@ static void mixture_eps(Denoiser *self, float *eps, const float *x, int B, doubl
     for (int k = 0; k < m->K; k++) z += logp[k] = exp(logp[k] - mx);
     for (int j = 0; j < m->D; j++) {
       double e = 0;
-      for (int k = 0; k < m->K; k++) {
-        const double v = a * a * m->s[k][j] * m->s[k][j] + sg * sg;
-        e += logp[k] / z * sg * (xb[j] - a * m->mu[k][j]) / v;
-      }
+      for (int k = 0; k < m->K; k++) e += logp[k] / z * sg * (xb[j] - a * m->mu[k][j]) * inv_v[k][j];
       eps[(size_t)b * m->D + j] = (float)e;
     }
   }
