@@ -66,6 +66,7 @@ typedef struct {
   OdeMethod method;            /* ode */
   double rtol, atol;           /* ode rk45 */
   double s_churn, s_tmin, s_tmax, s_noise; /* heun: EDM's stochasticity (S_churn 0: deterministic) */
+  int resample, jump;          /* conditioned runs: RePaint's jump_n_sample R (1: no resampling) and jump_length J */
   double strength;             /* SDEdit (Meng et al. 2022): run the last floor(strength * steps) points of
                                   the grid, from x at sampler_start_tau (diffusers' img2img rule); 1: all */
 } SamplerOptions;
@@ -77,7 +78,7 @@ typedef struct {
  * dpmpp_3m and unipc logsnr; euler_ancestral and heun karras; the others trailing; eta 1 for dpmpp_sde and
  * euler_ancestral, 0 otherwise; langevin eps 6.2e-6, K 5 (NCSNv2 CIFAR-10); pc reverse_diffusion, snr 0.16,
  * K 1 (Song et al. 2021); ode rk45 with rtol = atol = 1e-5 (Song et al. 2021); heun S_churn 0, S_tmin 0,
- * S_tmax inf, S_noise 1. Ancestral with steps 0 visits all T levels, otherwise a respaced subset. */
+ * S_tmax inf, S_noise 1; resample 1, jump 10 (RePaint's). Ancestral with steps 0 visits all T levels, otherwise a respaced subset. */
 void sampler_options_default(SamplerOptions *o, SamplerKind kind, int steps);
 /* Name -> enum for the CLI; -1 for an unknown name. */
 int sampler_kind_from_name(const char *name);
@@ -101,6 +102,38 @@ size_t sampler_work_floats(const SamplerOptions *o, size_t n);
  * network evaluations (each on the whole batch). */
 long sampler_run(const SamplerOptions *o, const Diffusion *d, Denoiser *den, NoiseSource *noise, float *x, int B,
                  size_t per_sample, float *work);
+
+/* A known linear part of the sample (Song et al. 2021's inverse problems): the samples keep P x = P reference,
+ * P the orthogonal projection onto
+ *   inpaint:  the pixels where keep is 1 (every channel);
+ *   colorize: the per-pixel channel mean, the first channel of score_sde's decorrelated colour space
+ *             (its orthonormal M has first column (1, 1, 1) / sqrt(3), so its grayscale channel masks to
+ *             this P); the samples keep the reference's grayscale image;
+ *   lowres:   the factor x factor block means of each channel (ILVR's low-pass phi_N, Choi et al. 2021,
+ *             with box down- and nearest up-sampling, whose composite is an orthogonal projection).
+ * After every reverse step to time tau (and every pc corrector step) the known part is replaced by that of
+ * q(x_tau | reference): x <- x + P(alpha reference + sigma z - x), z fresh noise; at the end x <- x + P(reference
+ * - x), so the known part comes out as the reference's (inpaint: the very values). With o->resample R > 1,
+ * RePaint's schedule (Lugmayr et al. 2022) goes back o->jump grid points by the forward process R - 1 times at
+ * every jump-th point. Runs on ancestral (RePaint), ddim and pc (score_sde's inpainter and colorizer). */
+typedef enum { CONDITION_INPAINT, CONDITION_COLORIZE, CONDITION_LOWRES } ConditionKind;
+typedef struct {
+  ConditionKind kind;
+  const float *reference;          /* per_sample floats (C, H, W) in data space, the same for the whole batch */
+  const float *keep;               /* inpaint: per_sample floats, 1 keep / 0 generate (the same for all channels) */
+  int channels, height, width;     /* the sample's layout */
+  int factor;                      /* lowres */
+} SamplerCondition;
+
+/* Is the condition meaningful with these options (sampler kind, strength, R, J) and this layout? 0, or -1 +
+ * message. */
+int sampler_check_condition(const SamplerOptions *o, const SamplerCondition *c, size_t per_sample, char *err,
+                            size_t errlen);
+/* v (B, per_sample) <- P v. */
+void sampler_condition_project(const SamplerCondition *c, float *v, int B);
+/* sampler_run with a condition (NULL: none), checked by sampler_check_condition. */
+long sampler_run_conditioned(const SamplerOptions *o, const Diffusion *d, Denoiser *den, NoiseSource *noise,
+                             const SamplerCondition *cond, float *x, int B, size_t per_sample, float *work);
 
 /* Integrate the probability-flow ODE from tau0 to tau1 (either direction) with o->method (euler and
  * heun on o->steps uniform points), without the denoising step: encode with tau0 < tau1, decode back.

@@ -16,6 +16,7 @@ typedef struct {
   size_t per_sample, n;
   float *work;
   long noise_draws; /* draws handed out so far */
+  const SamplerCondition *cond; /* NULL, or the known part to keep (condition.c) */
 } SamplerRun;
 
 /* taus: the visited timesteps, descending (all T, or a respaced subset). */
@@ -24,6 +25,15 @@ void sample_ddim(SamplerRun *r, const double *taus);
 void sample_langevin(SamplerRun *r, const double *taus);
 void sample_pc(SamplerRun *r, const double *taus);
 void sample_ode(SamplerRun *r, const double *taus);
+/* One interval of a grid sampler: x at taus[i] to taus[i + 1], or to the final sample when i = steps - 1
+ * (the conditioned driver, condition.c, calls these one at a time). */
+void ancestral_step(SamplerRun *r, const double *taus, int i, int steps);
+void ddim_step(SamplerRun *r, const double *taus, int i, int steps);
+void pc_step(SamplerRun *r, const double *taus, int i, int steps);
+/* Replace the known part of r->x with that of q(x_tau | reference); scratch: n floats. */
+void sampler_condition_keep(SamplerRun *r, double tau, float *scratch);
+/* The conditioned run over taus[0..steps-1] (condition.c). */
+void sample_conditioned(SamplerRun *r, const double *taus, int steps);
 /* The samplers written in k-diffusion's variables (sigma_space.c): DPM-Solver++ 2M / 2M SDE / 3M
  * (dpmpp.c), 2S (dpmpp_2s.c), UniPC (unipc.c), Euler ancestral (euler_ancestral.c), EDM's Heun (heun.c). */
 void sample_dpmpp(SamplerRun *r, const double *taus);

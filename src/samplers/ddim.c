@@ -9,22 +9,23 @@
 
 #include "algorithms.h"
 
-void sample_ddim(SamplerRun *r, const double *taus) {
-  const int steps = r->o->steps;
+void ddim_step(SamplerRun *r, const double *taus, int i, int steps) {
   float *eps = r->work, *z = r->work + r->n, *x = r->x;
-  for (int i = 0; i < steps; i++) {
-    double a, s, a_next = 1.0, s_next = 0.0;
-    diffusion_marginal(r->d, taus[i], &a, &s);
-    if (i + 1 < steps) diffusion_marginal(r->d, taus[i + 1], &a_next, &s_next);
-    const double ratio = a / a_next, tail = s * s - ratio * ratio * s_next * s_next;
-    const double c = r->o->eta * s_next / s * sqrt(tail > 0.0 ? tail : 0.0);
-    r->den->predict_eps(r->den, eps, x, r->B, taus[i]);
-    const float cx = (float)(a_next / a), ce = (float)(sqrt(s_next * s_next - c * c) - a_next * s / a), cz = (float)c;
-    if (cz > 0.0f) {
-      sampler_noise(r, z);
-      for (size_t k = 0; k < r->n; k++) x[k] = cx * x[k] + ce * eps[k] + cz * z[k];
-    } else {
-      for (size_t k = 0; k < r->n; k++) x[k] = cx * x[k] + ce * eps[k];
-    }
+  double a, s, a_next = 1.0, s_next = 0.0;
+  diffusion_marginal(r->d, taus[i], &a, &s);
+  if (i + 1 < steps) diffusion_marginal(r->d, taus[i + 1], &a_next, &s_next);
+  const double ratio = a / a_next, tail = s * s - ratio * ratio * s_next * s_next;
+  const double c = r->o->eta * s_next / s * sqrt(tail > 0.0 ? tail : 0.0);
+  r->den->predict_eps(r->den, eps, x, r->B, taus[i]);
+  const float cx = (float)(a_next / a), ce = (float)(sqrt(s_next * s_next - c * c) - a_next * s / a), cz = (float)c;
+  if (cz > 0.0f) {
+    sampler_noise(r, z);
+    for (size_t k = 0; k < r->n; k++) x[k] = cx * x[k] + ce * eps[k] + cz * z[k];
+  } else {
+    for (size_t k = 0; k < r->n; k++) x[k] = cx * x[k] + ce * eps[k];
   }
+}
+
+void sample_ddim(SamplerRun *r, const double *taus) {
+  for (int i = 0; i < r->o->steps; i++) ddim_step(r, taus, i, r->o->steps);
 }

@@ -45,7 +45,7 @@ static void rk45(SamplerRun *r, double tau0, double tau1) {
 
 long sampler_ode_solve(const SamplerOptions *o, const Diffusion *d, Denoiser *den, float *x, int B, size_t per_sample,
                        double tau0, double tau1, float *work) {
-  SamplerRun r = {o, d, den, NULL, x, B, per_sample, (size_t)B * per_sample, work, 0};
+  SamplerRun r = {o, d, den, NULL, x, B, per_sample, (size_t)B * per_sample, work, 0, NULL};
   const long nfe0 = den->nfe;
   if (o->method == ODE_RK45) {
     rk45(&r, tau0, tau1);

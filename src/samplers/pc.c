@@ -36,6 +36,7 @@ static void corrector(SamplerRun *r, double tau, double a_ratio, float *eps, flo
     const float ce = (float)(-step / sigma), cz = (float)sqrt(2.0 * step);
     float *x = r->x;
     for (size_t j = 0; j < r->n; j++) x[j] += ce * eps[j] + cz * z[j];
+    if (r->cond) sampler_condition_keep(r, tau, z); /* score_sde's inpainter: after every corrector step too */
   }
 }
 
@@ -63,15 +64,16 @@ static void predictor(SamplerRun *r, double tau, double tau_next, float *eps, fl
   for (size_t j = 0; j < r->n; j++) x[j] = cx * x[j] + ce * eps[j] + cz * z[j];
 }
 
-void sample_pc(SamplerRun *r, const double *taus) {
-  const int steps = r->o->steps;
+void pc_step(SamplerRun *r, const double *taus, int i, int steps) {
   float *eps = r->work, *z = r->work + r->n;
-  for (int i = 0; i < steps; i++) {
-    double a, s, an = 1.0, sn;
-    diffusion_marginal(r->d, taus[i], &a, &s);
-    if (i + 1 < steps) diffusion_marginal(r->d, taus[i + 1], &an, &sn);
-    corrector(r, taus[i], (a / an) * (a / an), eps, z);
-    if (i + 1 < steps) predictor(r, taus[i], taus[i + 1], eps, z);
-  }
-  sampler_denoise(r, taus[steps - 1], eps);
+  double a, s, an = 1.0, sn;
+  diffusion_marginal(r->d, taus[i], &a, &s);
+  if (i + 1 < steps) diffusion_marginal(r->d, taus[i + 1], &an, &sn);
+  corrector(r, taus[i], (a / an) * (a / an), eps, z);
+  if (i + 1 < steps) predictor(r, taus[i], taus[i + 1], eps, z);
+  else sampler_denoise(r, taus[i], eps);
+}
+
+void sample_pc(SamplerRun *r, const double *taus) {
+  for (int i = 0; i < r->o->steps; i++) pc_step(r, taus, i, r->o->steps);
 }

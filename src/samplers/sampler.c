@@ -44,6 +44,8 @@ void sampler_options_default(SamplerOptions *o, SamplerKind kind, int steps) {
   o->method = ODE_RK45;
   o->rtol = o->atol = 1e-5;
   o->strength = 1.0;
+  o->resample = 1;
+  o->jump = 10;
 }
 
 static void rng_fill(NoiseSource *self, float *z, int B, size_t per_sample, long draw) {
@@ -181,8 +183,14 @@ static double *full_grid(const SamplerOptions *o, const Diffusion *d) {
 
 long sampler_run(const SamplerOptions *o, const Diffusion *d, Denoiser *den, NoiseSource *noise, float *x, int B,
                  size_t per_sample, float *work) {
+  return sampler_run_conditioned(o, d, den, noise, NULL, x, B, per_sample, work);
+}
+
+long sampler_run_conditioned(const SamplerOptions *o, const Diffusion *d, Denoiser *den, NoiseSource *noise,
+                             const SamplerCondition *cond, float *x, int B, size_t per_sample, float *work) {
   char err[256];
   CHECK(sampler_check(o, d, err, sizeof err) == 0);
+  CHECK(!cond || sampler_check_condition(o, cond, per_sample, err, sizeof err) == 0);
   CHECK(o->kind != SAMPLER_ANCESTRAL || o->variance != VARIANCE_LEARNED || den->predict_eps_var);
   const long nfe0 = den->nfe;
   const bool uses_grid = !(o->kind == SAMPLER_ODE && o->method == ODE_RK45);
@@ -191,20 +199,24 @@ long sampler_run(const SamplerOptions *o, const Diffusion *d, Denoiser *den, Noi
   /* the algorithms read the number of points from the options: those of the kept part of the grid */
   SamplerOptions run_o = *o;
   if (o->kind != SAMPLER_ANCESTRAL || o->steps) run_o.steps = kept;
-  SamplerRun r = {&run_o, d, den, noise, x, B, per_sample, (size_t)B * per_sample, work, 0};
-  switch (o->kind) {
-    case SAMPLER_ANCESTRAL: sample_ancestral(&r, taus, kept); break;
-    case SAMPLER_DDIM: sample_ddim(&r, taus); break;
-    case SAMPLER_LANGEVIN: sample_langevin(&r, taus); break;
-    case SAMPLER_PC: sample_pc(&r, taus); break;
-    case SAMPLER_ODE: sample_ode(&r, taus); break;
-    case SAMPLER_DPMPP:
-    case SAMPLER_DPMPP_SDE:
-    case SAMPLER_DPMPP_3M: sample_dpmpp(&r, taus); break;
-    case SAMPLER_DPMPP_2S: sample_dpmpp_2s(&r, taus); break;
-    case SAMPLER_UNIPC: sample_unipc(&r, taus); break;
-    case SAMPLER_EULER_ANCESTRAL: sample_euler_ancestral(&r, taus); break;
-    case SAMPLER_HEUN: sample_heun(&r, taus); break;
+  SamplerRun r = {&run_o, d, den, noise, x, B, per_sample, (size_t)B * per_sample, work, 0, cond};
+  if (cond) {
+    sample_conditioned(&r, taus, kept);
+  } else {
+    switch (o->kind) {
+      case SAMPLER_ANCESTRAL: sample_ancestral(&r, taus, kept); break;
+      case SAMPLER_DDIM: sample_ddim(&r, taus); break;
+      case SAMPLER_LANGEVIN: sample_langevin(&r, taus); break;
+      case SAMPLER_PC: sample_pc(&r, taus); break;
+      case SAMPLER_ODE: sample_ode(&r, taus); break;
+      case SAMPLER_DPMPP:
+      case SAMPLER_DPMPP_SDE:
+      case SAMPLER_DPMPP_3M: sample_dpmpp(&r, taus); break;
+      case SAMPLER_DPMPP_2S: sample_dpmpp_2s(&r, taus); break;
+      case SAMPLER_UNIPC: sample_unipc(&r, taus); break;
+      case SAMPLER_EULER_ANCESTRAL: sample_euler_ancestral(&r, taus); break;
+      case SAMPLER_HEUN: sample_heun(&r, taus); break;
+    }
   }
   free(grid);
   return den->nfe - nfe0;

@@ -1,0 +1,456 @@
+/* test_condition.c - inpainting, colourisation and ILVR (SamplerCondition) on exact scores.
+ *
+ * Data x ~ N(mu, S) with a full covariance S over a few "pixels", so the known part P x carries
+ * information about the rest. The exact eps_hat(x, tau) = sigma (alpha^2 S + sigma^2 I)^-1 (x - alpha mu)
+ * is the model. Given the known part P x = P y (A x = A y, A the orthonormal rows spanning P's range),
+ * the exact conditional is N(mu + S A^T (A S A^T)^-1 A (y - mu), S - S A^T (A S A^T)^-1 A S). Each sampler
+ * family that takes a condition (ancestral with RePaint's resampling, ddim, pc) must reproduce its mean
+ * and covariance within statistical error, and keep the known part (inpainting: the very values).
+ * Plain replacement (no resampling) is not exact on correlated data; the test measures its bias too,
+ * which shows the comparison can fail.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/rng.h"
+#include "diffusion/denoiser.h"
+#include "diffusion/diffusion.h"
+#include "samplers/sampler.h"
+#include "test_util.h"
+
+#define MAX_D 8
+
+typedef struct {
+  const Diffusion *d;
+  int D;
+  double mu[MAX_D], S[MAX_D][MAX_D];
+} FullGaussian;
+
+/* inv <- m^-1 (n x n, row stride MAX_D), Gauss-Jordan with partial pivoting. */
+static void invert(int n, double m[MAX_D][MAX_D], double inv[MAX_D][MAX_D]) {
+  double a[MAX_D][2 * MAX_D];
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < 2 * n; j++) a[i][j] = j < n ? m[i][j] : (j - n == i);
+  for (int c = 0; c < n; c++) {
+    int p = c;
+    for (int i = c + 1; i < n; i++)
+      if (fabs(a[i][c]) > fabs(a[p][c])) p = i;
+    for (int j = 0; j < 2 * n; j++) {
+      const double t = a[c][j];
+      a[c][j] = a[p][j], a[p][j] = t;
+    }
+    const double piv = a[c][c];
+    for (int j = 0; j < 2 * n; j++) a[c][j] /= piv;
+    for (int i = 0; i < n; i++) {
+      if (i == c) continue;
+      const double f = a[i][c];
+      for (int j = 0; j < 2 * n; j++) a[i][j] -= f * a[c][j];
+    }
+  }
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < n; j++) inv[i][j] = a[i][n + j];
+}
+
+static void full_gaussian_eps(Denoiser *self, float *eps, const float *x, int B, double tau) {
+  const FullGaussian *g = self->ctx;
+  double a, s, C[MAX_D][MAX_D], Ci[MAX_D][MAX_D];
+  diffusion_marginal(g->d, tau, &a, &s);
+  for (int i = 0; i < g->D; i++)
+    for (int j = 0; j < g->D; j++) C[i][j] = a * a * g->S[i][j] + (i == j ? s * s : 0.0);
+  invert(g->D, C, Ci);
+  for (int b = 0; b < B; b++) {
+    const float *xb = x + (size_t)b * g->D;
+    for (int i = 0; i < g->D; i++) {
+      double e = 0;
+      for (int j = 0; j < g->D; j++) e += Ci[i][j] * (xb[j] - a * g->mu[j]);
+      eps[(size_t)b * g->D + i] = (float)(s * e);
+    }
+  }
+  self->nfe++;
+}
+
+/* S_ij = s_i s_j 0.8^|i-j|: neighbouring pixels correlated 0.8, as in images. */
+static void make_gaussian(FullGaussian *g, const Diffusion *d, int D) {
+  memset(g, 0, sizeof *g);
+  g->d = d, g->D = D;
+  for (int i = 0; i < D; i++) {
+    g->mu[i] = 0.3 * sin(1.0 + i);
+    for (int j = 0; j < D; j++) {
+      const double si = 0.4 + 0.05 * i, sj = 0.4 + 0.05 * j;
+      g->S[i][j] = si * sj * pow(0.8, abs(i - j));
+    }
+  }
+}
+
+typedef struct {
+  const char *name;
+  SamplerCondition c;
+  int k;                 /* rows of A */
+  double A[MAX_D][MAX_D]; /* orthonormal rows spanning the known part */
+  float keep[MAX_D];
+} Known;
+
+/* Inpainting: 2x3 pixels (row-major), keep pixels 0, 2, 5. */
+static void known_inpaint(Known *kn) {
+  memset(kn, 0, sizeof *kn);
+  kn->name = "inpaint";
+  const int kept[3] = {0, 2, 5};
+  for (int r = 0; r < 3; r++) kn->A[r][kept[r]] = 1.0, kn->keep[kept[r]] = 1.0f;
+  kn->k = 3;
+  kn->c = (SamplerCondition){.kind = CONDITION_INPAINT, .keep = kn->keep, .channels = 1, .height = 2, .width = 3};
+}
+
+/* Colourisation: 3 channels of 1x2 pixels (channel-major); known: each pixel's channel mean. */
+static void known_colorize(Known *kn) {
+  memset(kn, 0, sizeof *kn);
+  kn->name = "colorize";
+  for (int p = 0; p < 2; p++)
+    for (int ch = 0; ch < 3; ch++) kn->A[p][ch * 2 + p] = 1.0 / sqrt(3.0);
+  kn->k = 2;
+  kn->c = (SamplerCondition){.kind = CONDITION_COLORIZE, .channels = 3, .height = 1, .width = 2};
+}
+
+/* ILVR x2: 1 channel of 2x4 pixels; known: the two 2x2 block means. */
+static void known_lowres(Known *kn) {
+  memset(kn, 0, sizeof *kn);
+  kn->name = "lowres";
+  for (int blk = 0; blk < 2; blk++)
+    for (int y = 0; y < 2; y++)
+      for (int x = 0; x < 2; x++) kn->A[blk][y * 4 + blk * 2 + x] = 0.5;
+  kn->k = 2;
+  kn->c = (SamplerCondition){.kind = CONDITION_LOWRES, .channels = 1, .height = 2, .width = 4, .factor = 2};
+}
+
+/* sampler_condition_project is A^T A. */
+static void check_projection(const Known *kn, int D) {
+  double worst = 0;
+  for (int e = 0; e < D; e++) {
+    float v[MAX_D] = {0};
+    v[e] = 1.0f;
+    sampler_condition_project(&kn->c, v, 1);
+    for (int i = 0; i < D; i++) {
+      double want = 0;
+      for (int r = 0; r < kn->k; r++) want += kn->A[r][i] * kn->A[r][e];
+      worst = fmax(worst, fabs(v[i] - want));
+    }
+  }
+  EXPECT(worst < 1e-6, "%s: the projection differs from A^T A by %.2e", kn->name, worst);
+}
+
+/* The exact conditional mean and covariance of x given A x = A y. */
+static void exact_conditional(const FullGaussian *g, const Known *kn, const double *y, double *mean,
+                              double cov[MAX_D][MAX_D]) {
+  const int D = g->D, k = kn->k;
+  double SAt[MAX_D][MAX_D] = {{0}}, ASA[MAX_D][MAX_D] = {{0}}, ASAi[MAX_D][MAX_D], r[MAX_D];
+  for (int i = 0; i < D; i++)
+    for (int q = 0; q < k; q++)
+      for (int j = 0; j < D; j++) SAt[i][q] += g->S[i][j] * kn->A[q][j];
+  for (int p = 0; p < k; p++)
+    for (int q = 0; q < k; q++)
+      for (int i = 0; i < D; i++) ASA[p][q] += kn->A[p][i] * SAt[i][q];
+  invert(k, ASA, ASAi);
+  for (int p = 0; p < k; p++) {
+    double v = 0;
+    for (int i = 0; i < D; i++) v += kn->A[p][i] * (y[i] - g->mu[i]);
+    r[p] = v;
+  }
+  for (int i = 0; i < D; i++) {
+    mean[i] = g->mu[i];
+    for (int p = 0; p < k; p++)
+      for (int q = 0; q < k; q++) mean[i] += SAt[i][p] * ASAi[p][q] * r[q];
+    for (int j = 0; j < D; j++) {
+      double c = g->S[i][j];
+      for (int p = 0; p < k; p++)
+        for (int q = 0; q < k; q++) c -= SAt[i][p] * ASAi[p][q] * SAt[j][q];
+      cov[i][j] = c;
+    }
+  }
+}
+
+/* ---- the algorithm's own output distribution, by exact moment propagation ----
+ * With the exact Gaussian scores, every ancestral and ddim step, every replacement and every
+ * forward re-noising is affine in x plus independent Gaussian noise, so the samples' mean and
+ * covariance follow in closed form: x' = M x + b + N(0, Q) gives m' = M m + b, C' = M C M^T + Q.
+ * The schedule is RePaint's get_schedule_jump as written there (a list of levels), independently of
+ * condition.c's bookkeeping. */
+typedef struct {
+  int D;
+  double m[MAX_D], C[MAX_D][MAX_D];
+} Moments;
+
+static void affine(Moments *s, double M[MAX_D][MAX_D], const double *b, double q, double Qm[MAX_D][MAX_D]) {
+  const int D = s->D;
+  double m[MAX_D], MC[MAX_D][MAX_D] = {{0}};
+  for (int i = 0; i < D; i++) {
+    m[i] = b[i];
+    for (int j = 0; j < D; j++) m[i] += M[i][j] * s->m[j];
+  }
+  for (int i = 0; i < D; i++)
+    for (int j = 0; j < D; j++)
+      for (int k = 0; k < D; k++) MC[i][j] += M[i][k] * s->C[k][j];
+  for (int i = 0; i < D; i++) {
+    s->m[i] = m[i];
+    for (int j = 0; j < D; j++) {
+      double c = q * (Qm ? Qm[i][j] : (i == j));
+      for (int k = 0; k < D; k++) c += MC[i][k] * M[j][k];
+      s->C[i][j] = c;
+    }
+  }
+}
+
+/* eps_hat = E x + e0 at tau. */
+static void eps_affine(const FullGaussian *g, double tau, double E[MAX_D][MAX_D], double *e0) {
+  double a, s, C[MAX_D][MAX_D], Ci[MAX_D][MAX_D];
+  diffusion_marginal(g->d, tau, &a, &s);
+  for (int i = 0; i < g->D; i++)
+    for (int j = 0; j < g->D; j++) C[i][j] = a * a * g->S[i][j] + (i == j ? s * s : 0.0);
+  invert(g->D, C, Ci);
+  for (int i = 0; i < g->D; i++) {
+    e0[i] = 0;
+    for (int j = 0; j < g->D; j++) E[i][j] = s * Ci[i][j], e0[i] -= s * a * Ci[i][j] * g->mu[j];
+  }
+}
+
+/* One reverse step from grid point i (ancestral_step / ddim_step's update). */
+static void oracle_step(Moments *s, const FullGaussian *g, const SamplerOptions *o, const double *taus, int i,
+                        int steps) {
+  const int D = g->D;
+  double E[MAX_D][MAX_D], e0[MAX_D], M[MAX_D][MAX_D], b[MAX_D], q;
+  eps_affine(g, taus[i], E, e0);
+  const bool last = i + 1 == steps;
+  if (o->kind == SAMPLER_ANCESTRAL) {
+    const Diffusion *d = g->d;
+    const int t = (int)taus[i], prev = last ? -1 : (int)taus[i + 1];
+    const double ab = d->alphas_cumprod[t], ab_prev = prev >= 0 ? d->alphas_cumprod[prev] : 1.0;
+    const double beta = 1.0 - ab / ab_prev;
+    const double var = o->variance == VARIANCE_FIXED_LARGE ? beta : beta * (1.0 - ab_prev) / (1.0 - ab);
+    const double c0 = sqrt(ab_prev) * beta / (1.0 - ab), ct = sqrt(1.0 - beta) * (1.0 - ab_prev) / (1.0 - ab);
+    for (int r = 0; r < D; r++) {
+      b[r] = -c0 * sqrt(1.0 - ab) * e0[r] / sqrt(ab);
+      for (int c = 0; c < D; c++) M[r][c] = c0 * ((r == c) - sqrt(1.0 - ab) * E[r][c]) / sqrt(ab) + ct * (r == c);
+    }
+    q = last ? 0.0 : var;
+  } else {
+    double a, sg, an = 1.0, sn = 0.0;
+    diffusion_marginal(g->d, taus[i], &a, &sg);
+    if (!last) diffusion_marginal(g->d, taus[i + 1], &an, &sn);
+    const double ratio = a / an, tail = sg * sg - ratio * ratio * sn * sn;
+    const double c = o->eta * sn / sg * sqrt(tail > 0.0 ? tail : 0.0);
+    const double cx = an / a, ce = sqrt(sn * sn - c * c) - an * sg / a;
+    for (int r = 0; r < D; r++) {
+      b[r] = ce * e0[r];
+      for (int k = 0; k < D; k++) M[r][k] = cx * (r == k) + ce * E[r][k];
+    }
+    q = c * c;
+  }
+  affine(s, M, b, q, NULL);
+}
+
+/* x <- (I - P) x + P (alpha ref + sigma z). */
+static void oracle_keep(Moments *s, const Known *kn, const float *ref, double alpha, double sigma) {
+  const int D = s->D;
+  double P[MAX_D][MAX_D] = {{0}}, M[MAX_D][MAX_D], b[MAX_D] = {0};
+  for (int i = 0; i < D; i++)
+    for (int j = 0; j < D; j++)
+      for (int r = 0; r < kn->k; r++) P[i][j] += kn->A[r][i] * kn->A[r][j];
+  for (int i = 0; i < D; i++)
+    for (int j = 0; j < D; j++) M[i][j] = (i == j) - P[i][j], b[i] += alpha * P[i][j] * ref[j];
+  affine(s, M, b, sigma * sigma, P);
+}
+
+static void oracle_renoise(Moments *s, const Diffusion *d, double tau_lo, double tau_hi) {
+  double a_lo, s_lo, a_hi, s_hi, M[MAX_D][MAX_D] = {{0}}, b[MAX_D] = {0};
+  diffusion_marginal(d, tau_lo, &a_lo, &s_lo);
+  diffusion_marginal(d, tau_hi, &a_hi, &s_hi);
+  const double ratio = a_hi / a_lo;
+  for (int i = 0; i < s->D; i++) M[i][i] = ratio;
+  affine(s, M, b, s_hi * s_hi - ratio * ratio * s_lo * s_lo, NULL);
+}
+
+static void oracle_run(Moments *s, const FullGaussian *g, const SamplerOptions *o, const Known *kn, const float *ref) {
+  const Diffusion *d = g->d;
+  const int steps = o->steps, R = o->resample, J = o->jump;
+  double *taus = malloc((size_t)steps * sizeof(double)), a, sg;
+  char err[256];
+  EXPECT(sampler_time_grid(d, steps, o->spacing, taus, err, sizeof err) == 0, "%s", err);
+  memset(s, 0, sizeof *s);
+  s->D = g->D;
+  const double prior = diffusion_prior_std(d);
+  for (int i = 0; i < g->D; i++) s->C[i][i] = prior * prior;
+  diffusion_marginal(d, taus[0], &a, &sg);
+  oracle_keep(s, kn, ref, a, sg);
+  /* RePaint's get_schedule_jump(t_T = steps, jump_length = J, jump_n_sample = R) */
+  int *jumps = calloc((size_t)steps, sizeof(int)), *ts = malloc((size_t)(steps * (2 * R + 1) + 2) * sizeof(int)), n = 0;
+  for (int j = 0; j < steps - J; j += J) jumps[j] = R - 1;
+  for (int t = steps; t >= 1;) {
+    ts[n++] = --t;
+    if (jumps[t] > 0) {
+      jumps[t]--;
+      for (int k = 0; k < J; k++) ts[n++] = ++t;
+    }
+  }
+  ts[n++] = -1;
+  /* ts[0] = steps - 1 is the prior; level t is grid point steps - 1 - t */
+  for (int k = 1; k < n; k++) {
+    const int from = ts[k - 1], to = ts[k];
+    if (to < from) {
+      oracle_step(s, g, o, taus, steps - 1 - from, steps);
+      if (to >= 0) {
+        diffusion_marginal(d, taus[steps - 1 - to], &a, &sg);
+        oracle_keep(s, kn, ref, a, sg);
+      } else {
+        oracle_keep(s, kn, ref, 1.0, 0.0);
+      }
+    } else {
+      oracle_renoise(s, d, taus[steps - 1 - from], taus[steps - 1 - to]);
+    }
+  }
+  free(jumps), free(ts), free(taus);
+}
+
+/* The largest deviation of (m, C) from (mean, cov) in standard errors of B samples of (mean, cov)
+ * (mean sqrt(C_ii / B), covariance sqrt((C_ii C_jj + C_ij^2) / B)); a direction without spread is held
+ * to 1e-5. */
+static double deviation(int D, const double *m, double c[MAX_D][MAX_D], const double *mean, double cov[MAX_D][MAX_D],
+                        int B) {
+  double worst = 0;
+  for (int i = 0; i < D; i++) {
+    const double se_m = sqrt(fmax(cov[i][i], 0.0) / B);
+    worst = fmax(worst, fabs(m[i] - mean[i]) / fmax(se_m, 1e-5));
+    for (int j = 0; j < D; j++) {
+      const double se_c = sqrt((fmax(cov[i][i], 0.0) * fmax(cov[j][j], 0.0) + cov[i][j] * cov[i][j]) / B);
+      worst = fmax(worst, fabs(c[i][j] - cov[i][j]) / fmax(se_c, 1e-5));
+    }
+  }
+  return worst;
+}
+
+typedef struct {
+  double vs_algorithm, vs_exact, algorithm_vs_exact; /* deviations in standard errors of B samples */
+  bool known_kept;
+} ConditionResult;
+
+/* B conditioned samples of the Gaussian (independent: no correlation between the known part and the
+ * rest) against the algorithm's own distribution (ancestral, ddim) and the exact conditional. */
+static ConditionResult run_condition(const char *process, SamplerKind kind, int steps, int R, int J,
+                                     AncestralVariance variance, Known *kn, int D, bool independent) {
+  Diffusion d;
+  init_diffusion(&d, process, "linear");
+  FullGaussian g;
+  make_gaussian(&g, &d, D);
+  if (independent) /* zero the covariance between the known directions and their complement */
+    for (int i = 0; i < D; i++)
+      for (int j = 0; j < D; j++) g.S[i][j] = (kn->keep[i] != 0.0f) == (kn->keep[j] != 0.0f) ? g.S[i][j] : 0.0;
+  float ref[MAX_D];
+  double y[MAX_D];
+  for (int i = 0; i < D; i++) y[i] = ref[i] = (float)(g.mu[i] + (i % 2 ? 0.5 : -0.4)); /* an unlikely input */
+  kn->c.reference = ref;
+  SamplerOptions o;
+  sampler_options_default(&o, kind, steps);
+  o.resample = R, o.jump = J, o.variance = variance;
+  if (kind == SAMPLER_DDIM) o.eta = 1.0;
+  char err[256];
+  EXPECT(sampler_check(&o, &d, err, sizeof err) == 0 && sampler_check_condition(&o, &kn->c, D, err, sizeof err) == 0,
+         "%s", err);
+  enum { B = 4000 };
+  const size_t n = (size_t)B * D;
+  float *x = malloc(n * sizeof(float)), *work = malloc(sampler_work_floats(&o, n) * sizeof(float));
+  rng_fill_normal(x, n, 51, 0, 0);
+  const float prior = (float)diffusion_prior_std(&d);
+  for (size_t i = 0; i < n; i++) x[i] *= prior;
+  Denoiser den = {full_gaussian_eps, 0, &g, NULL, NULL};
+  NoiseSource noise = noise_source_rng(52, 0);
+  sampler_run_conditioned(&o, &d, &den, &noise, &kn->c, x, B, D, work);
+
+  double mean[MAX_D], cov[MAX_D][MAX_D], m[MAX_D] = {0}, c[MAX_D][MAX_D] = {{0}};
+  exact_conditional(&g, kn, y, mean, cov);
+  for (int b = 0; b < B; b++)
+    for (int i = 0; i < D; i++) m[i] += x[(size_t)b * D + i] / B;
+  for (int b = 0; b < B; b++)
+    for (int i = 0; i < D; i++)
+      for (int j = 0; j < D; j++) c[i][j] += (x[(size_t)b * D + i] - m[i]) * (x[(size_t)b * D + j] - m[j]) / (B - 1);
+  ConditionResult res = {0, deviation(D, m, c, mean, cov, B), 0, true};
+  if (kind != SAMPLER_PC) { /* pc's corrector step depends on the batch's norms: not affine */
+    Moments alg;
+    oracle_run(&alg, &g, &o, kn, ref);
+    res.vs_algorithm = deviation(D, m, c, alg.m, alg.C, B);
+    res.algorithm_vs_exact = deviation(D, alg.m, alg.C, mean, cov, B);
+  }
+  /* the known part: P x = P y for every sample (inpainting: the same bits) */
+  for (int b = 0; b < B; b++) {
+    float px[MAX_D], py[MAX_D];
+    memcpy(px, x + (size_t)b * D, D * sizeof(float));
+    memcpy(py, ref, D * sizeof(float));
+    sampler_condition_project(&kn->c, px, 1);
+    sampler_condition_project(&kn->c, py, 1);
+    for (int i = 0; i < D; i++) {
+      if (kn->c.kind == CONDITION_INPAINT && kn->keep[i] != 0.0f && x[(size_t)b * D + i] != ref[i]) res.known_kept = false;
+      if (fabs(px[i] - py[i]) > 1e-5) res.known_kept = false;
+    }
+  }
+  char alg[96] = "pc: no closed form";
+  if (kind != SAMPLER_PC)
+    snprintf(alg, sizeof alg, "samples vs algorithm %5.2f, algorithm vs exact %6.2f", res.vs_algorithm,
+             res.algorithm_vs_exact);
+  printf("condition: %-8s %-5s %-9s %4d steps R %2d J %2d%s: samples vs exact %6.2f; %s (standard errors of %d samples)\n",
+         kn->name, process, sampler_kind_name(kind), steps, R, J, independent ? " independent" : "", res.vs_exact, alg, B);
+  EXPECT(res.known_kept, "%s %s: the known part is not kept", kn->name, sampler_kind_name(kind));
+  free(x), free(work);
+  diffusion_free(&d);
+  return res;
+}
+
+int main(void) {
+  Known kn[3];
+  known_inpaint(&kn[0]);
+  known_colorize(&kn[1]);
+  known_lowres(&kn[2]);
+  const int dims[3] = {6, 6, 8};
+  for (int k = 0; k < 3; k++) check_projection(&kn[k], dims[k]);
+  { /* refusals */
+    SamplerOptions o;
+    char err[256];
+    sampler_options_default(&o, SAMPLER_DPMPP, 20);
+    EXPECT(sampler_check_condition(&o, &kn[0].c, 6, err, sizeof err) == -1 && strstr(err, "ancestral"), "dpmpp: %s", err);
+    sampler_options_default(&o, SAMPLER_DDIM, 20);
+    o.strength = 0.5;
+    EXPECT(sampler_check_condition(&o, &kn[0].c, 6, err, sizeof err) == -1 && strstr(err, "--strength"), "strength: %s", err);
+    o.strength = 1.0, o.resample = 0;
+    EXPECT(sampler_check_condition(&o, &kn[0].c, 6, err, sizeof err) == -1 && strstr(err, "--resample"), "R 0: %s", err);
+    o.resample = 1;
+    EXPECT(sampler_check_condition(&o, &kn[0].c, 8, err, sizeof err) == -1 && strstr(err, "layout"), "size: %s", err);
+    SamplerCondition gray = {.kind = CONDITION_COLORIZE, .channels = 1, .height = 2, .width = 3};
+    EXPECT(sampler_check_condition(&o, &gray, 6, err, sizeof err) == -1 && strstr(err, "3-channel"), "gray: %s", err);
+    SamplerCondition odd = {.kind = CONDITION_LOWRES, .channels = 1, .height = 2, .width = 3, .factor = 2};
+    EXPECT(sampler_check_condition(&o, &odd, 6, err, sizeof err) == -1 && strstr(err, "--factor"), "factor: %s", err);
+    EXPECT(sampler_check_condition(&o, &kn[2].c, 8, err, sizeof err) == 0, "lowres: %s", err);
+  }
+  /* 44 statistics per run (the mean and covariance entries): 5 standard errors bounds their largest at
+   * p ~ 1e-5 under the null (Bonferroni) */
+  const double tol = 5.0;
+  for (int k = 0; k < 3; k++) {
+    const ConditionResult plain = run_condition("ddpm", SAMPLER_ANCESTRAL, 250, 1, 10, VARIANCE_FIXED_SMALL, &kn[k], dims[k], false);
+    const ConditionResult repaint = run_condition("ddpm", SAMPLER_ANCESTRAL, 250, 10, 10, VARIANCE_FIXED_SMALL, &kn[k], dims[k], false);
+    EXPECT(plain.vs_algorithm < tol && repaint.vs_algorithm < tol, "%s ancestral: the samples are %.2f (R 1) / %.2f "
+           "(R 10) standard errors from the algorithm's distribution", kn[k].name, plain.vs_algorithm, repaint.vs_algorithm);
+    /* replacement alone is biased on correlated data (the comparison can see it); resampling reduces it */
+    EXPECT(plain.algorithm_vs_exact > tol && repaint.algorithm_vs_exact < plain.algorithm_vs_exact,
+           "%s: plain replacement %.2f, RePaint R 10 %.2f standard errors from the exact conditional", kn[k].name,
+           plain.algorithm_vs_exact, repaint.algorithm_vs_exact);
+  }
+  const ConditionResult ddim = run_condition("vpsde", SAMPLER_DDIM, 100, 5, 5, VARIANCE_FIXED_SMALL, &kn[2], dims[2], false);
+  EXPECT(ddim.vs_algorithm < tol, "lowres ddim: %.2f standard errors from the algorithm's distribution", ddim.vs_algorithm);
+  /* where the known part tells nothing about the rest, replacement is exact: every family */
+  const struct { const char *process; SamplerKind kind; int steps, R; } exact_cases[] = {
+      {"ddpm", SAMPLER_ANCESTRAL, 250, 1}, {"ddpm", SAMPLER_ANCESTRAL, 1000, 2}, {"vesde", SAMPLER_DDIM, 250, 1},
+      {"ddpm", SAMPLER_PC, 1000, 1},       {"vpsde", SAMPLER_PC, 500, 2},
+  };
+  for (size_t i = 0; i < sizeof exact_cases / sizeof exact_cases[0]; i++) {
+    const ConditionResult r = run_condition(exact_cases[i].process, exact_cases[i].kind, exact_cases[i].steps,
+                                            exact_cases[i].R, 10, VARIANCE_FIXED_SMALL, &kn[0], dims[0], true);
+    EXPECT(r.vs_exact < tol, "inpaint %s %s on independent data: %.2f standard errors from the exact conditional",
+           exact_cases[i].process, sampler_kind_name(exact_cases[i].kind), r.vs_exact);
+  }
+  return test_report("condition");
+}
