@@ -11,7 +11,7 @@ expect 0 "BLAS: .*OpenBLAS" --version
 expect 2 "usage: diffuse <command>"
 expect 2 "unknown command 'frobnicate'" frobnicate
 expect 2 "unknown option '--bogus'" --bogus
-for cmd in train sample eval info report; do
+for cmd in train sample encode eval info report; do
   expect 0 "usage: diffuse $cmd" "$cmd" --help
 done
 
@@ -71,13 +71,40 @@ expect 1 "learn_sigma: the learned variance interpolates DDPM's beta and beta-ti
 img="$tmp/sigma_pngs/000000.png"
 expect 0 "NFE 5 per image" sample --ckpt "$ck" --steps 10 --image "$img" --strength 0.5 --n 3 --out "$tmp/sd.png"
 expect 0 "NFE 20 per image" sample --ckpt "$ck" --sampler ancestral --image "$img" --strength 0.2 --n 2 --out "$tmp/sd.png"
-expect 1 "png_gray.png is 5x3 but the model takes 8x8 images" sample --ckpt "$ck" --image "$(dirname "$0")/fuzz/corpus_image/png_gray.png" --strength 0.5 --out "$tmp/sd.png"
+expect 1 "png_gray.png is 5x3, not the 8x8 needed" sample --ckpt "$ck" --image "$(dirname "$0")/fuzz/corpus_image/png_gray.png" --strength 0.5 --out "$tmp/sd.png"
 expect 1 "regress_hdr_truncated_rle.png: " sample --ckpt "$ck" --image "$(dirname "$0")/fuzz/corpus_image/regress_hdr_truncated_rle.png" --strength 0.5 --out "$tmp/sd.png"
-expect 2 "--image needs --strength S in (0, 1)" sample --ckpt "$ck" --image "$img" --out "$tmp/sd.png"
+expect 2 "--image needs a task: --strength S" sample --ckpt "$ck" --image "$img" --out "$tmp/sd.png"
 expect 2 "--strength is for --image" sample --ckpt "$ck" --strength 0.5 --out "$tmp/sd.png"
 expect 1 "--strength must be in (0, 1]" sample --ckpt "$ck" --image "$img" --strength 1.5 --out "$tmp/sd.png"
 expect 1 "--strength 0.05 keeps 0 of the 10 grid points" sample --ckpt "$ck" --steps 10 --image "$img" --strength 0.05 --out "$tmp/sd.png"
 expect 1 "--strength needs a fixed grid" sample --ckpt "$ck" --sampler ode --image "$img" --strength 0.5 --out "$tmp/sd.png"
+# inpainting (white = keep), colourisation and ILVR: the grid shows input | mask or reference | samples
+fx="$(dirname "$0")/fixtures"
+expect 0 "NFE 10 per image" sample --ckpt "$ck" --sampler ancestral --steps 10 --image "$img" --mask "$fx/mask8_left.png" --n 3 --out "$tmp/inp.png"
+# RePaint, 10 points, J 2, R 3: jump points at levels 0, 2, 4, 6 each redo 2 steps twice, 16 more evaluations
+expect 0 "NFE 26 per image" sample --ckpt "$ck" --sampler ancestral --steps 10 --image "$img" --mask "$fx/mask8_left.png" --resample 3 --jump 2 --n 2 --out "$tmp/inp.png"
+expect 0 "NFE 20 per image" sample --ckpt "$ck" --sampler pc --steps 10 --image "$img" --mask "$fx/mask8_left.png" --n 2 --out "$tmp/inp.png"
+expect 0 "NFE 10 per image" sample --ckpt "$ck" --steps 10 --image "$img" --colorize --n 2 --out "$tmp/col.png"
+expect 0 "NFE 10 per image" sample --ckpt "$ck" --steps 10 --lowres "$fx/lowres4.png" --factor 2 --n 2 --out "$tmp/ilvr.png"
+expect 0 "NFE 10 per image" sample --ckpt "$ck" --sampler ancestral --steps 10 --lowres "$fx/lowres2.png" --factor 4 --n 2 --outdir "$tmp/ilvr4"
+expect 1 "--lowres (1/2 of the model's 8x8): .*lowres2.png is 2x2, not the 4x4 needed" sample --ckpt "$ck" --lowres "$fx/lowres2.png" --factor 2 --out "$tmp/ilvr.png"
+expect 2 "--factor must be 2 or 4" sample --ckpt "$ck" --lowres "$fx/lowres2.png" --factor 3 --out "$tmp/ilvr.png"
+expect 2 "--lowres needs --factor 2 or 4" sample --ckpt "$ck" --lowres "$fx/lowres2.png" --out "$tmp/ilvr.png"
+expect 2 "--mask needs --image" sample --ckpt "$ck" --mask "$fx/mask8_left.png" --out "$tmp/inp.png"
+expect 2 "are different tasks: give one" sample --ckpt "$ck" --image "$img" --mask "$fx/mask8_left.png" --strength 0.5 --out "$tmp/inp.png"
+expect 2 "--resample and --jump (RePaint) are for --mask, --colorize or --lowres" sample --ckpt "$ck" --image "$img" --strength 0.5 --resample 2 --out "$tmp/inp.png"
+expect 1 "runs on the samplers that step between grid points one at a time: ancestral (RePaint), ddim or pc" sample --ckpt "$ck" --sampler dpmpp --image "$img" --mask "$fx/mask8_left.png" --out "$tmp/inp.png"
+expect 1 "--mask .*lowres4.png is 4x4, not the 8x8 needed" sample --ckpt "$ck" --image "$img" --mask "$fx/lowres4.png" --out "$tmp/inp.png"
+expect 1 "--resample must be in \[1, 1000\]" sample --ckpt "$ck" --image "$img" --mask "$fx/mask8_left.png" --resample 0 --out "$tmp/inp.png"
+# PF-ODE encoding: the latent decodes back with sample --sampler ode; slerp between two latents
+expect 0 "round trip: decode(encode(image)) differs from the image by at most" encode --ckpt "$ck" --image "$img" --out "$tmp/z.safetensors" --verify
+expect 0 "sampler ode: 1 images" sample --ckpt "$ck" --init-noise "$tmp/z.safetensors" --sampler ode --out "$tmp/recon.png"
+expect 0 "sampler ode: 4 images" sample --ckpt "$ck" --init-noise "$tmp/z.safetensors" --interpolate "$tmp/z.safetensors" --frames 4 --sampler ode --out "$tmp/interp.png"
+expect 2 "--frames is for --interpolate" sample --ckpt "$ck" --init-noise "$tmp/z.safetensors" --frames 4 --out "$tmp/interp.png"
+expect 2 "--interpolate B goes from the latent of --init-noise A" sample --ckpt "$ck" --interpolate "$tmp/z.safetensors" --frames 4 --out "$tmp/interp.png"
+expect 1 "--frames must be in \[2, 4096\]" sample --ckpt "$ck" --init-noise "$tmp/z.safetensors" --interpolate "$tmp/z.safetensors" --frames 1 --out "$tmp/interp.png"
+expect 1 "encode: .*not the 8x8 needed" encode --ckpt "$ck" --image "$fx/lowres4.png" --out "$tmp/z2.safetensors"
+expect 2 "--ckpt, --image and --out are required" encode --ckpt "$ck" --image "$img"
 # classifier-free guidance: label dropout to a null class in training, --guidance in sample and eval fid
 expect 0 "" train --config "$tmp/tiny.json" --out "$tmp/run_cfg" --quiet --set model.num_classes=3 --set train.p_uncond=0.2
 ckc="$tmp/run_cfg/ckpt.safetensors"

@@ -26,7 +26,7 @@
 #include "io/safetensors.h"
 #include "nn/checkpoint.h"
 #include "run_config_source.h"
-#include "input_image.h"
+#include "image_condition.h"
 #include "sampler_flags.h"
 #include "samplers/sampler.h"
 
@@ -83,6 +83,22 @@ static float *load_init_noise(const char *path, const UNetConfig *mc, int *n, ch
   return x;
 }
 
+/* --interpolate: frames latents slerp(a, b, k / (frames - 1)) (Shoemake 1985; the rule of DDIM's and
+ * score_sde's interpolations) between a and b, per floats each; lerp where they are parallel. */
+static float *slerp_frames(const float *a, const float *b, size_t per, int frames) {
+  double ab = 0, aa = 0, bb = 0;
+  for (size_t j = 0; j < per; j++) ab += (double)a[j] * b[j], aa += (double)a[j] * a[j], bb += (double)b[j] * b[j];
+  const double theta = acos(fmax(-1.0, fmin(1.0, ab / sqrt(aa * bb))));
+  float *x = xmalloc((size_t)frames * per * sizeof(float));
+  for (int k = 0; k < frames; k++) {
+    const double t = frames > 1 ? (double)k / (frames - 1) : 0.0;
+    const double ca = theta > 1e-6 ? sin((1.0 - t) * theta) / sin(theta) : 1.0 - t;
+    const double cb = theta > 1e-6 ? sin(t * theta) / sin(theta) : t;
+    for (size_t j = 0; j < per; j++) x[(size_t)k * per + j] = (float)(ca * a[j] + cb * b[j]);
+  }
+  return x;
+}
+
 /* k if name is a numbered sample PNG ("000042.png", digits then .png), else -1. */
 static long numbered_png(const char *name) {
   const char *dot = strchr(name, '.');
@@ -116,20 +132,20 @@ static int prepare_outdir(const char *outdir, int n, bool force, char *err, size
 typedef struct {
   const char *out, *outdir;
   float *grid;     /* (lead + n, per): the --out grid needs every image; NULL without --out */
-  int lead;        /* images shown before the samples in the grid (the --image input) */
+  int lead;        /* images shown before the samples in the grid (input, mask or reference) */
   StStream tensor; /* --save-tensor */
   bool tensor_open;
 } SampleSinks;
 
-/* lead_image (per floats) or NULL: shown as the grid's first tile. */
+/* lead (n_lead images of per floats): shown as the grid's first tiles. */
 static int sinks_open(SampleSinks *s, const char *out, const char *outdir, const char *save_tensor, int n,
-                      const float *lead_image, const UNetConfig *mc, char *err, size_t errlen) {
+                      const float *lead, int n_lead, const UNetConfig *mc, char *err, size_t errlen) {
   const size_t per = (size_t)mc->in_channels * mc->resolution * mc->resolution;
   memset(s, 0, sizeof *s);
   s->out = out, s->outdir = outdir;
-  s->lead = lead_image ? 1 : 0;
+  s->lead = n_lead;
   s->grid = out ? xmalloc((size_t)(s->lead + n) * per * sizeof(float)) : NULL;
-  if (s->grid && lead_image) memcpy(s->grid, lead_image, per * sizeof(float));
+  if (s->grid && n_lead) memcpy(s->grid, lead, (size_t)n_lead * per * sizeof(float));
   if (!save_tensor) return 0;
   const int64_t shape[4] = {n, mc->in_channels, mc->resolution, mc->resolution};
   if (st_stream_open(&s->tensor, save_tensor, "x", 4, shape, err, errlen)) return -1;
@@ -195,8 +211,10 @@ int cmd_sample(int argc, char **argv) {
   SamplerFlags f;
   sampler_flags_default(&f);
   int n = ARG_UNSET, batch = 16, seed = 0;
-  const char *class_list = NULL, *image = NULL;
-  double strength = NAN;
+  const char *class_list = NULL, *interpolate = NULL;
+  int frames = ARG_UNSET;
+  ImageConditionFlags icf;
+  image_condition_flags_default(&icf);
   bool no_ema = false, force = false;
   ArgSpec specs[] = {
       {"--ckpt", ARG_STRING, &ckpt},       {"--config", ARG_STRING, &config},   {"--n", ARG_INT, &n},
@@ -204,8 +222,8 @@ int cmd_sample(int argc, char **argv) {
       {"--outdir", ARG_STRING, &outdir},   {"--force", ARG_FLAG, &force},       {"--no-ema", ARG_FLAG, &no_ema},
       {"--class", ARG_STRING, &class_list}, {"--init-noise", ARG_STRING, &init_noise},
       {"--save-tensor", ARG_STRING, &save_tensor}, {"--device", ARG_STRING, &device},
-      {"--image", ARG_STRING, &image},     {"--strength", ARG_DOUBLE, &strength},
-      SAMPLER_FLAG_SPECS(f),
+      {"--interpolate", ARG_STRING, &interpolate}, {"--frames", ARG_INT, &frames},
+      IMAGE_CONDITION_FLAG_SPECS(icf),     SAMPLER_FLAG_SPECS(f),
   };
   const int parse_rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "sample");
   if (parse_rc) return parse_rc;
@@ -218,23 +236,27 @@ int cmd_sample(int argc, char **argv) {
     fprintf(stderr, "diffuse sample: --n and --batch must be >= 1, --seed >= 0\n");
     return 1;
   }
-  if (image && isnan(strength)) {
-    fprintf(stderr, "diffuse sample: --image needs --strength S in (0, 1): how far toward the noise the image is "
-                    "taken before it is sampled back (SDEdit; 0.5 keeps the layout, 0.8 little more than colours)\n");
+  if ((icf.image || icf.lowres) && init_noise) {
+    fprintf(stderr, "diffuse sample: --%s and --init-noise both set the starting point: give one\n",
+            icf.image ? "image" : "lowres");
     return 2;
   }
-  if (!image && !isnan(strength)) {
-    fprintf(stderr, "diffuse sample: --strength is for --image (SDEdit)\n");
+  if (interpolate && !init_noise) {
+    fprintf(stderr, "diffuse sample: --interpolate B goes from the latent of --init-noise A (see diffuse encode) to B\n");
     return 2;
   }
-  if (image && init_noise) {
-    fprintf(stderr, "diffuse sample: --image and --init-noise both set the starting point: give one\n");
+  if ((frames != ARG_UNSET) != (interpolate != NULL) || (interpolate && n != ARG_UNSET)) {
+    fprintf(stderr, "diffuse sample: %s\n", interpolate ? "--frames K sets the number of images of --interpolate; --n is "
+                                                        "not used with it" : "--frames is for --interpolate");
     return 2;
+  }
+  if (interpolate && (frames < 2 || frames > SAMPLE_GRID_MAX)) {
+    fprintf(stderr, "diffuse sample: --frames must be in [2, %d]\n", SAMPLE_GRID_MAX);
+    return 1;
   }
   SamplerOptions so;
   int rc = sampler_options_from_flags(&f, &so);
-  if (rc) return rc;
-  if (image) so.strength = strength;
+  if (rc || (rc = image_condition_flags_check(&icf, &so))) return rc;
 
   char err[1024];
   const Backend *backend = backend_open(device, err, sizeof err);
@@ -261,11 +283,10 @@ int cmd_sample(int argc, char **argv) {
     diffusion_free(&diffusion);
     return 1;
   }
-  const size_t per_image = (size_t)mc->in_channels * mc->resolution * mc->resolution;
-  float *x_image = image ? xmalloc(per_image * sizeof(float)) : NULL; /* --image, in [-1, 1] */
-  if (image && input_image_load(image, mc->in_channels, mc->resolution, x_image, err, sizeof err)) {
-    fprintf(stderr, "diffuse sample: --image %s\n", err);
-    free(x_image);
+  ImageCondition ic;
+  if (image_condition_load(&icf, mc, &so, &ic, err, sizeof err)) {
+    fprintf(stderr, "diffuse sample: %s\n", err);
+    image_condition_free(&ic);
     diffusion_free(&diffusion);
     return 1;
   }
@@ -273,14 +294,28 @@ int cmd_sample(int argc, char **argv) {
   float *x_init = NULL; /* all of --init-noise, or NULL: the prior noise is drawn batch by batch */
   if (init_noise && !(x_init = load_init_noise(init_noise, mc, &n, err, sizeof err))) {
     fprintf(stderr, "diffuse sample: --init-noise %s\n", err);
-    free(x_image);
+    image_condition_free(&ic);
     diffusion_free(&diffusion);
     return 1;
   }
+  if (interpolate) { /* the first latent of each file */
+    int n_b = 0;
+    float *b = load_init_noise(interpolate, mc, &n_b, err, sizeof err);
+    if (!b) {
+      fprintf(stderr, "diffuse sample: --interpolate %s\n", err);
+      free(x_init);
+      image_condition_free(&ic);
+      diffusion_free(&diffusion);
+      return 1;
+    }
+    float *x_frames = slerp_frames(x_init, b, (size_t)mc->in_channels * mc->resolution * mc->resolution, frames);
+    free(b), free(x_init);
+    x_init = x_frames, n = frames;
+  }
   if (n == ARG_UNSET) n = 64;
-  if (out && n + (image ? 1 : 0) > SAMPLE_GRID_MAX)
+  if (out && n + ic.n_lead > SAMPLE_GRID_MAX)
     rc = errorf(err, sizeof err, "--out: a grid holds at most %d images, not %d: use --outdir or --save-tensor for more",
-                SAMPLE_GRID_MAX, n + (image ? 1 : 0));
+                SAMPLE_GRID_MAX, n + ic.n_lead);
   if (batch > n) batch = n;
   const size_t per = (size_t)mc->in_channels * mc->resolution * mc->resolution;
   const double batch_bytes = (double)(batch + sampler_work_floats(&so, (size_t)batch * per) / per) * per * sizeof(float);
@@ -297,11 +332,12 @@ int cmd_sample(int argc, char **argv) {
   const CheckpointLoadOptions lo = {.use_ema = !no_ema};
   if (rc == 0) rc = checkpoint_load(ckpt, &model, &lo, NULL, err, sizeof err);
   SampleSinks sinks = {0};
-  if (rc == 0 && root) rc = sinks_open(&sinks, out, outdir, save_tensor, n, x_image, mc, err, sizeof err);
+  if (rc == 0 && root) rc = sinks_open(&sinks, out, outdir, save_tensor, n, ic.lead, ic.n_lead, mc, err, sizeof err);
   if (comm_any(rc != 0)) {
     if (rc) fprintf(stderr, "diffuse sample: %s\n", err);
     else if (root) sinks_close(&sinks, 0, n, mc, err, sizeof err);
-    free(x_init), free(x_image);
+    free(x_init);
+    image_condition_free(&ic);
     unet_free(&model);
     diffusion_free(&diffusion);
     return 1;
@@ -329,11 +365,12 @@ int cmd_sample(int argc, char **argv) {
       for (int b = 0; b < B && labels; b++) /* --class: row r of the grid is class r mod the list's length */
         labels[b] = n_classes ? classes[((first + b) / grid_cols(n)) % n_classes] : (first + b) % mc->num_classes;
       if (x_init) memcpy(x, x_init + (size_t)first * per, (size_t)B * per * sizeof(float));
-      else if (x_image) sample_noised_image(x, x_image, B, per, first, seed, &diffusion, start_tau);
+      else if (ic.sdedit) sample_noised_image(x, ic.image, B, per, first, seed, &diffusion, start_tau);
       else sample_prior_noise(x, B, per, first, seed, &diffusion);
       NoiseSource noise = sample_step_noise(seed, first);
       shown.nfe = 0;
-      nfe_per_batch = sampler_run(&so, &diffusion, &shown, &noise, x, B, per, work);
+      nfe_per_batch = sampler_run_conditioned(&so, &diffusion, &shown, &noise, ic.conditioned ? &ic.cond : NULL, x, B,
+                                              per, work);
       if (!root) comm_send(x, (size_t)B * per * sizeof(float), 0);
     }
     for (int r = 0; r < ranks && root && rc == 0; r++) { /* rank 0: its own batch, then the others' */
@@ -360,7 +397,8 @@ int cmd_sample(int argc, char **argv) {
            so.kind == SAMPLER_ODE && so.method == ODE_RK45 ? " (last batch)" : " per image", guided, secs, n / secs,
            out ? ", grid " : "", out ? out : "");
   }
-  free(x_init), free(x_image), free(x), free(work), free(labels), free(guided_labels);
+  free(x_init), free(x), free(work), free(labels), free(guided_labels);
+  image_condition_free(&ic);
   graph_free(&g);
   unet_free(&model);
   diffusion_free(&diffusion);

@@ -5,6 +5,7 @@
 int cmd_info(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
+int cmd_encode(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_eval_loss(int argc, char **argv); /* diffuse eval loss (cmd_eval_loss.c) */
 int cmd_bench(int argc, char **argv);

@@ -20,7 +20,7 @@ int input_image_load(const char *path, int C, int R, float *out, char *err, size
   if (rc) return errorf(err, errlen, "%s: %s", path, why);
   if (w != R || h != R) {
     image_decode_free(rgb);
-    return errorf(err, errlen, "%s is %dx%d but the model takes %dx%d images: resize or crop it first", path, w, h, R, R);
+    return errorf(err, errlen, "%s is %dx%d, not the %dx%d needed: resize or crop it first", path, w, h, R, R);
   }
   uint8_t *planar = xmalloc((size_t)C * R * R);
   image_copy_planar(planar, C, rgb, 3, 1, (ptrdiff_t)w * 3, 3, h, w);

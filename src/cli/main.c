@@ -75,10 +75,30 @@ static const Command COMMANDS[] = {
      "  --image F --strength S  SDEdit (Meng et al. 2022): F (PNG/JPEG at the model's size) taken to\n"
      "                   alpha x + sigma z at the grid point floor(S steps) from the end, then sampled back\n"
      "                   over those points (any grid sampler); the grid's first tile is F\n"
+     "  --image F --mask M  inpainting: M (white = keep) marks the pixels of F the samples keep exactly;\n"
+     "                   the rest is generated. ancestral (RePaint), ddim or pc (score_sde's inpainter)\n"
+     "  --image F --colorize  colourisation (score_sde): the samples keep F's grayscale (channel mean)\n"
+     "  --lowres F --factor 2|4  ILVR super-resolution (Choi et al. 2021) with an unconditional model: F is\n"
+     "                   1/factor of the model's size; the samples' factor x factor block means are F's\n"
+     "  --resample R --jump J  RePaint's resampling for --mask/--colorize/--lowres: at every J-th step go J\n"
+     "                   steps back by the forward process, R - 1 times (default R 1: none; J 10)\n"
+     "                   grids show input | mask or grayscale | samples\n"
      "  --guidance W     classifier-free guidance (Ho & Salimans 2022): eps = (1+W) eps(c) - W eps(null), one\n"
      "                   network call of 2B images; models trained with train.p_uncond > 0 (also eval fid)\n"
+     "  --interpolate B --frames K  with --init-noise A: K images from the latents slerp(A, B, k / (K - 1))\n"
+     "                   (latents of diffuse encode; decode with --sampler ode for the images themselves)\n"
      "  --device D       where the network runs: cpu (default), cuda or cuda:N (see diffuse info --devices)\n",
      cmd_sample},
+    {"encode", "an image to its probability-flow ODE latent x_T (for reconstruction and interpolation)",
+     "usage: diffuse encode --ckpt F --image in.png --out latent.safetensors [--rtol R --atol A] [--verify]\n"
+     "  --image F        PNG or JPEG at the model's size\n"
+     "  --out F          the latent as safetensors tensor x [1, C, H, W]: diffuse sample --init-noise F\n"
+     "                   --sampler ode (with the same --rtol/--atol) decodes it back to the image\n"
+     "  --rtol, --atol   the rk45 solver's tolerances (default 1e-5, as sample's ode)\n"
+     "  --class C        the class of a class-conditional model (decode with the same --class)\n"
+     "  --verify         decode the latent again and print the round trip's largest error\n"
+     "  --config C, --no-ema, --device D as diffuse sample\n",
+     cmd_encode},
     {"eval", "FID, Inception Score, NLL (bits/dim) and the held-out training loss",
      "usage: diffuse eval stats (--images DIR | --data PATH [--split train|test]) --out stats.npz [options]\n"
      "       diffuse eval fid --ref stats.npz (--images DIR | --data PATH | --ckpt F [sampler flags] --n N) [options]\n"
