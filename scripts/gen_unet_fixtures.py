@@ -22,7 +22,7 @@ scaled to v / sqrt(n / S[0]) (ndim >= 2), 1 + 0.1 v (1-D "*.weight") or
 The input is x = unit(fnv1a64("input.x"), .), the upstream gradient
 gy = unit(fnv1a64("input.gy"), .), and the loss is L = sum(y * gy).
 
-Writes three safetensors files (float32, written by gen_op_fixtures.Writer):
+Writes four safetensors files (float32, written by gen_op_fixtures.Writer):
 
   tests/fixtures/unet_small.safetensors
       16x16, ch 32, ch_mult [1, 2], one res block, attention at 8, batch 2:
@@ -30,6 +30,10 @@ Writes three safetensors files (float32, written by gen_op_fixtures.Writer):
   tests/fixtures/unet_small_cond.safetensors
       the same with 10 classes and labels [3, 7]:
       x, t, gy, y, grad.class_embedding.weight, grad.conv_in.weight
+  tests/fixtures/unet_classifier.safetensors
+      the noise-conditional classifier (ADM's EncoderUNetModel, attention pool) of SMALL with
+      ch_mult [1, 8] (two 64-channel heads) and 5 classes: x, t, gy, y (the logits), grad.input and
+      grad.<name> of the head and conv_in
   tests/fixtures/unet_cifar10.safetensors
       the DDPM CIFAR-10 model (35,746,307 parameters), batch 1:
       x, t, gy, y and, per parameter, the scalars
@@ -303,8 +307,69 @@ class UNet(nn.Module):
         return self.conv_out(F.silu(self.conv_norm_out(h)))
 
 
+class AttentionPool2d(nn.Module):
+    """ADM's AttentionPool2d (guided_diffusion/unet.py) with QKVAttention; qkv_proj and c_proj are the
+    kernel-1 conv1d layers as Linear layers over the channel axis (the same weights)."""
+
+    def __init__(self, spatial, c, heads, out):
+        super().__init__()
+        self.positional_embedding = nn.Parameter(torch.zeros(c, spatial * spatial + 1))
+        self.qkv_proj = nn.Linear(c, 3 * c)
+        self.c_proj = nn.Linear(c, out)
+        self.heads = heads
+
+    def forward(self, x):
+        b, c = x.shape[:2]
+        x = x.reshape(b, c, -1)
+        x = torch.cat([x.mean(dim=-1, keepdim=True), x], dim=-1) + self.positional_embedding[None]
+        qkv = self.qkv_proj(x.transpose(1, 2)).transpose(1, 2)          # (b, 3c, n)
+        length, ch = qkv.shape[2], c // self.heads
+        q, k, v = qkv.chunk(3, dim=1)
+        scale = 1 / math.sqrt(math.sqrt(ch))
+        w = torch.einsum("bct,bcs->bts", (q * scale).reshape(b * self.heads, ch, length),
+                         (k * scale).reshape(b * self.heads, ch, length))
+        w = torch.softmax(w, dim=-1)
+        a = torch.einsum("bts,bcs->bct", w, v.reshape(b * self.heads, ch, length)).reshape(b, -1, length)
+        return self.c_proj(a.transpose(1, 2)).transpose(1, 2)[:, :, 0]
+
+
+class ClassifierHead(nn.Module):
+    def __init__(self, spatial, c, groups, eps, heads, out):
+        super().__init__()
+        self.norm = nn.GroupNorm(groups, c, eps=eps)
+        self.attention_pool = AttentionPool2d(spatial, c, heads, out)
+
+    def forward(self, h):
+        return self.attention_pool(F.silu(self.norm(h)))
+
+
+class Classifier(UNet):
+    """ADM's EncoderUNetModel with pool="attention": the U-Net's time embedding, down path and middle
+    block, then GroupNorm, SiLU and AttentionPool2d (64 channels per head) to the class logits."""
+
+    def __init__(self, cfg):
+        super().__init__(dict(cfg, num_classes=0))
+        del self.up_blocks, self.conv_norm_out, self.conv_out
+        c = cfg["ch"] * cfg["ch_mult"][-1]
+        spatial = cfg["resolution"] >> (len(cfg["ch_mult"]) - 1)
+        heads = c // 64 if c >= 64 and c % 64 == 0 else 1
+        self.classifier_head = ClassifierHead(spatial, c, cfg["groups"], cfg["norm_eps"], heads, cfg["num_classes"])
+
+    def forward(self, x, t, labels=None):
+        temb = self.time_embedding(timestep_embedding(t, self.ch).to(self.conv_in.weight.dtype))
+        h = self.conv_in(x)
+        for block in self.down_blocks:
+            for res, attn in block.layers():
+                h = res(h, temb)
+                if attn is not None:
+                    h = attn(h)
+            if hasattr(block, "downsamplers"):
+                h = block.downsamplers[0](h)
+        return self.classifier_head(self.mid_block(h, temb))
+
+
 def build_model(cfg):
-    model = UNet(cfg)
+    model = Classifier(cfg) if cfg.get("classifier") else UNet(cfg)
     with torch.no_grad():
         for name, p in model.named_parameters():
             p.copy_(synthetic_param(name, tuple(p.shape)))
@@ -322,6 +387,7 @@ CIFAR10 = {"resolution": 32, "in_channels": 3, "ch": 128, "ch_mult": [1, 2, 2, 2
            "num_res_blocks": 2, "attn_resolutions": [16], "dropout": 0.0,
            "groups": 32, "norm_eps": 1e-6, "num_classes": 0}
 CIFAR10_PARAM_COUNT = 35_746_307
+CLASSIFIER = dict(SMALL, ch_mult=[1, 8], num_classes=5, classifier=True)
 TIMESTEPS = {1: [517], 2: [3, 517]}
 
 
@@ -378,7 +444,18 @@ def gen_cifar10(wr):
     return model
 
 
+def gen_classifier(wr):
+    """The noise-conditional classifier: 2 attention-pool heads (128 channels at the bottom), 5 classes."""
+    model, x = run_case(wr, CLASSIFIER, batch=2)
+    wr.add("grad.input", x.grad)
+    for name, p in model.named_parameters():  # the head's and the first layer's (the file stays small)
+        if name.startswith("classifier_head.") or name.startswith("conv_in."):
+            wr.add(f"grad.{name}", p.grad)
+    return model
+
+
 FIXTURES = {
+    "unet_classifier": gen_classifier,
     "unet_small": gen_small,
     "unet_small_cond": gen_small_cond,
     "unet_cifar10": gen_cifar10,

@@ -50,7 +50,7 @@ static const OpTolerance TOLERANCES[] = {
     {"forward_mix", 0, 1e-7},        {"fill_normal", 0, 1e-6},      {"fill_uniform", 0, 0},
     {"gemm", 0, 1e-5},               {"optim_step", 0, 1e-6},       {"sum_squares", 0, 1e-9},
     {"find_nonfinite", 0, 0},        {"memory", 0, 0},              {"channel_slice", 0, 0},
-    {"vlb", 0, 1e-5},
+    {"vlb", 0, 1e-5},                {"pool_tokens", 0, 1e-6},      {"cross_entropy", 0, 1e-6},
 };
 
 static const OpTolerance *tolerance(const char *op) {
@@ -456,6 +456,34 @@ static void case_channel_slice(const Backend *be, Outputs *o) {
 }
 
 /* Both gradient modes of the bound; sample 1 is the decoder, sample 2 has a large weight. */
+/* ADM's attention-pool tokens and the first-token pick, chained, and the classifier's cross-entropy. */
+static void case_pool_tokens(const Backend *be, Outputs *o) {
+  Graph g;
+  graph_init(&g, be, 1 << 20);
+  Tensor *x = random_tensor(&g, 4, (const int[]){3, 5, 6, 7}, 16, true);
+  Tensor *pos = random_tensor(&g, 2, (const int[]){5, 43}, 17, true);
+  Tensor *tok = ag_pool_tokens(&g, x, pos);
+  Tensor *y = ag_first_token(&g, ag_mul(&g, tok, tok)); /* both the mean token and the others get gradients */
+  outputs_add(o, "tokens", tok->data, be, tok->numel);
+  outputs_add(o, "first", y->data, be, y->numel);
+  Tensor *s = ag_mse(&g, tok, ag_scale(&g, tok, 0.5f));
+  graph_backward(&g, ag_add(&g, s, ag_mse(&g, y, ag_scale(&g, y, 0.0f))));
+  outputs_add(o, "dx", x->grad, be, x->numel);
+  outputs_add(o, "dpos", pos->grad, be, pos->numel);
+  graph_free(&g);
+}
+static void case_cross_entropy(const Backend *be, Outputs *o) {
+  Graph g;
+  graph_init(&g, be, 1 << 20);
+  Tensor *logits = random_tensor(&g, 2, (const int[]){37, 10}, 18, true);
+  int labels[37];
+  for (int b = 0; b < 37; b++) labels[b] = (b * 7) % 10;
+  Tensor *y = ag_cross_entropy(&g, ag_scale(&g, logits, 4.0f), labels); /* logits of a few units: a peaked softmax */
+  outputs_add(o, "loss", y->data, be, 1);
+  backward_random(&g, y);
+  outputs_add(o, "dlogits", logits->grad, be, logits->numel);
+  graph_free(&g);
+}
 static void case_vlb(const Backend *be, Outputs *o) {
   for (int grad_mean = 0; grad_mean < 2; grad_mean++) {
     Graph g;
@@ -490,6 +518,7 @@ static const GeneratedCase GENERATED[] = {
     {"optim_step", case_optim_step},           {"sum_squares", case_sum_squares},
     {"find_nonfinite", case_find_nonfinite},   {"memory", case_memory},
     {"channel_slice", case_channel_slice},     {"vlb", case_vlb},
+    {"pool_tokens", case_pool_tokens},         {"cross_entropy", case_cross_entropy},
 };
 #define N_GENERATED (int)(sizeof GENERATED / sizeof GENERATED[0])
 

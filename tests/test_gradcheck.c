@@ -66,6 +66,12 @@ static Tensor *f_embedding(Graph *g, Tensor **in) {
 static Tensor *f_mse(Graph *g, Tensor **in) { return ag_mse(g, in[0], in[1]); }
 static Tensor *f_wmse(Graph *g, Tensor **in) { return ag_weighted_mse(g, in[0], in[1], in[2]); }
 static Tensor *f_channel_slice(Graph *g, Tensor **in) { return ag_channel_slice(g, in[0], 1, 2); }
+static Tensor *f_pool_tokens(Graph *g, Tensor **in) { return ag_pool_tokens(g, in[0], in[1]); }
+static Tensor *f_first_token(Graph *g, Tensor **in) { return ag_first_token(g, in[0]); }
+static Tensor *f_cross_entropy(Graph *g, Tensor **in) {
+  static const int labels[4] = {2, 0, 4, 2};
+  return ag_cross_entropy(g, in[0], labels);
+}
 /* The learned-variance bound with both gradients: sample 0 a KL term, sample 1 the decoder, at
  * coefficients of the sizes a DDPM has (log variances -5 .. -2). */
 static Tensor *f_vlb(Graph *g, Tensor **in) {
@@ -125,6 +131,9 @@ static const GradCase CASES[] = {
     {"mse", f_mse, 2, {S4(2, 2, 3, 3), S4(2, 2, 3, 3)}, ALL, {0}},
     {"weighted_mse", f_wmse, 3, {S4(3, 2, 2, 2), S4(3, 2, 2, 2), S1(3)}, {true, true, false}, {0, 0, INIT_POSITIVE}},
     {"channel_slice", f_channel_slice, 1, {S4(2, 4, 2, 2)}, ALL, {0}},
+    {"pool_tokens", f_pool_tokens, 2, {S4(2, 3, 2, 3), S2(3, 7)}, ALL, {0}},
+    {"first_token", f_first_token, 1, {S4(2, 3, 1, 5)}, ALL, {0}},
+    {"cross_entropy", f_cross_entropy, 1, {S2(4, 5)}, ALL, {0}},
     {"vlb (KL and decoder terms)", f_vlb, 3, {S4(2, 4, 3, 3), S4(2, 2, 3, 3), S4(2, 2, 3, 3)}, {true, false, false}, {0}},
     {"reshape", f_reshape, 1, {S4(2, 3, 2, 2)}, ALL, {0}},
     {"resblock composite", f_resblock, 6, {S4(2, 4, 4, 4), S1(4), S1(4), S4(4, 4, 3, 3), S2(2, 6), S2(4, 6)}, ALL, {0}},

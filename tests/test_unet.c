@@ -262,7 +262,44 @@ static void check_batch_independence(void) {
   unet_free(&m);
 }
 
+/* The noise-conditional classifier (model.classifier) against ADM's EncoderUNetModel with the attention
+ * pool, restated in PyTorch: logits, the input gradient and the head's and conv_in's gradients. */
+static void check_classifier(void) {
+  SafeTensors st;
+  load_fixture(&st, "unet_classifier.safetensors");
+  UNetConfig c = synthetic_small_unet_config(5);
+  c.ch_mult[1] = 8;
+  c.classifier = true;
+  UNet m;
+  unet_init(&m, &c, backend_cpu());
+  EXPECT(unet_pool_heads(&c) == 2, "a 128-channel pool has %d heads, not ADM's 2 of 64", unet_pool_heads(&c));
+  synthetic_params(&m.params);
+  Graph g;
+  graph_init(&g, backend_cpu(), 1 << 22);
+  const float t[2] = {3, 517};
+  Tensor *x;
+  Tensor *y = run(&m, &g, 2, t, NULL, true, &x);
+  EXPECT(y->ndim == 2 && y->shape[0] == 2 && y->shape[1] == 5, "classifier: logits of shape (2, 5)");
+  compare_fixture_tensor(&st, &g, "y", cpu_floats(y->data), y->numel, "classifier: logits");
+  compare_fixture_tensor(&st, &g, "grad.input", cpu_floats(x->grad), x->numel, "classifier: input gradient");
+  int n_checked = 0;
+  for (int i = 0; i < m.params.count; i++) {
+    const char *name = m.params.info[i].name;
+    if (strncmp(name, "classifier_head.", 16) && strncmp(name, "conv_in.", 8)) continue;
+    char fx[PARAM_NAME_MAX + 8], what[PARAM_NAME_MAX + 32];
+    snprintf(fx, sizeof fx, "grad.%s", name);
+    snprintf(what, sizeof what, "classifier: grad %s", name);
+    compare_fixture_tensor(&st, &g, fx, cpu_floats(params_tensor(&m.params, i)->grad), m.params.info[i].numel, what);
+    n_checked++;
+  }
+  EXPECT(n_checked == 9, "classifier: checked %d head and conv_in gradients, not 9", n_checked);
+  graph_free(&g);
+  unet_free(&m);
+  st_free(&st);
+}
+
 int main(void) {
+  check_classifier();
   UNetConfig c;
   unet_config_default(&c);
   UNet m;

@@ -49,6 +49,11 @@ Tensor *ag_avg_pool2d(Graph *g, Tensor *x, int k, int stride, int pad, bool coun
 Tensor *ag_max_pool2d(Graph *g, Tensor *x, int k, int stride, int pad);
 /* (B, C, H, W) -> (B, C, 1, 1). */
 Tensor *ag_global_avg_pool(Graph *g, Tensor *x);
+/* ADM's AttentionPool2d tokens: x (B, C, H, W) -> (B, C, 1, 1 + HW), token 0 the spatial mean, plus the
+ * positional embedding pos (C, 1 + HW). */
+Tensor *ag_pool_tokens(Graph *g, Tensor *x, Tensor *pos);
+/* x (B, C, 1, N) -> its first token (B, C). */
+Tensor *ag_first_token(Graph *g, Tensor *x);
 /* Forward only. Bilinear, align_corners=False. */
 Tensor *ag_bilinear_resize(Graph *g, Tensor *x, int out_h, int out_w);
 
@@ -56,6 +61,8 @@ Tensor *ag_bilinear_resize(Graph *g, Tensor *x, int out_h, int out_w);
  * gets no gradient. */
 Tensor *ag_mse(Graph *g, Tensor *pred, Tensor *target);
 Tensor *ag_weighted_mse(Graph *g, Tensor *pred, Tensor *target, Tensor *w);
+/* The classifier's loss: (1/B) sum_b -log softmax(logits[b])[labels[b]]; logits (B, K), labels (host, copied). */
+Tensor *ag_cross_entropy(Graph *g, Tensor *logits, const int *labels);
 /* The learned-variance bound (Nichol & Dhariwal 2021) as a loss: (1/B) sum_b w_b L_b, with L_b the
  * bound's term of sample b in bits/dim and w_b its weight (backend op vlb_forward; coef (B, VLB_COEFS)
  * of core/gaussian.h). net (B, 2C, H, W): the mean output then the variance output; xt, x0

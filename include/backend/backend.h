@@ -129,6 +129,12 @@ struct BackendOps {
                                 int HW);
   void (*channel_slice_backward)(const Backend *be, BackendMem *dx, const BackendMem *dy, int B, int C, int c0, int n,
                                  int HW);
+  void (*pool_tokens_forward)(const Backend *be, BackendMem *y, const BackendMem *x, const BackendMem *pos, int B, int C,
+                              int HW);
+  void (*pool_tokens_backward)(const Backend *be, BackendMem *dx, BackendMem *dpos, const BackendMem *dy, int B, int C,
+                               int HW);
+  void (*first_token_forward)(const Backend *be, BackendMem *y, const BackendMem *x, int B, int C, int N);
+  void (*first_token_backward)(const Backend *be, BackendMem *dx, const BackendMem *dy, int B, int C, int N);
   /* mask: n bytes in backend memory; the Philox stream and offsets as ops/elementwise.h */
   void (*dropout_forward)(const Backend *be, BackendMem *y, BackendMem *mask, const BackendMem *x, size_t n, float p,
                           uint64_t seed, uint64_t stream, uint64_t offset);
@@ -159,6 +165,11 @@ struct BackendOps {
                                const BackendMem *w, int B, size_t M);
   void (*weighted_mse_backward)(const Backend *be, BackendMem *da, BackendMem *db, const BackendMem *dloss,
                                 const BackendMem *a, const BackendMem *b, const BackendMem *w, int B, size_t M);
+  /* labels: int32 in backend memory */
+  void (*cross_entropy_forward)(const Backend *be, BackendMem *loss, const BackendMem *logits, const BackendMem *labels,
+                                int B, int K);
+  void (*cross_entropy_backward)(const Backend *be, BackendMem *dlogits, const BackendMem *dloss,
+                                 const BackendMem *logits, const BackendMem *labels, int B, int K);
 
   /* the learned-variance bound (ops/loss.h): terms (B) bits/dim per sample, net (B, 2C, HW), coef
    * (B, VLB_COEFS) as core/gaussian.h; the backward's mean-channel gradient only when grad_mean */

@@ -102,5 +102,13 @@ Tensor *diffusion_loss_at(const Diffusion *d, const Objective *o, UNet *m, Graph
 Tensor *diffusion_training_loss(const Diffusion *d, const Objective *o, UNet *m, Graph *g, Tensor *x0,
                                 const int *labels, uint64_t seed, long step, int first_sample, double *tau_out,
                                 Tensor **terms);
+/* A noise-conditional classifier's training loss (Dhariwal & Nichol 2021): cross-entropy of its logits at
+ * (c_in x_t, tau) against labels, x_t = alpha x0 + sigma eps with tau and eps drawn from the same streams as
+ * diffusion_training_loss; the objective gives tau's distribution (uniform). *correct (may be NULL) receives the
+ * number of samples whose largest logit is their label. */
+Tensor *classifier_training_loss(const Diffusion *d, const Objective *o, UNet *m, Graph *g, Tensor *x0,
+                                 const int *labels, uint64_t seed, long step, int first_sample, int *correct);
+/* The classifier's input c_in x_t and its time input at tau (the network inputs of diffusion_network_io). */
+void classifier_inputs(const Diffusion *d, double tau, double *c_in, float *time_label);
 
 #endif

@@ -4,7 +4,9 @@
  * TF-"SAME" conv downsample on all but the last level; middle Res-Attn-Res; up path with
  * num_res_blocks+1 ResBlocks on concatenated skips and nearest-x2 + conv upsampling; GroupNorm,
  * SiLU, conv_out. Timestep embedding: sinusoidal (width ch) -> Linear(ch,4ch) -> SiLU ->
- * Linear(4ch,4ch), plus an optional class embedding.
+ * Linear(4ch,4ch), plus an optional class embedding. With model.classifier, the same down path and
+ * middle block end in ADM's AttentionPool2d head instead of the up path (EncoderUNetModel, pool
+ * "attention").
  */
 #ifndef DIFFUSE_NN_UNET_H
 #define DIFFUSE_NN_UNET_H
@@ -26,7 +28,9 @@ typedef struct {
   double dropout;
   int groups;
   double norm_eps;
-  int num_classes; /* 0: unconditional */
+  int num_classes; /* 0: unconditional; a classifier: its classes */
+  bool classifier;  /* the noise-conditional classifier (Dhariwal & Nichol 2021): the down path and middle
+                       block, then GroupNorm, SiLU and ADM's attention pool to num_classes logits */
   bool learn_sigma; /* not a model key: set from diffusion.learn_sigma; the output has 2 in_channels channels */
   bool null_class;  /* not a model key: set when train.p_uncond > 0; class num_classes is "no class" (CFG) */
 } UNetConfig;
@@ -64,7 +68,11 @@ typedef struct {
   UNetLevel down[UNET_MAX_LEVELS], up[UNET_MAX_LEVELS];
   ResBlockParams mid_res[2];
   AttnParams mid_attn;
+  int pool_norm_w, pool_norm_b, pool_pos, pool_qkv_w, pool_qkv_b, pool_proj_w, pool_proj_b; /* classifier head */
 } UNet;
+
+/* The classifier's attention-pool heads: ADM's 64 channels per head (one head below 64 channels). */
+int unet_pool_heads(const UNetConfig *c);
 
 /* Register all parameters (finalized, zero-valued, with gradient buffers) in the backend's memory.
  * cfg must be valid. */
@@ -80,7 +88,8 @@ size_t unet_param_floats(const UNetConfig *cfg);
  * (1 or 2), with its backward when train; *flops (may be NULL) gets the forward FLOPs per image. */
 size_t unet_activation_bytes(UNet *m, int B, bool train, double *flops);
 
-/* x (B, in_channels, res, res), t (B) timesteps as floats, labels (B) or NULL -> (B, unet_out_channels, res, res). */
+/* x (B, in_channels, res, res), t (B) timesteps as floats, labels (B) or NULL -> (B, unet_out_channels, res, res);
+ * a classifier (no labels) -> logits (B, num_classes). */
 Tensor *unet_forward(UNet *m, Graph *g, Tensor *x, Tensor *t, const int *labels);
 
 #endif

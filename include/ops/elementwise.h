@@ -34,6 +34,13 @@ void concat_channels_backward(float *da, float *db, const float *dy, int B, int 
 /* y (B, n, HW) = channels c0 .. c0 + n - 1 of x (B, C, HW); the backward adds dy into those channels of dx. */
 void channel_slice_forward(float *y, const float *x, int B, int C, int c0, int n, int HW);
 void channel_slice_backward(float *dx, const float *dy, int B, int C, int c0, int n, int HW);
+/* ADM's AttentionPool2d tokens: x (B, C, HW) -> y (B, C, 1 + HW), token 0 the spatial mean, plus the
+ * positional embedding pos (C, 1 + HW). */
+void pool_tokens_forward(float *y, const float *x, const float *pos, int B, int C, int HW);
+void pool_tokens_backward(float *dx, float *dpos, const float *dy, int B, int C, int HW);
+/* The first token: x (B, C, N) -> y (B, C). */
+void first_token_forward(float *y, const float *x, int B, int C, int N);
+void first_token_backward(float *dx, const float *dy, int B, int C, int N);
 
 /* Inverted dropout: element i (global index j = offset + i) is kept when u >= p, with u built from
  * rng_unit of word j % 4 of rng_bits(seed, stream, j / 4): one Philox call per four

@@ -1,4 +1,5 @@
-/* loss.h - mean-squared error, per-sample weighted MSE and the learned-variance bound (scalar outputs). */
+/* loss.h - mean-squared error, per-sample weighted MSE, the learned-variance bound and the classifier's
+ * cross-entropy (scalar outputs). */
 #ifndef DIFFUSE_OPS_LOSS_H
 #define DIFFUSE_OPS_LOSS_H
 
@@ -25,5 +26,10 @@ float vlb_forward(float *terms, const float *net, const float *xt, const float *
  * hybrid loss stops the bound's gradient to the mean). */
 void vlb_backward(float *dnet, float dy, const float *net, const float *xt, const float *x0, const float *coef, int B,
                   int C, int HW, bool grad_mean);
+
+/* The classifier's loss: (1/B) sum_b -log softmax(logits[b])[labels[b]], logits (B, K), in double. */
+float cross_entropy_forward(const float *logits, const int *labels, int B, int K);
+/* dlogits += dy (softmax(logits[b]) - onehot(labels[b])) / B. */
+void cross_entropy_backward(float *dlogits, float dy, const float *logits, const int *labels, int B, int K);
 
 #endif

@@ -70,3 +70,32 @@ Tensor *ag_vlb_loss(Graph *g, Tensor *net, Tensor *xt, Tensor *x0, Tensor *coef,
   if (terms) *terms = per_sample;
   return y;
 }
+
+typedef struct {
+  BackendMem *labels; /* int32, backend memory */
+} CrossEntropySaved;
+
+static void cross_entropy_bwd(Graph *g, GraphNode *n) {
+  Tensor *logits = n->in[0];
+  const CrossEntropySaved *s = n->saved;
+  BK(g, cross_entropy_backward, graph_grad(g, logits), n->out->grad, logits->data, s->labels, logits->shape[0],
+     logits->shape[1]);
+}
+
+Tensor *ag_cross_entropy(Graph *g, Tensor *logits, const int *labels) {
+  AG_INPUTS(g, logits);
+  CHECK(logits->ndim == 2);
+  const int B = logits->shape[0], K = logits->shape[1];
+  for (int b = 0; b < B; b++) CHECK(labels[b] >= 0 && labels[b] < K);
+  BackendMem *dev_labels = graph_data(g, (size_t)B * sizeof(int));
+  backend_upload(g->backend, dev_labels, labels, (size_t)B * sizeof(int));
+  Tensor *y = scalar(g);
+  BK(g, cross_entropy_forward, y->data, logits->data, dev_labels, B, K);
+  GraphNode *n = AG_RECORD(g, "cross_entropy", cross_entropy_bwd, y, logits);
+  if (n) {
+    CrossEntropySaved *s = arena_alloc(&g->arena, sizeof *s);
+    s->labels = dev_labels;
+    n->saved = s;
+  }
+  return y;
+}

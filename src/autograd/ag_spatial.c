@@ -133,3 +133,34 @@ Tensor *ag_bilinear_resize(Graph *g, Tensor *x, int out_h, int out_w) {
   BK(g, bilinear_resize_forward, y->data, x->data, x->shape[0] * x->shape[1], x->shape[2], x->shape[3], out_h, out_w);
   return y;
 }
+
+static void pool_tokens_bwd(Graph *g, GraphNode *n) {
+  Tensor *x = n->in[0], *pos = n->in[1];
+  BK(g, pool_tokens_backward, grad_if_needed(g, x), grad_if_needed(g, pos), n->out->grad, x->shape[0], x->shape[1],
+     x->shape[2] * x->shape[3]);
+}
+
+Tensor *ag_pool_tokens(Graph *g, Tensor *x, Tensor *pos) {
+  AG_INPUTS(g, x, pos);
+  const int HW = x->shape[2] * x->shape[3];
+  CHECK(x->ndim == 4 && pos->ndim == 2 && pos->shape[0] == x->shape[1] && pos->shape[1] == HW + 1);
+  Tensor *y = new4(g, x->shape[0], x->shape[1], 1, HW + 1);
+  BK(g, pool_tokens_forward, y->data, x->data, pos->data, x->shape[0], x->shape[1], HW);
+  AG_RECORD(g, "pool_tokens", pool_tokens_bwd, y, x, pos);
+  return y;
+}
+
+static void first_token_bwd(Graph *g, GraphNode *n) {
+  Tensor *x = n->in[0];
+  BK(g, first_token_backward, graph_grad(g, x), n->out->grad, x->shape[0], x->shape[1], x->shape[2] * x->shape[3]);
+}
+
+Tensor *ag_first_token(Graph *g, Tensor *x) {
+  AG_INPUTS(g, x);
+  CHECK(x->ndim == 4);
+  const int shape[2] = {x->shape[0], x->shape[1]};
+  Tensor *y = graph_tensor(g, 2, shape);
+  BK(g, first_token_forward, y->data, x->data, x->shape[0], x->shape[1], x->shape[2] * x->shape[3]);
+  AG_RECORD(g, "first_token", first_token_bwd, y, x);
+  return y;
+}

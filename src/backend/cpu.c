@@ -189,6 +189,20 @@ static void cpu_channel_slice_backward(const Backend *be, BackendMem *dx, const 
                                        int n, int HW) {
   channel_slice_backward(F(dx), CF(dy), B, C, c0, n, HW);
 }
+static void cpu_pool_tokens_forward(const Backend *be, BackendMem *y, const BackendMem *x, const BackendMem *pos, int B,
+                                    int C, int HW) {
+  pool_tokens_forward(F(y), CF(x), CF(pos), B, C, HW);
+}
+static void cpu_pool_tokens_backward(const Backend *be, BackendMem *dx, BackendMem *dpos, const BackendMem *dy, int B,
+                                     int C, int HW) {
+  pool_tokens_backward(F(dx), F(dpos), CF(dy), B, C, HW);
+}
+static void cpu_first_token_forward(const Backend *be, BackendMem *y, const BackendMem *x, int B, int C, int N) {
+  first_token_forward(F(y), CF(x), B, C, N);
+}
+static void cpu_first_token_backward(const Backend *be, BackendMem *dx, const BackendMem *dy, int B, int C, int N) {
+  first_token_backward(F(dx), CF(dy), B, C, N);
+}
 static void cpu_concat_channels_backward(const Backend *be, BackendMem *da, BackendMem *db, const BackendMem *dy,
                                          int B, int Ca, int Cb, int HW) {
   concat_channels_backward(F(da), F(db), CF(dy), B, Ca, Cb, HW);
@@ -250,6 +264,14 @@ static void cpu_weighted_mse_forward(const Backend *be, BackendMem *loss, const 
 static void cpu_weighted_mse_backward(const Backend *be, BackendMem *da, BackendMem *db, const BackendMem *dloss,
                                       const BackendMem *a, const BackendMem *b, const BackendMem *w, int B, size_t M) {
   weighted_mse_backward(F(da), F(db), *CF(dloss), CF(a), CF(b), CF(w), B, M);
+}
+static void cpu_cross_entropy_forward(const Backend *be, BackendMem *loss, const BackendMem *logits,
+                                      const BackendMem *labels, int B, int K) {
+  *F(loss) = cross_entropy_forward(CF(logits), CI(labels), B, K);
+}
+static void cpu_cross_entropy_backward(const Backend *be, BackendMem *dlogits, const BackendMem *dloss,
+                                       const BackendMem *logits, const BackendMem *labels, int B, int K) {
+  cross_entropy_backward(F(dlogits), *CF(dloss), CF(logits), CI(labels), B, K);
 }
 static void cpu_vlb_forward(const Backend *be, BackendMem *loss, BackendMem *terms, const BackendMem *net,
                             const BackendMem *xt, const BackendMem *x0, const BackendMem *coef, int B, int C, int HW) {
@@ -323,6 +345,10 @@ static const BackendOps CPU_BACKEND_OPS = {
     .concat_channels_backward = cpu_concat_channels_backward,
     .channel_slice_forward = cpu_channel_slice_forward,
     .channel_slice_backward = cpu_channel_slice_backward,
+    .pool_tokens_forward = cpu_pool_tokens_forward,
+    .pool_tokens_backward = cpu_pool_tokens_backward,
+    .first_token_forward = cpu_first_token_forward,
+    .first_token_backward = cpu_first_token_backward,
     .dropout_forward = cpu_dropout_forward,
     .dropout_backward = cpu_dropout_backward,
     .upsample_nearest2x_forward = cpu_upsample_nearest2x_forward,
@@ -338,6 +364,8 @@ static const BackendOps CPU_BACKEND_OPS = {
     .mse_backward = cpu_mse_backward,
     .weighted_mse_forward = cpu_weighted_mse_forward,
     .weighted_mse_backward = cpu_weighted_mse_backward,
+    .cross_entropy_forward = cpu_cross_entropy_forward,
+    .cross_entropy_backward = cpu_cross_entropy_backward,
     .vlb_forward = cpu_vlb_forward,
     .vlb_backward = cpu_vlb_backward,
     .forward_mix = cpu_forward_mix,

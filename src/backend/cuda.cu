@@ -674,6 +674,64 @@ static void cu_channel_slice_backward(const Backend *be, BackendMem *dx, const B
   LAUNCHED("channel_slice backward");
 }
 
+/* ADM's attention-pool tokens (ops/elementwise.c): one thread per (b, c) row for the mean, one per
+ * element otherwise; dpos sums over the batch in order (no atomics). */
+__global__ void k_pool_tokens(float *y, const float *x, const float *pos, int C, int HW, size_t rows) {
+  GRID_STRIDE(r, rows) {
+    const int c = (int)(r % C), N = HW + 1;
+    const float *xr = x + r * HW, *pr = pos + (size_t)c * N;
+    float *yr = y + r * N;
+    double mean = 0.0;
+    for (int p = 0; p < HW; p++) mean += xr[p], yr[1 + p] = xr[p] + pr[1 + p];
+    yr[0] = (float)(mean / HW) + pr[0];
+  }
+}
+__global__ void k_pool_tokens_dx(float *dx, const float *dy, int HW, size_t n) {
+  GRID_STRIDE(i, n) {
+    const size_t r = i / HW, p = i % HW;
+    const float *dr = dy + r * (HW + 1);
+    dx[i] += dr[0] / (float)HW + dr[1 + p];
+  }
+}
+__global__ void k_pool_tokens_dpos(float *dpos, const float *dy, int B, int C, int HW) {
+  const int N = HW + 1;
+  GRID_STRIDE(i, (size_t)C * N) {
+    const size_t c = i / N, j = i % N;
+    float s = 0.0f;
+    for (int b = 0; b < B; b++) s += dy[((size_t)b * C + c) * N + j];
+    dpos[i] += s;
+  }
+}
+static void cu_pool_tokens_forward(const Backend *be, BackendMem *y, const BackendMem *x, const BackendMem *pos, int B,
+                                   int C, int HW) {
+  const size_t rows = (size_t)B * C;
+  k_pool_tokens<<<POINTWISE(rows)>>>(F(y), CF(x), CF(pos), C, HW, rows);
+  LAUNCHED("pool_tokens");
+}
+static void cu_pool_tokens_backward(const Backend *be, BackendMem *dx, BackendMem *dpos, const BackendMem *dy, int B,
+                                    int C, int HW) {
+  const size_t n = (size_t)B * C * HW;
+  if (dx) k_pool_tokens_dx<<<POINTWISE(n)>>>(F(dx), CF(dy), HW, n);
+  if (dpos) k_pool_tokens_dpos<<<POINTWISE((size_t)C * (HW + 1))>>>(F(dpos), CF(dy), B, C, HW);
+  LAUNCHED("pool_tokens backward");
+}
+__global__ void k_first_token(float *y, const float *x, int N, size_t n) {
+  GRID_STRIDE(i, n) y[i] = x[i * N];
+}
+__global__ void k_first_token_backward(float *dx, const float *dy, int N, size_t n) {
+  GRID_STRIDE(i, n) dx[i * N] += dy[i];
+}
+static void cu_first_token_forward(const Backend *be, BackendMem *y, const BackendMem *x, int B, int C, int N) {
+  const size_t n = (size_t)B * C;
+  k_first_token<<<POINTWISE(n)>>>(F(y), CF(x), N, n);
+  LAUNCHED("first_token");
+}
+static void cu_first_token_backward(const Backend *be, BackendMem *dx, const BackendMem *dy, int B, int C, int N) {
+  const size_t n = (size_t)B * C;
+  k_first_token_backward<<<POINTWISE(n)>>>(F(dx), CF(dy), N, n);
+  LAUNCHED("first_token backward");
+}
+
 /* ---- Philox4x32-10 (core/rng.c's counter scheme) ---- */
 
 struct Bits4 {
@@ -987,6 +1045,41 @@ static void cu_weighted_mse_backward(const Backend *be, BackendMem *da, BackendM
   LAUNCHED("weighted_mse backward");
 }
 
+/* The classifier's cross-entropy: one block, rows in order (log-sum-exp shifted by the row's maximum). */
+__device__ double row_log_sum_exp(const float *l, int K) {
+  float mx = l[0];
+  for (int k = 1; k < K; k++) mx = l[k] > mx ? l[k] : mx;
+  double s = 0.0;
+  for (int k = 0; k < K; k++) s += exp((double)l[k] - mx);
+  return mx + log(s);
+}
+__global__ void k_cross_entropy(float *loss, const float *logits, const int *labels, int B, int K) {
+  __shared__ double shared[THREADS];
+  double part = 0.0;
+  for (int b = threadIdx.x; b < B; b += blockDim.x)
+    part += row_log_sum_exp(logits + (size_t)b * K, K) - logits[(size_t)b * K + labels[b]];
+  const double total = block_sum(part, shared);
+  if (threadIdx.x == 0) *loss = (float)(total / B);
+}
+__global__ void k_cross_entropy_backward(float *dlogits, const float *dloss, const float *logits, const int *labels,
+                                         int B, int K) {
+  GRID_STRIDE(b, (size_t)B) {
+    const float *l = logits + b * K;
+    const double lse = row_log_sum_exp(l, K), dy = *dloss;
+    for (int k = 0; k < K; k++) dlogits[b * K + k] += (float)(dy * (exp((double)l[k] - lse) - (k == labels[b])) / B);
+  }
+}
+static void cu_cross_entropy_forward(const Backend *be, BackendMem *loss, const BackendMem *logits,
+                                     const BackendMem *labels, int B, int K) {
+  k_cross_entropy<<<1, THREADS, 0, S(be)>>>(F(loss), CF(logits), (const int *)labels, B, K);
+  LAUNCHED("cross_entropy");
+}
+static void cu_cross_entropy_backward(const Backend *be, BackendMem *dlogits, const BackendMem *dloss,
+                                      const BackendMem *logits, const BackendMem *labels, int B, int K) {
+  k_cross_entropy_backward<<<POINTWISE((size_t)B)>>>(F(dlogits), CF(dloss), CF(logits), (const int *)labels, B, K);
+  LAUNCHED("cross_entropy backward");
+}
+
 /* The learned-variance bound: one block per sample sums its terms (gaussian_vlb_element, as the CPU
  * kernel of ops/loss.c), then one thread forms the weighted mean in sample order. */
 __global__ void k_vlb_terms(float *terms, const float *net, const float *xt, const float *x0, const float *coef,
@@ -1134,6 +1227,8 @@ static BackendOps make_ops(void) {
   o.axpby = cu_axpby, o.add_channel_forward = cu_add_channel_forward, o.add_channel_backward = cu_add_channel_backward;
   o.concat_channels_forward = cu_concat_channels_forward, o.concat_channels_backward = cu_concat_channels_backward;
   o.channel_slice_forward = cu_channel_slice_forward, o.channel_slice_backward = cu_channel_slice_backward;
+  o.pool_tokens_forward = cu_pool_tokens_forward, o.pool_tokens_backward = cu_pool_tokens_backward;
+  o.first_token_forward = cu_first_token_forward, o.first_token_backward = cu_first_token_backward;
   o.dropout_forward = cu_dropout_forward, o.dropout_backward = cu_dropout_backward;
   o.upsample_nearest2x_forward = cu_upsample_nearest2x_forward;
   o.upsample_nearest2x_backward = cu_upsample_nearest2x_backward;
@@ -1143,6 +1238,7 @@ static BackendOps make_ops(void) {
   o.global_avg_pool_forward = cu_global_avg_pool_forward, o.global_avg_pool_backward = cu_global_avg_pool_backward;
   o.mse_forward = cu_mse_forward, o.mse_backward = cu_mse_backward;
   o.weighted_mse_forward = cu_weighted_mse_forward, o.weighted_mse_backward = cu_weighted_mse_backward;
+  o.cross_entropy_forward = cu_cross_entropy_forward, o.cross_entropy_backward = cu_cross_entropy_backward;
   o.vlb_forward = cu_vlb_forward, o.vlb_backward = cu_vlb_backward;
   o.forward_mix = cu_forward_mix, o.fill_normal = cu_fill_normal, o.fill_uniform = cu_fill_uniform;
   o.optim_step = cu_optim_step, o.sum_squares = cu_sum_squares, o.find_nonfinite = cu_find_nonfinite;

@@ -56,21 +56,25 @@ int cmd_info(int argc, char **argv) {
   }
   size_t n_params = 0;
   for (int i = 0; i < m.params.count; i++) n_params += m.params.info[i].numel;
-  printf("model       DDPM U-Net, %zu parameters (%.1f MiB as fp32), %d tensors\n", n_params, MiB(4.0 * n_params),
-         m.params.count);
+  printf("model       %s, %zu parameters (%.1f MiB as fp32), %d tensors\n",
+         cfg.classifier ? "noise-conditional classifier (U-Net encoder, attention pool)" : "DDPM U-Net", n_params,
+         MiB(4.0 * n_params), m.params.count);
   printf("config      resolution %d, in_channels %d, ch %d, ch_mult ", cfg.resolution, cfg.in_channels, cfg.ch);
   print_list(cfg.ch_mult, cfg.n_ch_mult);
   printf(", num_res_blocks %d, attn_resolutions ", cfg.num_res_blocks);
   print_list(cfg.attn_resolutions, cfg.n_attn_resolutions);
   printf(", dropout %g, groups %d, norm_eps %g", cfg.dropout, cfg.groups, cfg.norm_eps);
-  if (cfg.num_classes) printf(", num_classes %d", cfg.num_classes);
+  if (cfg.num_classes) printf(", num_classes %d%s", cfg.num_classes, cfg.classifier ? ", classifier" : "");
   printf("\n\n%-8s %-11s %-9s %-11s %s\n", "block", "resolution", "channels", "res blocks", "attention");
   for (int i = 0; i < cfg.n_ch_mult; i++)
     printf("down.%-3d %4dx%-6d %-9d %-11d %s\n", i, m.down[i].resolution, m.down[i].resolution, m.down[i].out_ch,
            cfg.num_res_blocks, m.down[i].has_attn ? "yes" : "no");
   const UNetLevel *last = &m.down[cfg.n_ch_mult - 1];
   printf("%-8s %4dx%-6d %-9d %-11d %s\n", "mid", last->resolution, last->resolution, last->out_ch, 2, "yes");
-  for (int u = 0; u < cfg.n_ch_mult; u++)
+  if (cfg.classifier)
+    printf("%-8s %4dx%-6d %-9d %-11s %d head(s) -> %d logits\n", "pool", last->resolution, last->resolution,
+           last->out_ch, "-", unet_pool_heads(&cfg), cfg.num_classes);
+  for (int u = 0; u < cfg.n_ch_mult && !cfg.classifier; u++)
     printf("up.%-5d %4dx%-6d %-9d %-11d %s\n", u, m.up[u].resolution, m.up[u].resolution, m.up[u].out_ch,
            cfg.num_res_blocks + 1, m.up[u].has_attn ? "yes" : "no");
 

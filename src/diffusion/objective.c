@@ -293,3 +293,50 @@ Tensor *diffusion_training_loss(const Diffusion *d, const Objective *o, UNet *m,
   g->first_sample = (uint64_t)first_sample;
   return diffusion_loss_at(d, o, m, g, x0, tau, noise, labels, terms);
 }
+
+void classifier_inputs(const Diffusion *d, double tau, double *c_in, float *time_label) {
+  double c_x, c_f;
+  diffusion_network_io(d, tau, c_in, &c_x, &c_f);
+  *time_label = (float)diffusion_label(d, tau);
+}
+
+Tensor *classifier_training_loss(const Diffusion *d, const Objective *o, UNet *m, Graph *g, Tensor *x0,
+                                 const int *labels, uint64_t seed, long step, int first_sample, int *correct) {
+  CHECK(m->cfg.classifier && labels);
+  const int B = x0->shape[0];
+  const size_t M = x0->numel / (size_t)B;
+  Tensor *noise = graph_tensor(g, x0->ndim, x0->shape);
+  float *coef = arena_alloc(&g->arena, (size_t)B * 4 * sizeof(float)); /* host */
+  float *label = arena_alloc(&g->arena, (size_t)B * sizeof(float));
+  for (int b = 0; b < B; b++) {
+    const int s = first_sample + b;
+    const double tau = objective_sample_tau(o, d, rng_uniform(seed, train_stream(step, s, STREAM_TAU), 0));
+    g->backend->ops->fill_normal(g->backend, mem_floats_at(noise->data, (size_t)b * M), M, seed,
+                                 train_stream(step, s, STREAM_NOISE), 0);
+    double alpha, sigma, c_in;
+    diffusion_marginal(d, tau, &alpha, &sigma);
+    classifier_inputs(d, tau, &c_in, &label[b]);
+    float *c = coef + 4 * b;
+    c[0] = (float)(c_in * alpha), c[1] = (float)(c_in * sigma), c[2] = 0.0f, c[3] = 0.0f;
+  }
+  g->dropout_seed = seed ^ train_stream(step, 0, STREAM_DROPOUT);
+  g->first_sample = (uint64_t)first_sample;
+  const int coef_shape[2] = {B, 4};
+  Tensor *c = graph_tensor_upload(g, 2, coef_shape, coef);
+  Tensor *t = graph_tensor_upload(g, 1, &B, label);
+  Tensor *xt = graph_tensor(g, x0->ndim, x0->shape), *unused = graph_tensor(g, x0->ndim, x0->shape);
+  g->backend->ops->forward_mix(g->backend, xt->data, unused->data, x0->data, noise->data, c->data, B, M);
+  Tensor *logits = unet_forward(m, g, xt, t, NULL);
+  if (correct) {
+    const int K = logits->shape[1];
+    float *host = arena_alloc(&g->arena, (size_t)B * K * sizeof(float));
+    tensor_download(logits, host);
+    *correct = 0;
+    for (int b = 0; b < B; b++) {
+      int best = 0;
+      for (int k = 1; k < K; k++) best = host[(size_t)b * K + k] > host[(size_t)b * K + best] ? k : best;
+      *correct += best == labels[b];
+    }
+  }
+  return ag_cross_entropy(g, logits, labels);
+}

@@ -29,7 +29,8 @@ const CfgField UNET_CONFIG_FIELDS[] = {
     F("dropout", CFG_FLOAT, dropout, 0.0, 0.99, "dropout in ResBlocks"),
     F("groups", CFG_INT, groups, 1, 1024, "GroupNorm groups"),
     F("norm_eps", CFG_FLOAT, norm_eps, 0.0, 1.0, "GroupNorm epsilon"),
-    F("num_classes", CFG_INT, num_classes, 0, 100000, "class-conditional when > 0"),
+    F("num_classes", CFG_INT, num_classes, 0, 100000, "class-conditional when > 0; a classifier's classes"),
+    F("classifier", CFG_BOOL, classifier, 0, 0, "a noise-conditional classifier for classifier guidance (Dhariwal & Nichol 2021): the encoder half and an attention-pool head"),
 };
 #undef F
 #undef FL
@@ -53,6 +54,14 @@ void unet_config_default(UNetConfig *c) {
 
 int unet_out_channels(const UNetConfig *c) { return c->learn_sigma ? 2 * c->in_channels : c->in_channels; }
 
+/* The channels of the lowest level: the middle block's and the attention pool's. */
+static int bottom_channels(const UNetConfig *c) { return c->ch * c->ch_mult[c->n_ch_mult - 1]; }
+
+int unet_pool_heads(const UNetConfig *c) {
+  const int C = bottom_channels(c);
+  return C >= 64 && C % 64 == 0 ? C / 64 : 1;
+}
+
 int unet_config_validate(const UNetConfig *c, char *err, size_t errlen) {
   if (c->n_ch_mult < 1) return errorf(err, errlen, "model.ch_mult: needs at least one level");
   if (c->ch % 2) return errorf(err, errlen, "model.ch: %d must be even (sinusoidal embedding)", c->ch);
@@ -64,6 +73,8 @@ int unet_config_validate(const UNetConfig *c, char *err, size_t errlen) {
     return errorf(err, errlen, "model.resolution: %d is not divisible by 2^%d (one halving per extra level)",
                   c->resolution, c->n_ch_mult - 1);
   if (c->norm_eps <= 0) return errorf(err, errlen, "model.norm_eps: must be > 0");
+  if (c->classifier && c->num_classes < 2)
+    return errorf(err, errlen, "model.classifier: set model.num_classes to the classes it tells apart (at least 2)");
   for (int a = 0; a < c->n_attn_resolutions; a++) {
     bool found = false;
     for (int i = 0; i < c->n_ch_mult && !found; i++) found = c->resolution >> i == c->attn_resolutions[a];
@@ -152,7 +163,7 @@ static void unet_register(UNet *m, const UNetConfig *cfg) {
   add_linear(p, "time_embedding", "linear_1", 4 * ch, ch, &m->temb1_w, &m->temb1_b);
   add_linear(p, "time_embedding", "linear_2", 4 * ch, 4 * ch, &m->temb2_w, &m->temb2_b);
   const int class_shape[2] = {cfg->num_classes + (cfg->null_class ? 1 : 0), 4 * ch};
-  m->class_emb = cfg->num_classes > 0 ? add_named(p, "", "class_embedding", "weight", 2, class_shape) : -1;
+  m->class_emb = cfg->num_classes > 0 && !cfg->classifier ? add_named(p, "", "class_embedding", "weight", 2, class_shape) : -1;
 
   int skip_ch[UNET_MAX_LEVELS * (UNET_MAX_RES_BLOCKS + 1) + 1], n_skip = 0;
   skip_ch[n_skip++] = ch;
@@ -183,6 +194,14 @@ static void unet_register(UNet *m, const UNetConfig *cfg) {
   add_resblock(m, &m->mid_res[0], "mid_block.resnets.0", cur, cur);
   add_attention(m, &m->mid_attn, "mid_block.attentions.0", cur);
   add_resblock(m, &m->mid_res[1], "mid_block.resnets.1", cur, cur);
+  if (cfg->classifier) { /* ADM's out = GroupNorm, SiLU, AttentionPool2d(res, cur, 64, num_classes) */
+    add_norm(p, "classifier_head", "norm", cur, &m->pool_norm_w, &m->pool_norm_b);
+    const int pos_shape[2] = {cur, res * res + 1};
+    m->pool_pos = add_named(p, "classifier_head", "attention_pool", "positional_embedding", 2, pos_shape);
+    add_linear(p, "classifier_head.attention_pool", "qkv_proj", 3 * cur, cur, &m->pool_qkv_w, &m->pool_qkv_b);
+    add_linear(p, "classifier_head.attention_pool", "c_proj", cfg->num_classes, cur, &m->pool_proj_w, &m->pool_proj_b);
+    return;
+  }
   for (int u = 0; u < L; u++) {
     const int i = L - 1 - u;
     UNetLevel *lv = &m->up[u];
@@ -233,9 +252,11 @@ size_t unet_activation_bytes(UNet *m, int B, bool train, double *flops) {
   Tensor *x = graph_tensor_zeros(&g, 4, xs);
   Tensor *t = graph_tensor_zeros(&g, 1, &B);
   const int labels[2] = {0, 0};
-  Tensor *y = unet_forward(m, &g, x, t, c->num_classes > 0 ? labels : NULL);
+  Tensor *y = unet_forward(m, &g, x, t, c->num_classes > 0 && !c->classifier ? labels : NULL);
   if (flops) *flops = g.flops / B;
-  if (train) { /* a stand-in loss of the same activation footprint (the variance output: its mean half) */
+  if (train && c->classifier) {
+    graph_backward(&g, ag_cross_entropy(&g, y, labels));
+  } else if (train) { /* a stand-in loss of the same activation footprint (the variance output: its mean half) */
     Tensor *mean = c->learn_sigma ? ag_channel_slice(&g, y, 0, c->in_channels) : y;
     graph_backward(&g, ag_mse(&g, mean, x));
   }
@@ -265,13 +286,14 @@ void unet_init_weights(UNet *m, uint64_t seed) {
         zero_param(m, m->down[lvl].res[j].conv2_w);
         if (m->down[lvl].has_attn) zero_param(m, m->down[lvl].attn[j].out_w);
       }
+      if (m->cfg.classifier) continue;
       zero_param(m, m->up[lvl].res[j].conv2_w);
       if (m->up[lvl].has_attn) zero_param(m, m->up[lvl].attn[j].out_w);
     }
   zero_param(m, m->mid_res[0].conv2_w);
   zero_param(m, m->mid_res[1].conv2_w);
   zero_param(m, m->mid_attn.out_w);
-  zero_param(m, m->conv_out_w);
+  if (!m->cfg.classifier) zero_param(m, m->conv_out_w);
 }
 
 /* ---- forward ---- */
@@ -319,12 +341,28 @@ static Tensor *attention(UNet *m, Graph *g, const AttnParams *a, Tensor *x) {
   return ag_add(g, x, pointwise(m, g, o, a->out_w, a->out_b));
 }
 
+/* ADM's AttentionPool2d after GroupNorm and SiLU: the spatial mean prepended as token 0, a positional
+ * embedding added, multi-head attention (64 channels a head) and the projection of token 0 to the logits
+ * (projecting token 0 alone is what ADM's c_proj followed by [:, :, 0] computes). */
+static Tensor *attention_pool(UNet *m, Graph *g, Tensor *h) {
+  const int C = h->shape[1], heads = unet_pool_heads(&m->cfg), d = C / heads;
+  Tensor *tok = ag_pool_tokens(g, group_norm_silu(m, g, h, m->pool_norm_w, m->pool_norm_b), P(m, m->pool_pos));
+  Tensor *qkv = pointwise(m, g, tok, m->pool_qkv_w, m->pool_qkv_b); /* (B, 3C, 1, N): q, k, v, heads within */
+  Tensor *out = NULL;
+  for (int k = 0; k < heads; k++) {
+    Tensor *a = ag_attention(g, ag_channel_slice(g, qkv, k * d, d), ag_channel_slice(g, qkv, C + k * d, d),
+                             ag_channel_slice(g, qkv, 2 * C + k * d, d));
+    out = out ? ag_concat_channels(g, out, a) : a;
+  }
+  return ag_linear(g, ag_first_token(g, out), P(m, m->pool_proj_w), P(m, m->pool_proj_b));
+}
+
 Tensor *unet_forward(UNet *m, Graph *g, Tensor *x, Tensor *t, const int *labels) {
   const UNetConfig *c = &m->cfg;
   const int B = x->shape[0], L = c->n_ch_mult, R = c->num_res_blocks;
   CHECK(x->ndim == 4 && x->shape[1] == c->in_channels && x->shape[2] == c->resolution &&
         x->shape[3] == c->resolution && t->numel == (size_t)B);
-  CHECK((labels != NULL) == (c->num_classes > 0));
+  CHECK((labels != NULL) == (c->num_classes > 0 && !c->classifier));
 
   Tensor *temb = ag_timestep_embedding(g, t, c->ch);
   temb = ag_linear(g, ag_silu(g, ag_linear(g, temb, P(m, m->temb1_w), P(m, m->temb1_b))), P(m, m->temb2_w),
@@ -353,6 +391,7 @@ Tensor *unet_forward(UNet *m, Graph *g, Tensor *x, Tensor *t, const int *labels)
   h = resblock(m, g, &m->mid_res[0], h, temb_act);
   h = attention(m, g, &m->mid_attn, h);
   h = graph_keep_only(g, mid, resblock(m, g, &m->mid_res[1], h, temb_act));
+  if (c->classifier) return attention_pool(m, g, h);
   for (int u = 0; u < L; u++) {
     const UNetLevel *lv = &m->up[u];
     for (int j = 0; j <= R; j++) {

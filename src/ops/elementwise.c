@@ -103,6 +103,41 @@ void channel_slice_backward(float *dx, const float *dy, int B, int C, int c0, in
   for (int i = 0; i < B; i++) axpy_accumulate(dx + ((size_t)i * C + c0) * HW, dy + (size_t)i * n * HW, 1.0f, (size_t)n * HW);
 }
 
+void pool_tokens_forward(float *y, const float *x, const float *pos, int B, int C, int HW) {
+  const int N = HW + 1;
+  for (int b = 0; b < B; b++)
+    for (int c = 0; c < C; c++) {
+      const float *xr = x + ((size_t)b * C + c) * HW, *pr = pos + (size_t)c * N;
+      float *yr = y + ((size_t)b * C + c) * N;
+      double mean = 0.0;
+      for (int p = 0; p < HW; p++) mean += xr[p], yr[1 + p] = xr[p] + pr[1 + p];
+      yr[0] = (float)(mean / HW) + pr[0];
+    }
+}
+
+void pool_tokens_backward(float *dx, float *dpos, const float *dy, int B, int C, int HW) {
+  const int N = HW + 1;
+  for (int b = 0; b < B; b++)
+    for (int c = 0; c < C; c++) {
+      const float *dr = dy + ((size_t)b * C + c) * N;
+      if (dx) {
+        float *xr = dx + ((size_t)b * C + c) * HW;
+        const float dm = dr[0] / (float)HW;
+        for (int p = 0; p < HW; p++) xr[p] += dm + dr[1 + p];
+      }
+      if (dpos)
+        for (int j = 0; j < N; j++) dpos[(size_t)c * N + j] += dr[j];
+    }
+}
+
+void first_token_forward(float *y, const float *x, int B, int C, int N) {
+  for (size_t i = 0; i < (size_t)B * C; i++) y[i] = x[i * N];
+}
+
+void first_token_backward(float *dx, const float *dy, int B, int C, int N) {
+  for (size_t i = 0; i < (size_t)B * C; i++) dx[i * N] += dy[i];
+}
+
 void dropout_forward(float *y, uint8_t *mask, const float *x, size_t n, float p, uint64_t seed, uint64_t stream,
                      uint64_t offset) {
   if (n == 0) return;

@@ -73,3 +73,28 @@ void vlb_backward(float *dnet, float dy, const float *net, const float *xt, cons
     }
   }
 }
+
+/* log sum_k exp(l_k), shifted by the row's maximum. */
+static double log_sum_exp(const float *l, int K) {
+  float mx = l[0];
+  for (int k = 1; k < K; k++) mx = l[k] > mx ? l[k] : mx;
+  double s = 0.0;
+  for (int k = 0; k < K; k++) s += exp((double)l[k] - mx);
+  return mx + log(s);
+}
+
+float cross_entropy_forward(const float *logits, const int *labels, int B, int K) {
+  double total = 0.0;
+  for (int b = 0; b < B; b++) total += log_sum_exp(logits + (size_t)b * K, K) - logits[(size_t)b * K + labels[b]];
+  return (float)(total / B);
+}
+
+void cross_entropy_backward(float *dlogits, float dy, const float *logits, const int *labels, int B, int K) {
+  for (int b = 0; b < B; b++) {
+    const float *l = logits + (size_t)b * K;
+    const double lse = log_sum_exp(l, K);
+    for (int k = 0; k < K; k++)
+      dlogits[(size_t)b * K + k] += (float)(dy * (exp((double)l[k] - lse) - (k == labels[b])) / B);
+  }
+}
+

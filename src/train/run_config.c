@@ -114,6 +114,13 @@ int run_config_read(const cJSON *root, const char *origin, RunConfig *rc, char *
     return errorf(err, errlen, "%s: train.p_uncond drops class labels, so it needs a class-conditional model "
                                "(model.num_classes > 0)", origin);
   rc->model.null_class = rc->train.p_uncond > 0;
+  if (rc->model.classifier) { /* trained with cross-entropy on x_t: the denoiser's objective keys do not apply */
+    const char *bad = rc->diffusion.learn_sigma ? "diffusion.learn_sigma" : strcmp(rc->train.loss, "simple") ? "train.loss"
+                      : strcmp(rc->train.loss_weighting, "none") ? "train.loss_weighting" : rc->train.p_uncond > 0 ? "train.p_uncond" : NULL;
+    if (bad)
+      return errorf(err, errlen, "%s: %s is for denoisers; a classifier (model.classifier) trains with cross-entropy "
+                    "on x_t at uniformly drawn times: leave it at its default", origin, bad);
+  }
   const TrainConfig *t = &rc->train;
   if (t->micro_batch && t->batch % t->micro_batch)
     return errorf(err, errlen, "%s: train.micro_batch %d must divide train.batch %d", origin, t->micro_batch, t->batch);

@@ -62,6 +62,7 @@ struct Trainer {
 static void save_sample_grid(Trainer *tr, long step, const TrainCallbacks *cb) {
   const RunConfig *rc = tr->rc;
   const UNetConfig *m = &rc->model;
+  if (m->classifier) return; /* nothing to sample */
   const int N = rc->train.sample_n;
   const size_t per = (size_t)m->in_channels * m->resolution * m->resolution;
   float *x = xmalloc((size_t)N * per * sizeof(float));
@@ -158,10 +159,13 @@ static double train_step(Trainer *tr, long step, double *grad_norm_out) {
     Tensor *x0 = graph_tensor_upload(g, 4, shape, tr->batch_host);
     const int piece_first = first + k * micro;
     Tensor *terms = NULL;
-    Tensor *loss = diffusion_training_loss(&tr->diffusion, &tr->objective, &tr->model, g, x0,
-                                           m->num_classes > 0 ? tr->batch_labels : NULL, seed, step, piece_first,
-                                           bound_history ? tr->step_tau + piece_first : NULL,
-                                           bound_history ? &terms : NULL);
+    Tensor *loss = m->classifier
+                       ? classifier_training_loss(&tr->diffusion, &tr->objective, &tr->model, g, x0, tr->batch_labels,
+                                                  seed, step, piece_first, NULL)
+                       : diffusion_training_loss(&tr->diffusion, &tr->objective, &tr->model, g, x0,
+                                                 m->num_classes > 0 ? tr->batch_labels : NULL, seed, step, piece_first,
+                                                 bound_history ? tr->step_tau + piece_first : NULL,
+                                                 bound_history ? &terms : NULL);
     float loss_value;
     tensor_download(loss, &loss_value);
     if (bound_history) {
