@@ -96,6 +96,26 @@ expect 2 "--resample and --jump (RePaint) are for --mask, --colorize or --lowres
 expect 1 "runs on the samplers that step between grid points one at a time: ancestral (RePaint), ddim or pc" sample --ckpt "$ck" --sampler dpmpp --image "$img" --mask "$fx/mask8_left.png" --out "$tmp/inp.png"
 expect 1 "--mask .*lowres4.png is 4x4, not the 8x8 needed" sample --ckpt "$ck" --image "$img" --mask "$fx/lowres4.png" --out "$tmp/inp.png"
 expect 1 "--resample must be in \[1, 1000\]" sample --ckpt "$ck" --image "$img" --mask "$fx/mask8_left.png" --resample 0 --out "$tmp/inp.png"
+# classifier guidance: a noise-conditional classifier trained by diffuse train guides every sampler family
+expect 0 "" train --config "$tmp/tiny.json" --out "$tmp/clf" --quiet --set model.classifier=true --set model.num_classes=4
+clf="$tmp/clf/ckpt.safetensors"
+for s in ddim ancestral pc; do
+  expect 0 "classifier scale 2 (a classifier gradient per evaluation)" sample --ckpt "$ck" --classifier "$clf" --classifier-scale 2 --sampler $s --steps 5 --class 1,3 --n 4 --out "$tmp/cg.png"
+done
+expect 0 "sampler ode: 4 images" sample --ckpt "$ck" --classifier "$clf" --sampler ode --method heun --steps 5 --class 2 --n 4 --save-tensor "$tmp/cg.safetensors"
+expect 0 "accuracy [01].[0-9]* (.* of 4 samples, labelled by the --class rule)" eval accuracy --classifier "$clf" --samples "$tmp/cg.safetensors" --class 2
+expect 1 "is a classifier checkpoint (model.classifier), not a denoiser" sample --ckpt "$clf" --out "$tmp/cg.png"
+expect 1 "is a denoiser checkpoint, not a classifier" sample --ckpt "$ck" --classifier "$ck" --out "$tmp/cg.png"
+expect 1 "is a denoiser checkpoint, not a classifier" eval accuracy --classifier "$ck" --samples "$tmp/cg.safetensors"
+expect 2 "--classifier-scale is for --classifier" sample --ckpt "$ck" --classifier-scale 2 --out "$tmp/cg.png"
+expect 1 "--classifier-scale must be >= 0" sample --ckpt "$ck" --classifier "$clf" --classifier-scale -1 --out "$tmp/cg.png"
+expect 1 "--class 7 but the model has 4 classes" sample --ckpt "$ck" --classifier "$clf" --class 7 --out "$tmp/cg.png"
+expect 0 "" train --config "$tmp/tiny.json" --out "$tmp/clf50" --quiet --steps 1 --set model.classifier=true --set model.num_classes=4 --set diffusion.T=50
+expect 1 "the classifier was trained on times 0..49, the model on 0..99" sample --ckpt "$ck" --classifier "$tmp/clf50/ckpt.safetensors" --out "$tmp/cg.png"
+expect 0 "" train --config "$tmp/tiny.json" --out "$tmp/clfcos" --quiet --steps 1 --set model.classifier=true --set model.num_classes=4 --set diffusion.beta_schedule=cosine
+expect 1 "trained on another noise process" sample --ckpt "$ck" --classifier "$tmp/clfcos/ckpt.safetensors" --out "$tmp/cg.png"
+expect 1 "model.classifier: set model.num_classes" train --config "$tmp/tiny.json" --out "$tmp/run_bad" --set model.classifier=true
+expect 1 "train.p_uncond is for denoisers" train --config "$tmp/tiny.json" --out "$tmp/run_bad" --set model.classifier=true --set model.num_classes=4 --set train.p_uncond=0.1
 # PF-ODE encoding: the latent decodes back with sample --sampler ode; slerp between two latents
 expect 0 "round trip: decode(encode(image)) differs from the image by at most" encode --ckpt "$ck" --image "$img" --out "$tmp/z.safetensors" --verify
 expect 0 "sampler ode: 1 images" sample --ckpt "$ck" --init-noise "$tmp/z.safetensors" --sampler ode --out "$tmp/recon.png"

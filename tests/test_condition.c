@@ -8,12 +8,17 @@
  * and covariance within statistical error, and keep the known part (inpainting: the very values).
  * Plain replacement (no resampling) is not exact on correlated data; the test measures its bias too,
  * which shows the comparison can fail.
+ *
+ * Classifier guidance (diffusion/classifier_guidance.h) on a two-class mixture with overlapping
+ * components and its exact classifier: scale 1 samples the class's own component (the noised
+ * conditional's score, exact), scale 0 the mixture, and scale 3 pushes further toward the class.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/rng.h"
+#include "diffusion/classifier_guidance.h"
 #include "diffusion/denoiser.h"
 #include "diffusion/diffusion.h"
 #include "samplers/sampler.h"
@@ -401,7 +406,131 @@ static ConditionResult run_condition(const char *process, SamplerKind kind, int 
   return res;
 }
 
+/* ---- classifier guidance on a 2-D two-class mixture: 0.5 N(m0, s^2 I) + 0.5 N(m1, s^2 I) ---- */
+typedef struct {
+  const Diffusion *d;
+  double m[2][2], s;
+} TwoClass;
+
+/* The posterior r_k(x) of each class at (alpha, sigma) and the component variance v. */
+static void two_class_posterior(const TwoClass *tc, const float *x, double a, double sg, double *r, double *v) {
+  *v = a * a * tc->s * tc->s + sg * sg;
+  double lp[2];
+  for (int k = 0; k < 2; k++) {
+    const double d0 = x[0] - a * tc->m[k][0], d1 = x[1] - a * tc->m[k][1];
+    lp[k] = -0.5 * (d0 * d0 + d1 * d1) / *v;
+  }
+  const double mx = fmax(lp[0], lp[1]), z = exp(lp[0] - mx) + exp(lp[1] - mx);
+  for (int k = 0; k < 2; k++) r[k] = exp(lp[k] - mx) / z;
+}
+
+static void two_class_eps(Denoiser *self, float *eps, const float *x, int B, double tau) {
+  const TwoClass *tc = self->ctx;
+  double a, sg, r[2], v;
+  diffusion_marginal(tc->d, tau, &a, &sg);
+  for (int b = 0; b < B; b++) {
+    two_class_posterior(tc, x + 2 * b, a, sg, r, &v);
+    for (int j = 0; j < 2; j++)
+      eps[2 * b + j] = (float)(sg * (r[0] * (x[2 * b + j] - a * tc->m[0][j]) + r[1] * (x[2 * b + j] - a * tc->m[1][j])) / v);
+  }
+  self->nfe++;
+}
+
+/* grad log p(y | x) = grad log p(x | y) - grad log p(x) */
+static void two_class_grad(ClassifierGrad *self, float *grad, const float *x, const int *labels, int B, double tau) {
+  const TwoClass *tc = self->ctx;
+  double a, sg, r[2], v;
+  diffusion_marginal(tc->d, tau, &a, &sg);
+  for (int b = 0; b < B; b++) {
+    two_class_posterior(tc, x + 2 * b, a, sg, r, &v);
+    const int y = labels[b];
+    for (int j = 0; j < 2; j++) {
+      const double xj = x[2 * b + j];
+      grad[2 * b + j] = (float)((-(xj - a * tc->m[y][j]) + r[0] * (xj - a * tc->m[0][j]) + r[1] * (xj - a * tc->m[1][j])) / v);
+    }
+  }
+  self->nfe++;
+}
+
+#define GUIDED_B 2000
+
+/* B samples of class 1 at scale S; the mean and std of each coordinate. */
+static void guided_moments(const char *process, SamplerKind kind, int steps, double S, double mean[2], double sd[2],
+                           double *frac_class1) {
+  Diffusion d;
+  init_diffusion(&d, process, "linear");
+  TwoClass tc = {&d, {{-0.5, 0.0}, {0.5, 0.3}}, 0.5};
+  enum { B = GUIDED_B };
+  SamplerOptions o;
+  sampler_options_default(&o, kind, steps);
+  if (kind == SAMPLER_ODE) o.method = ODE_HEUN;
+  char err[256];
+  EXPECT(sampler_check(&o, &d, err, sizeof err) == 0, "%s", err);
+  float *x = malloc(2 * B * sizeof(float)), *work = malloc(sampler_work_floats(&o, 2 * B) * sizeof(float));
+  float *grad = malloc(2 * B * sizeof(float));
+  int *labels = malloc(B * sizeof(int));
+  for (int b = 0; b < B; b++) labels[b] = 1;
+  rng_fill_normal(x, 2 * B, 61, 0, 0);
+  const float prior = (float)diffusion_prior_std(&d);
+  for (int i = 0; i < 2 * B; i++) x[i] *= prior;
+  Denoiser mixture = {two_class_eps, 0, &tc, NULL, NULL};
+  ClassifierGrad exact = {two_class_grad, 0, &tc};
+  ClassifierGuided cg = {&mixture, &exact, &d, labels, S, 2, grad};
+  Denoiser guided = classifier_guided_denoiser(&cg);
+  NoiseSource noise = noise_source_rng(62, 0);
+  sampler_run(&o, &d, &guided, &noise, x, B, 2, work);
+  *frac_class1 = 0;
+  for (int j = 0; j < 2; j++) {
+    double s1 = 0, s2 = 0;
+    for (int b = 0; b < B; b++) s1 += x[2 * b + j];
+    mean[j] = s1 / B;
+    for (int b = 0; b < B; b++) s2 += (x[2 * b + j] - mean[j]) * (x[2 * b + j] - mean[j]);
+    sd[j] = sqrt(s2 / (B - 1));
+  }
+  for (int b = 0; b < B; b++) {
+    double a = 1, sg = 0, r[2], v;
+    two_class_posterior(&tc, x + 2 * b, a, sg, r, &v);
+    *frac_class1 += r[1] / B; /* the exact classifier's mean probability of class 1 at t = 0 */
+  }
+  EXPECT(S == 0.0 || exact.nfe == guided.nfe, "%s: %ld classifier gradients for %ld evaluations", sampler_kind_name(kind),
+         exact.nfe, guided.nfe);
+  free(x), free(work), free(grad), free(labels);
+  diffusion_free(&d);
+}
+
+static void check_classifier_guidance(void) {
+  const struct { const char *process; SamplerKind kind; int steps; } cases[] = {
+      {"ddpm", SAMPLER_DDIM, 100}, {"ddpm", SAMPLER_ANCESTRAL, 250}, {"vpsde", SAMPLER_PC, 500}, {"vesde", SAMPLER_ODE, 100},
+  };
+  const double se_m = 0.5 / sqrt(GUIDED_B), se_s = 0.5 / sqrt(2.0 * GUIDED_B);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    double m[2], sd[2], p1;
+    guided_moments(cases[i].process, cases[i].kind, cases[i].steps, 1.0, m, sd, &p1);
+    printf("condition: classifier guidance %s %s scale 1: mean (%.4f, %.4f) std (%.4f, %.4f), p(1) %.3f\n",
+           cases[i].process, sampler_kind_name(cases[i].kind), m[0], m[1], sd[0], sd[1], p1);
+    /* class 1's component N((0.5, 0.3), 0.25 I): 4 standard errors + 0.03 for the steps, as test_samplers */
+    EXPECT(fabs(m[0] - 0.5) < 4 * se_m + 0.03 && fabs(m[1] - 0.3) < 4 * se_m + 0.03 &&
+               fabs(sd[0] - 0.5) < 4 * se_s + 0.03 && fabs(sd[1] - 0.5) < 4 * se_s + 0.03,
+           "classifier guidance %s %s scale 1: mean (%.4f, %.4f) std (%.4f, %.4f), want (0.5, 0.3) (0.5, 0.5)",
+           cases[i].process, sampler_kind_name(cases[i].kind), m[0], m[1], sd[0], sd[1]);
+    if (i) continue;
+    double m0[2], sd0[2], p0, m3[2], sd3[2], p3;
+    guided_moments(cases[i].process, cases[i].kind, cases[i].steps, 0.0, m0, sd0, &p0);
+    guided_moments(cases[i].process, cases[i].kind, cases[i].steps, 3.0, m3, sd3, &p3);
+    printf("condition: classifier guidance %s %s: scale 0 mean (%.4f, %.4f) p(1) %.3f; scale 3 mean (%.4f, %.4f) "
+           "p(1) %.3f\n", cases[i].process, sampler_kind_name(cases[i].kind), m0[0], m0[1], p0, m3[0], m3[1], p3);
+    /* scale 0: the mixture, mean (0, 0.15) (coordinate stds 0.71 and 0.52) */
+    EXPECT(fabs(m0[0]) < 4 * 0.71 / sqrt(GUIDED_B) + 0.03 && fabs(m0[1] - 0.15) < 4 * 0.52 / sqrt(GUIDED_B) + 0.03,
+           "classifier guidance scale 0: mean (%.4f, %.4f), want the mixture's (0, 0.15)", m0[0], m0[1]);
+    /* scale 3 has no closed form (the tilt at each noise level is not the noised tilt); it must push further
+     * toward class 1 than its own component does */
+    EXPECT(p3 > p1 + 0.05 && m3[0] > m[0] + 0.1, "classifier guidance scale 3: p(1) %.3f mean %.4f, scale 1: %.3f %.4f",
+           p3, m3[0], p1, m[0]);
+  }
+}
+
 int main(void) {
+  check_classifier_guidance();
   Known kn[3];
   known_inpaint(&kn[0]);
   known_colorize(&kn[1]);

@@ -67,7 +67,7 @@ int cmd_encode(int argc, char **argv) {
     return 1;
   }
   RunConfig run;
-  if (resolve_run_config(config, ckpt, &run, err, sizeof err)) {
+  if (resolve_run_config(config, ckpt, &run, err, sizeof err) || require_denoiser(&run, ckpt, err, sizeof err)) {
     fprintf(stderr, "diffuse encode: %s\n", err);
     return 1;
   }

@@ -168,7 +168,7 @@ static int extract_generated(Extractor *e, const Backend *backend, const char *c
   SamplerOptions so;
   if (sampler_options_from_flags(flags, &so)) return errorf(err, errlen, "bad sampler flags (see above)");
   RunConfig run;
-  if (resolve_run_config(config, ckpt, &run, err, errlen)) return -1;
+  if (resolve_run_config(config, ckpt, &run, err, errlen) || require_denoiser(&run, ckpt, err, errlen)) return -1;
   Diffusion diffusion;
   if (diffusion_init(&diffusion, &run.diffusion, err, errlen) || sampler_options_for_model(flags, &so, &diffusion, err, errlen)) {
     diffusion_free(&diffusion);
@@ -575,7 +575,7 @@ static int eval_nll(int argc, char **argv) {
     return 1;
   }
   RunConfig run;
-  if (resolve_run_config(config, ckpt, &run, err, sizeof err)) {
+  if (resolve_run_config(config, ckpt, &run, err, sizeof err) || require_denoiser(&run, ckpt, err, sizeof err)) {
     fprintf(stderr, "diffuse eval nll: %s\n", err);
     return 1;
   }
@@ -660,13 +660,14 @@ static int eval_nll(int argc, char **argv) {
 
 int cmd_eval(int argc, char **argv) {
   if (argc < 2) {
-    fprintf(stderr, "diffuse eval: which evaluation? stats, fid, nll or loss (see diffuse eval --help)\n");
+    fprintf(stderr, "diffuse eval: which evaluation? stats, fid, nll, loss or accuracy (see diffuse eval --help)\n");
     return 2;
   }
   if (!strcmp(argv[1], "stats")) return eval_stats(argc - 1, argv + 1);
   if (!strcmp(argv[1], "fid")) return eval_fid(argc - 1, argv + 1);
   if (!strcmp(argv[1], "nll")) return eval_nll(argc - 1, argv + 1);
   if (!strcmp(argv[1], "loss")) return cmd_eval_loss(argc - 1, argv + 1);
-  fprintf(stderr, "diffuse eval: unknown evaluation '%s' (stats, fid, nll, loss)\n", argv[1]);
+  if (!strcmp(argv[1], "accuracy")) return cmd_eval_accuracy(argc - 1, argv + 1);
+  fprintf(stderr, "diffuse eval: unknown evaluation '%s' (stats, fid, nll, loss, accuracy)\n", argv[1]);
   return 2;
 }

@@ -41,6 +41,7 @@ int cmd_eval_loss(int argc, char **argv) {
   const Backend *backend = err[0] ? NULL : backend_open(device, err, sizeof err);
   RunConfig run;
   int rc = backend ? resolve_run_config(config, ckpt, &run, err, sizeof err) : -1;
+  if (rc == 0) rc = require_denoiser(&run, ckpt, err, sizeof err);
   if (rc) {
     fprintf(stderr, "diffuse eval loss: %s\n", err);
     return 1;

@@ -26,6 +26,8 @@
 #include "io/safetensors.h"
 #include "nn/checkpoint.h"
 #include "run_config_source.h"
+#include "class_list.h"
+#include "guidance_classifier.h"
 #include "image_condition.h"
 #include "sampler_flags.h"
 #include "samplers/sampler.h"
@@ -177,41 +179,14 @@ static int sinks_close(SampleSinks *s, int ok, int n, const UNetConfig *mc, char
   return rc;
 }
 
-#define MAX_CLASS_LIST 256
-
-/* --class C or C1,C2,...: class labels of the model, each in [0, num_classes). 0 or -1 + a message. */
-static int parse_class_list(const char *text, int num_classes, int *out, int *n_out, char *err, size_t errlen) {
-  if (num_classes == 0) return errorf(err, errlen, "--class needs a class-conditional model (model.num_classes > 0)");
-  *n_out = 0;
-  const char *p = text;
-  for (;;) {
-    char *end;
-    const long c = strtol(p, &end, 10);
-    if (end == p || (*end != ',' && *end != '\0'))
-      return errorf(err, errlen, "--class '%s': expected a class or a comma-separated list of classes", text);
-    if (c < 0 || c >= num_classes)
-      return errorf(err, errlen, "--class %ld but the model has %d classes (0..%d)", c, num_classes, num_classes - 1);
-    if (*n_out == MAX_CLASS_LIST) return errorf(err, errlen, "--class: at most %d classes in the list", MAX_CLASS_LIST);
-    out[(*n_out)++] = (int)c;
-    if (*end == '\0') return 0;
-    p = end + 1;
-  }
-}
-
-/* The columns of a grid of n images (image_write_grid_png's near-square layout). */
-static int grid_cols(int n) {
-  int cols = 1;
-  while (cols * cols < n) cols++;
-  return cols;
-}
-
 int cmd_sample(int argc, char **argv) {
   const char *ckpt = NULL, *config = NULL, *out = NULL, *outdir = NULL, *init_noise = NULL, *save_tensor = NULL;
   const char *device = "cpu";
   SamplerFlags f;
   sampler_flags_default(&f);
   int n = ARG_UNSET, batch = 16, seed = 0;
-  const char *class_list = NULL, *interpolate = NULL;
+  const char *class_list = NULL, *interpolate = NULL, *classifier = NULL;
+  double classifier_scale = NAN;
   int frames = ARG_UNSET;
   ImageConditionFlags icf;
   image_condition_flags_default(&icf);
@@ -223,6 +198,7 @@ int cmd_sample(int argc, char **argv) {
       {"--class", ARG_STRING, &class_list}, {"--init-noise", ARG_STRING, &init_noise},
       {"--save-tensor", ARG_STRING, &save_tensor}, {"--device", ARG_STRING, &device},
       {"--interpolate", ARG_STRING, &interpolate}, {"--frames", ARG_INT, &frames},
+      {"--classifier", ARG_STRING, &classifier}, {"--classifier-scale", ARG_DOUBLE, &classifier_scale},
       IMAGE_CONDITION_FLAG_SPECS(icf),     SAMPLER_FLAG_SPECS(f),
   };
   const int parse_rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "sample");
@@ -254,6 +230,15 @@ int cmd_sample(int argc, char **argv) {
     fprintf(stderr, "diffuse sample: --frames must be in [2, %d]\n", SAMPLE_GRID_MAX);
     return 1;
   }
+  if (!classifier && !isnan(classifier_scale)) {
+    fprintf(stderr, "diffuse sample: --classifier-scale is for --classifier (classifier guidance)\n");
+    return 2;
+  }
+  if (isnan(classifier_scale)) classifier_scale = 1.0; /* ADM's default */
+  if (classifier && !(classifier_scale >= 0.0)) {
+    fprintf(stderr, "diffuse sample: --classifier-scale must be >= 0 (0: no guidance)\n");
+    return 1;
+  }
   SamplerOptions so;
   int rc = sampler_options_from_flags(&f, &so);
   if (rc || (rc = image_condition_flags_check(&icf, &so))) return rc;
@@ -265,21 +250,27 @@ int cmd_sample(int argc, char **argv) {
     return 1;
   }
   RunConfig run;
-  if (resolve_run_config(config, ckpt, &run, err, sizeof err)) {
+  if (resolve_run_config(config, ckpt, &run, err, sizeof err) || require_denoiser(&run, ckpt, err, sizeof err)) {
     fprintf(stderr, "diffuse sample: %s\n", err);
     return 1;
   }
   const UNetConfig *mc = &run.model;
-  int classes[MAX_CLASS_LIST], n_classes = 0;
-  double guidance = 0.0;
-  if ((class_list && parse_class_list(class_list, mc->num_classes, classes, &n_classes, err, sizeof err)) ||
-      guidance_for_model(&f, mc, &guidance, err, sizeof err)) {
+  Diffusion diffusion;
+  GuidanceClassifier gc = {0};
+  if (diffusion_init(&diffusion, &run.diffusion, err, sizeof err) || sampler_options_for_model(&f, &so, &diffusion, err, sizeof err) ||
+      (classifier && guidance_classifier_open(&gc, classifier, mc, &diffusion, backend, err, sizeof err))) {
     fprintf(stderr, "diffuse sample: %s\n", err);
+    diffusion_free(&diffusion);
     return 1;
   }
-  Diffusion diffusion;
-  if (diffusion_init(&diffusion, &run.diffusion, err, sizeof err) || sampler_options_for_model(&f, &so, &diffusion, err, sizeof err)) {
+  /* the classes asked for: of the model, or of the classifier guiding an unconditional one */
+  const int class_count = mc->num_classes > 0 ? mc->num_classes : gc.open ? gc.run.model.num_classes : 0;
+  ClassList classes;
+  double guidance = 0.0;
+  if (class_list_parse(&classes, class_list, class_count, err, sizeof err) ||
+      guidance_for_model(&f, mc, &guidance, err, sizeof err)) {
     fprintf(stderr, "diffuse sample: %s\n", err);
+    guidance_classifier_close(&gc);
     diffusion_free(&diffusion);
     return 1;
   }
@@ -287,6 +278,7 @@ int cmd_sample(int argc, char **argv) {
   if (image_condition_load(&icf, mc, &so, &ic, err, sizeof err)) {
     fprintf(stderr, "diffuse sample: %s\n", err);
     image_condition_free(&ic);
+    guidance_classifier_close(&gc);
     diffusion_free(&diffusion);
     return 1;
   }
@@ -295,6 +287,7 @@ int cmd_sample(int argc, char **argv) {
   if (init_noise && !(x_init = load_init_noise(init_noise, mc, &n, err, sizeof err))) {
     fprintf(stderr, "diffuse sample: --init-noise %s\n", err);
     image_condition_free(&ic);
+    guidance_classifier_close(&gc);
     diffusion_free(&diffusion);
     return 1;
   }
@@ -339,19 +332,23 @@ int cmd_sample(int argc, char **argv) {
     free(x_init);
     image_condition_free(&ic);
     unet_free(&model);
+    guidance_classifier_close(&gc);
     diffusion_free(&diffusion);
     return 1;
   }
 
   float *x = xmalloc((size_t)batch * per * sizeof(float));
   float *work = xmalloc(sampler_work_floats(&so, (size_t)batch * per) * sizeof(float));
-  int *labels = mc->num_classes > 0 ? xmalloc((size_t)batch * sizeof(int)) : NULL;
+  int *labels = class_count > 0 ? xmalloc((size_t)batch * sizeof(int)) : NULL;
   int *guided_labels = guidance != 0.0 ? xmalloc(2 * (size_t)batch * sizeof(int)) : NULL;
   Graph g;
   graph_init(&g, backend, 16u << 20);
-  UNetDenoiser ctx = {&diffusion, &model, &g, labels, guidance, guided_labels};
+  UNetDenoiser ctx = {&diffusion, &model, &g, mc->num_classes > 0 ? labels : NULL, guidance, guided_labels};
   Denoiser den = unet_denoiser(&ctx);
-  Progress prog = {&den, isatty(STDERR_FILENO) && root, 0, n, now_seconds()};
+  float *classifier_grad = gc.open ? xmalloc((size_t)batch * per * sizeof(float)) : NULL;
+  ClassifierGuided cg = {&den, &gc.grad, &diffusion, labels, classifier_scale, per, classifier_grad};
+  Denoiser guided = classifier_guided_denoiser(&cg);
+  Progress prog = {gc.open ? &guided : &den, isatty(STDERR_FILENO) && root, 0, n, now_seconds()};
   Denoiser shown = {progress_predict, 0, &prog, NULL, den.predict_eps_var ? progress_predict_var : NULL};
   long nfe_per_batch = 0;
   /* Under mpirun the batches go round the ranks: in each round of `ranks` batches, rank r samples
@@ -363,7 +360,7 @@ int cmd_sample(int argc, char **argv) {
     if (first < n) {
       const int B = n - first < batch ? n - first : batch;
       for (int b = 0; b < B && labels; b++) /* --class: row r of the grid is class r mod the list's length */
-        labels[b] = n_classes ? classes[((first + b) / grid_cols(n)) % n_classes] : (first + b) % mc->num_classes;
+        labels[b] = class_list_label(&classes, first + b, n);
       if (x_init) memcpy(x, x_init + (size_t)first * per, (size_t)B * per * sizeof(float));
       else if (ic.sdedit) sample_noised_image(x, ic.image, B, per, first, seed, &diffusion, start_tau);
       else sample_prior_noise(x, B, per, first, seed, &diffusion);
@@ -393,12 +390,16 @@ int cmd_sample(int argc, char **argv) {
   } else {
     char guided[80] = "";
     if (guidance != 0.0) snprintf(guided, sizeof guided, ", guidance %g (2 network rows per image)", guidance);
+    if (gc.open)
+      snprintf(guided, sizeof guided, ", classifier scale %g%s", classifier_scale,
+               classifier_scale != 0.0 ? " (a classifier gradient per evaluation)" : " (unguided)");
     printf("sampler %s: %d images, NFE %ld%s%s, %.1fs (%.2f images/s)%s%s\n", f.sampler, n, nfe_per_batch,
            so.kind == SAMPLER_ODE && so.method == ODE_RK45 ? " (last batch)" : " per image", guided, secs, n / secs,
            out ? ", grid " : "", out ? out : "");
   }
-  free(x_init), free(x), free(work), free(labels), free(guided_labels);
+  free(x_init), free(x), free(work), free(labels), free(guided_labels), free(classifier_grad);
   image_condition_free(&ic);
+  guidance_classifier_close(&gc);
   graph_free(&g);
   unet_free(&model);
   diffusion_free(&diffusion);

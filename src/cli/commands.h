@@ -8,6 +8,7 @@ int cmd_sample(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_eval_loss(int argc, char **argv); /* diffuse eval loss (cmd_eval_loss.c) */
+int cmd_eval_accuracy(int argc, char **argv); /* diffuse eval accuracy (cmd_eval_accuracy.c) */
 int cmd_bench(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 

@@ -12,6 +12,7 @@ int heldout_inputs_load(const char *ckpt, UNet *model, const char *data, const c
   const UNetConfig *mc = &model->cfg;
   const DatasetOptions dopt = {.kind = DATASET_AUTO, .path = data, .resolution = mc->resolution,
                                .channels = mc->in_channels, .train_split = !strcmp(split, "train"), .max_images = n,
+                               .with_labels = mc->num_classes > 0, /* an image folder's labels: its sub-folders */
                                .cache_limit_bytes = (size_t)4096 << 20};
   return dataset_load(d, &dopt, err, errlen);
 }

@@ -99,11 +99,12 @@ static const Command COMMANDS[] = {
      "  --verify         decode the latent again and print the round trip's largest error\n"
      "  --config C, --no-ema, --device D as diffuse sample\n",
      cmd_encode},
-    {"eval", "FID, Inception Score, NLL (bits/dim) and the held-out training loss",
+    {"eval", "FID, Inception Score, NLL (bits/dim), the held-out training loss and a classifier's accuracy",
      "usage: diffuse eval stats (--images DIR | --data PATH [--split train|test]) --out stats.npz [options]\n"
      "       diffuse eval fid --ref stats.npz (--images DIR | --data PATH | --ckpt F [sampler flags] --n N) [options]\n"
      "       diffuse eval nll --ckpt F --data PATH [--split test|train] [--n N] [--method vlb|ode] [options]\n"
      "       diffuse eval loss --ckpt F --data PATH [--split test|train] [--n N] [--repeats K] [--seed S]\n"
+     "       diffuse eval accuracy --classifier F (--data PATH [--split test|train] [--n N] | --samples F [--class C,...])\n"
      "  --inception F    Inception-v3 FID weights as safetensors (or set DIFFUSE_INCEPTION); convert pytorch-fid's\n"
      "                   pt_inception-2015-12-05-6726825d.pth with scripts/convert_inception.py\n"
      "  --images DIR     a folder of images (recursive); --data: CIFAR-10 binaries / IDX / folder\n"
@@ -119,7 +120,10 @@ static const Command COMMANDS[] = {
      "     fixed_small|fixed_large|learned, default learned for learn_sigma models) or ode (probability-flow ODE + Hutchinson, uniform dequantisation;\n"
      "     --rtol, --atol 1e-5); --n images of the split (default 1000), --batch 16, --seed S\n"
      "loss: the checkpoint's own training objective (process, prediction, loss weighting) with its EMA\n"
-     "     weights on --n held-out images (default 1000), K draws of (tau, noise) each (default 4), --batch 50\n",
+     "     weights on --n held-out images (default 1000), K draws of (tau, noise) each (default 4), --batch 50\n"
+     "accuracy: a classifier checkpoint (model.classifier) on clean images at tau_min: the held-out images of\n"
+     "     --data (all by default; --n N: the first N, in a folder the first classes), or the tensor x of\n"
+     "     sample --save-tensor labelled as sample labelled them (--class list)\n",
      cmd_eval},
     {"bench", "time a training step or sampling forward (JSON line)",
      "usage: diffuse bench --config F [--mode train|sample] [--batch N] [--steps N] [--warmup N] [--threads N]\n"

@@ -12,4 +12,8 @@
  * one is an error listing the differing keys. Returns 0, or -1 with err set. */
 int resolve_run_config(const char *config_path, const char *ckpt_path, RunConfig *rc, char *err, size_t errlen);
 
+/* The denoiser commands (sample, eval, encode) refuse a classifier checkpoint (model.classifier): 0, or -1 +
+ * a message saying what it is for. */
+int require_denoiser(const RunConfig *rc, const char *ckpt_path, char *err, size_t errlen);
+
 #endif
