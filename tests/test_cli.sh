@@ -95,6 +95,8 @@ expect 2 "are different tasks: give one" sample --ckpt "$ck" --image "$img" --ma
 expect 2 "--resample and --jump (RePaint) are for --mask, --colorize or --lowres" sample --ckpt "$ck" --image "$img" --strength 0.5 --resample 2 --out "$tmp/inp.png"
 expect 1 "runs on the samplers that step between grid points one at a time: ancestral (RePaint), ddim or pc" sample --ckpt "$ck" --sampler dpmpp --image "$img" --mask "$fx/mask8_left.png" --out "$tmp/inp.png"
 expect 1 "--mask .*lowres4.png is 4x4, not the 8x8 needed" sample --ckpt "$ck" --image "$img" --mask "$fx/lowres4.png" --out "$tmp/inp.png"
+expect 2 "--jump J is the length of RePaint's resampling jumps: it needs --resample R > 1" sample --ckpt "$ck" --image "$img" --mask "$fx/mask8_left.png" --jump 3 --out "$tmp/inp.png"
+expect 1 "--jump 10 must be less than --steps 10" sample --ckpt "$ck" --sampler ddim --steps 10 --image "$img" --mask "$fx/mask8_left.png" --resample 2 --out "$tmp/inp.png"
 expect 1 "--resample must be in \[1, 1000\]" sample --ckpt "$ck" --image "$img" --mask "$fx/mask8_left.png" --resample 0 --out "$tmp/inp.png"
 # classifier guidance: a noise-conditional classifier trained by diffuse train guides every sampler family
 expect 0 "" train --config "$tmp/tiny.json" --out "$tmp/clf" --quiet --set model.classifier=true --set model.num_classes=4
@@ -104,6 +106,8 @@ for s in ddim ancestral pc; do
 done
 expect 0 "sampler ode: 4 images" sample --ckpt "$ck" --classifier "$clf" --sampler ode --method heun --steps 5 --class 2 --n 4 --save-tensor "$tmp/cg.safetensors"
 expect 0 "accuracy [01].[0-9]* (.* of 4 samples, labelled by the --class rule)" eval accuracy --classifier "$clf" --samples "$tmp/cg.safetensors" --class 2
+expect 2 "--n and --split choose dataset images" eval accuracy --classifier "$clf" --samples "$tmp/cg.safetensors" --n 3
+expect 1 "bench times denoisers" bench --config "$tmp/clf/config.json" --mode sample --steps 1 --warmup 0
 expect 1 "is a classifier checkpoint (model.classifier), not a denoiser" sample --ckpt "$clf" --out "$tmp/cg.png"
 expect 1 "is a denoiser checkpoint, not a classifier" sample --ckpt "$ck" --classifier "$ck" --out "$tmp/cg.png"
 expect 1 "is a denoiser checkpoint, not a classifier" eval accuracy --classifier "$ck" --samples "$tmp/cg.safetensors"

@@ -225,7 +225,7 @@ int cmd_bench(int argc, char **argv) {
   char err[1024];
   RunConfig run;
   const bool needs_config = !gemm_mode && !(inception_mode && !config);
-  if (needs_config && resolve_run_config(config, NULL, &run, err, sizeof err)) {
+  if (needs_config && (resolve_run_config(config, NULL, &run, err, sizeof err) || (run.model.classifier && errorf(err, sizeof err, "%s: bench times denoisers; this is a classifier (model.classifier)", config)))) {
     fprintf(stderr, "diffuse bench: %s\n", err);
     return 1;
   }

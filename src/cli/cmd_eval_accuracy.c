@@ -46,10 +46,11 @@ static int count_correct(UNet *m, Graph *g, const Diffusion *d, const float *x, 
 
 int cmd_eval_accuracy(int argc, char **argv) {
   const char *ckpt = NULL, *data = NULL, *samples = NULL, *split = "test", *class_text = NULL, *device = "cpu";
-  int n = 0, batch = 50; /* n 0: every image (a folder's first n are its first classes, in sorted order) */
+  int n = ARG_UNSET, batch = 50; /* unset: every image (a folder's first n are its first classes, in sorted order) */
+  const char *split_given = NULL;
   ArgSpec specs[] = {
       {"--classifier", ARG_STRING, &ckpt}, {"--data", ARG_STRING, &data},   {"--samples", ARG_STRING, &samples},
-      {"--split", ARG_STRING, &split},     {"--class", ARG_STRING, &class_text}, {"--n", ARG_INT, &n},
+      {"--split", ARG_STRING, &split_given},     {"--class", ARG_STRING, &class_text}, {"--n", ARG_INT, &n},
       {"--batch", ARG_INT, &batch},        {"--device", ARG_STRING, &device},
   };
   const int parse_rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "eval accuracy");
@@ -63,6 +64,12 @@ int cmd_eval_accuracy(int argc, char **argv) {
     fprintf(stderr, "diffuse eval accuracy: --class labels --samples; a dataset's labels are its own\n");
     return 2;
   }
+  if (samples && (n != ARG_UNSET || split_given)) {
+    fprintf(stderr, "diffuse eval accuracy: --n and --split choose dataset images (--data); --samples scores the whole file\n");
+    return 2;
+  }
+  if (split_given) split = split_given;
+  if (n == ARG_UNSET) n = 0;
   char err[1024] = "";
   if (n < 0 || batch < 1) errorf(err, sizeof err, "--n must be >= 0 (0: all), --batch >= 1");
   else if (strcmp(split, "train") && strcmp(split, "test")) errorf(err, sizeof err, "--split must be train or test");
@@ -71,6 +78,10 @@ int cmd_eval_accuracy(int argc, char **argv) {
   int rc = backend ? resolve_run_config(NULL, ckpt, &run, err, sizeof err) : -1;
   if (rc == 0 && !run.model.classifier)
     rc = errorf(err, sizeof err, "--classifier %s is a denoiser checkpoint, not a classifier (model.classifier)", ckpt);
+  if (rc) { /* nothing is set up yet */
+    fprintf(stderr, "diffuse eval accuracy: %s\n", err);
+    return 1;
+  }
   const UNetConfig *mc = &run.model;
   Diffusion diffusion = {0};
   if (rc == 0) rc = diffusion_init(&diffusion, &run.diffusion, err, sizeof err);

@@ -298,6 +298,7 @@ int cmd_sample(int argc, char **argv) {
       fprintf(stderr, "diffuse sample: --interpolate %s\n", err);
       free(x_init);
       image_condition_free(&ic);
+      guidance_classifier_close(&gc);
       diffusion_free(&diffusion);
       return 1;
     }

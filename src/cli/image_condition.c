@@ -39,6 +39,8 @@ int image_condition_flags_check(const ImageConditionFlags *f, SamplerOptions *o)
   if (lowres && f->factor != 2 && f->factor != 4) return usage("--factor must be 2 or 4");
   if ((f->resample != ARG_UNSET || f->jump != ARG_UNSET) && !(inpaint || f->colorize || lowres))
     return usage("--resample and --jump (RePaint) are for --mask, --colorize or --lowres");
+  if (f->jump != ARG_UNSET && !(f->resample != ARG_UNSET && f->resample > 1))
+    return usage("--jump J is the length of RePaint's resampling jumps: it needs --resample R > 1");
   if (sdedit) o->strength = f->strength;
   if (f->resample != ARG_UNSET) o->resample = f->resample;
   if (f->jump != ARG_UNSET) o->jump = f->jump;
@@ -78,7 +80,7 @@ int image_condition_load(const ImageConditionFlags *f, const UNetConfig *mc, con
   if (f->lowres) { /* the low-resolution image, upsampled (nearest) to the model's size */
     const int r = R / f->factor;
     float *small = xmalloc((size_t)C * r * r * sizeof(float));
-    const int rc = R % f->factor ? errorf(err, errlen, "--factor %d does not divide the model's size %d", f->factor, R)
+    const int rc = R % f->factor ? errorf(why, sizeof why, "--factor %d does not divide the model's size %d", f->factor, R)
                                  : input_image_load(f->lowres, C, r, small, why, sizeof why);
     for (int c = 0; rc == 0 && c < C; c++)
       for (int y = 0; y < R; y++)

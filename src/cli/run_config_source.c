@@ -72,5 +72,5 @@ int resolve_run_config(const char *config_path, const char *ckpt_path, RunConfig
 int require_denoiser(const RunConfig *rc, const char *ckpt_path, char *err, size_t errlen) {
   if (!rc->model.classifier) return 0;
   return errorf(err, errlen, "%s is a classifier checkpoint (model.classifier), not a denoiser: it guides sampling as "
-                "diffuse sample --classifier", ckpt_path ? ckpt_path : "the config");
+                "diffuse sample --classifier", ckpt_path);
 }

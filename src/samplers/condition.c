@@ -31,6 +31,8 @@ int sampler_check_condition(const SamplerOptions *o, const SamplerCondition *c, 
   if (o->resample < 1 || o->resample > MAX_RESAMPLE)
     return errorf(err, errlen, "--resample must be in [1, %d] (1: no resampling)", MAX_RESAMPLE);
   if (o->jump < 1) return errorf(err, errlen, "--jump must be >= 1");
+  if (o->resample > 1 && o->steps > 0 && o->jump >= o->steps)
+    return errorf(err, errlen, "--jump %d must be less than --steps %d, or no resampling jump fits", o->jump, o->steps);
   if ((size_t)c->channels * c->height * c->width != per_sample)
     return errorf(err, errlen, "%s: the layout %dx%dx%d does not match the %zu values of a sample", what, c->channels,
                   c->height, c->width, per_sample);
