@@ -104,11 +104,11 @@ Tensor *diffusion_training_loss(const Diffusion *d, const Objective *o, UNet *m,
                                 Tensor **terms);
 /* A noise-conditional classifier's training loss (Dhariwal & Nichol 2021): cross-entropy of its logits at
  * (c_in x_t, tau) against labels, x_t = alpha x0 + sigma eps with tau and eps drawn from the same streams as
- * diffusion_training_loss; the objective gives tau's distribution (uniform). *correct (may be NULL) receives the
- * number of samples whose largest logit is their label. */
+ * diffusion_training_loss; the objective gives tau's distribution (uniform). */
 Tensor *classifier_training_loss(const Diffusion *d, const Objective *o, UNet *m, Graph *g, Tensor *x0,
-                                 const int *labels, uint64_t seed, long step, int first_sample, int *correct);
-/* The classifier's input c_in x_t and its time input at tau (the network inputs of diffusion_network_io). */
-void classifier_inputs(const Diffusion *d, double tau, double *c_in, float *time_label);
+                                 const int *labels, uint64_t seed, long step, int first_sample);
+/* The classifier's logits (B, num_classes) for x (B, C, H, W) at one time tau, fed as it was trained: c_in x
+ * and the time input of diffusion_network_io. The gradient reaches x when it requires one. */
+Tensor *classifier_logits(const Diffusion *d, UNet *m, Graph *g, Tensor *x, double tau);
 
 #endif

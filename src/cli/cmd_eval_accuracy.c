@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "args.h"
-#include "autograd/functions.h"
 #include "class_list.h"
 #include "commands.h"
 #include "core/error.h"
@@ -27,12 +26,7 @@ static int count_correct(UNet *m, Graph *g, const Diffusion *d, const float *x, 
   g->grad_enabled = false;
   g->training = false;
   const int shape[4] = {B, c->in_channels, c->resolution, c->resolution};
-  Tensor *xt = graph_tensor_upload(g, 4, shape, x);
-  double c_in;
-  float *t_host = arena_alloc(&g->arena, (size_t)B * sizeof(float));
-  for (int b = 0; b < B; b++) classifier_inputs(d, diffusion_tau_min(d), &c_in, &t_host[b]);
-  Tensor *t = graph_tensor_upload(g, 1, &B, t_host);
-  Tensor *logits = unet_forward(m, g, c_in == 1.0 ? xt : ag_scale(g, xt, (float)c_in), t, NULL);
+  Tensor *logits = classifier_logits(d, m, g, graph_tensor_upload(g, 4, shape, x), diffusion_tau_min(d));
   tensor_download(logits, logits_host);
   const int K = c->num_classes;
   int correct = 0;

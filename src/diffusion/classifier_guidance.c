@@ -48,12 +48,8 @@ static void unet_grad_log_prob(ClassifierGrad *self, float *grad_out, const floa
   Tensor *xt = graph_tensor(g, 4, shape);
   backend_upload(g->backend, xt->data, x, n * sizeof(float));
   xt->requires_grad = true;
-  double c_in;
-  float *label = arena_alloc(&g->arena, (size_t)B * sizeof(float)); /* host */
-  for (int b = 0; b < B; b++) classifier_inputs(u->diffusion, tau, &c_in, &label[b]);
-  Tensor *t = graph_tensor_upload(g, 1, &B, label);
   params_set_requires_grad(&u->model->params, false); /* only the input gradient */
-  Tensor *logits = unet_forward(u->model, g, c_in == 1.0 ? xt : ag_scale(g, xt, (float)c_in), t, NULL);
+  Tensor *logits = classifier_logits(u->diffusion, u->model, g, xt, tau);
   graph_backward(g, ag_cross_entropy(g, logits, labels));
   params_set_requires_grad(&u->model->params, true);
   /* the mean cross-entropy's gradient is -(1/B) grad log p(y_b | x_b) in row b */

@@ -294,14 +294,27 @@ Tensor *diffusion_training_loss(const Diffusion *d, const Objective *o, UNet *m,
   return diffusion_loss_at(d, o, m, g, x0, tau, noise, labels, terms);
 }
 
-void classifier_inputs(const Diffusion *d, double tau, double *c_in, float *time_label) {
+/* The classifier's input scale c_in and its time input at tau. */
+static void classifier_inputs(const Diffusion *d, double tau, double *c_in, float *time_label) {
   double c_x, c_f;
   diffusion_network_io(d, tau, c_in, &c_x, &c_f);
   *time_label = (float)diffusion_label(d, tau);
 }
 
+Tensor *classifier_logits(const Diffusion *d, UNet *m, Graph *g, Tensor *x, double tau) {
+  CHECK(m->cfg.classifier);
+  const int B = x->shape[0];
+  double c_in;
+  float time_label;
+  classifier_inputs(d, tau, &c_in, &time_label);
+  float *label = arena_alloc(&g->arena, (size_t)B * sizeof(float)); /* host */
+  for (int b = 0; b < B; b++) label[b] = time_label;
+  Tensor *t = graph_tensor_upload(g, 1, &B, label);
+  return unet_forward(m, g, c_in == 1.0 ? x : ag_scale(g, x, (float)c_in), t, NULL);
+}
+
 Tensor *classifier_training_loss(const Diffusion *d, const Objective *o, UNet *m, Graph *g, Tensor *x0,
-                                 const int *labels, uint64_t seed, long step, int first_sample, int *correct) {
+                                 const int *labels, uint64_t seed, long step, int first_sample) {
   CHECK(m->cfg.classifier && labels);
   const int B = x0->shape[0];
   const size_t M = x0->numel / (size_t)B;
@@ -326,17 +339,5 @@ Tensor *classifier_training_loss(const Diffusion *d, const Objective *o, UNet *m
   Tensor *t = graph_tensor_upload(g, 1, &B, label);
   Tensor *xt = graph_tensor(g, x0->ndim, x0->shape), *unused = graph_tensor(g, x0->ndim, x0->shape);
   g->backend->ops->forward_mix(g->backend, xt->data, unused->data, x0->data, noise->data, c->data, B, M);
-  Tensor *logits = unet_forward(m, g, xt, t, NULL);
-  if (correct) {
-    const int K = logits->shape[1];
-    float *host = arena_alloc(&g->arena, (size_t)B * K * sizeof(float));
-    tensor_download(logits, host);
-    *correct = 0;
-    for (int b = 0; b < B; b++) {
-      int best = 0;
-      for (int k = 1; k < K; k++) best = host[(size_t)b * K + k] > host[(size_t)b * K + best] ? k : best;
-      *correct += best == labels[b];
-    }
-  }
-  return ag_cross_entropy(g, logits, labels);
+  return ag_cross_entropy(g, unet_forward(m, g, xt, t, NULL), labels);
 }

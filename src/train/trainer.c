@@ -161,7 +161,7 @@ static double train_step(Trainer *tr, long step, double *grad_norm_out) {
     Tensor *terms = NULL;
     Tensor *loss = m->classifier
                        ? classifier_training_loss(&tr->diffusion, &tr->objective, &tr->model, g, x0, tr->batch_labels,
-                                                  seed, step, piece_first, NULL)
+                                                  seed, step, piece_first)
                        : diffusion_training_loss(&tr->diffusion, &tr->objective, &tr->model, g, x0,
                                                  m->num_classes > 0 ? tr->batch_labels : NULL, seed, step, piece_first,
                                                  bound_history ? tr->step_tau + piece_first : NULL,
