@@ -12,12 +12,21 @@
  * Classifier guidance (diffusion/classifier_guidance.h) on a two-class mixture with overlapping
  * components and its exact classifier: scale 1 samples the class's own component (the noised
  * conditional's score, exact), scale 0 the mixture, and scale 3 pushes further toward the class.
+ *
+ * Classifier-free guidance (diffusion/classifier_free_guidance.h) on the same two classes, the model a
+ * LabelledEps with the exact conditional scores. Closed form: where the null pass is the Gaussian
+ * N(m_u, s^2 I) (the classes' common covariance), (1 + w) eps(x, c) - w eps(x, null) is exactly the eps
+ * of N(m_c + w (m_c - m_u), s^2 I), so every sampler must move the mass there. With the null pass the
+ * exact mixture, w = 0 is the class's component, and since eps(x, c) - eps(x, null) = -sigma grad log
+ * p(c | x), guidance w is classifier guidance of scale 1 + w with the exact classifier: the same
+ * samples, whose probability of the class rises with w.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/rng.h"
+#include "diffusion/classifier_free_guidance.h"
 #include "diffusion/classifier_guidance.h"
 #include "diffusion/denoiser.h"
 #include "diffusion/diffusion.h"
@@ -452,11 +461,49 @@ static void two_class_grad(ClassifierGrad *self, float *grad, const float *x, co
   self->nfe++;
 }
 
+/* The two classes as a LabelledEps: labels 0 and 1 their components' exact eps, the null label 2 the
+ * mixture's (gaussian_null: the Gaussian N(m_u, s^2 I) with the mixture's mean m_u instead). */
+typedef struct {
+  TwoClass *tc;
+  bool gaussian_null;
+  long calls, rows; /* model calls, and rows in the last */
+} LabelledTwoClass;
+
+static void labelled_two_class_predict(LabelledEps *self, float *eps, float *var, const float *x, const int *labels,
+                                       int B, int passes, double tau) {
+  LabelledTwoClass *l = self->ctx;
+  const TwoClass *tc = l->tc;
+  EXPECT(var == NULL, "variance requested of a model without one");
+  double a, sg, r[2], v;
+  diffusion_marginal(tc->d, tau, &a, &sg);
+  for (int p = 0; p < passes; p++)
+    for (int b = 0; b < B; b++) {
+      const float *xb = x + 2 * b;
+      float *e = eps + 2 * ((size_t)p * B + b);
+      const int y = labels[p * B + b];
+      two_class_posterior(tc, xb, a, sg, r, &v);
+      for (int j = 0; j < 2; j++) {
+        const double mu_u = 0.5 * (tc->m[0][j] + tc->m[1][j]);
+        const double mean = y < 2 ? a * tc->m[y][j] : l->gaussian_null ? a * mu_u : -1;
+        e[j] = (float)(sg * (mean != -1 ? xb[j] - mean
+                                       : r[0] * (xb[j] - a * tc->m[0][j]) + r[1] * (xb[j] - a * tc->m[1][j])) / v);
+      }
+    }
+  l->calls++, l->rows = passes * B;
+}
+
 #define GUIDED_B 2000
 
-/* B samples of class 1 at scale S; the mean and std of each coordinate. */
-static void guided_moments(const char *process, SamplerKind kind, int steps, double S, double mean[2], double sd[2],
-                           double *frac_class1) {
+typedef enum { GUIDE_CLASSIFIER, GUIDE_FREE, GUIDE_FREE_GAUSSIAN_NULL } Guide;
+
+typedef struct {
+  double mean[2], sd[2];
+  double p1; /* the exact classifier's mean probability of class 1 at t = 0 */
+} GuidedStats;
+
+/* B samples of class 1 under `guide` at scale S (classifier guidance) or weight S (classifier-free);
+ * x_out (2 B floats, may be NULL) receives them. */
+static GuidedStats guided_samples(const char *process, SamplerKind kind, int steps, Guide guide, double S, float *x_out) {
   Diffusion d;
   init_diffusion(&d, process, "linear");
   TwoClass tc = {&d, {{-0.5, 0.0}, {0.5, 0.3}}, 0.5};
@@ -468,6 +515,7 @@ static void guided_moments(const char *process, SamplerKind kind, int steps, dou
   EXPECT(sampler_check(&o, &d, err, sizeof err) == 0, "%s", err);
   float *x = malloc(2 * B * sizeof(float)), *work = malloc(sampler_work_floats(&o, 2 * B) * sizeof(float));
   float *grad = malloc(2 * B * sizeof(float));
+  void *scratch = malloc(classifier_free_scratch_bytes(B, 2));
   int *labels = malloc(B * sizeof(int));
   for (int b = 0; b < B; b++) labels[b] = 1;
   rng_fill_normal(x, 2 * B, 61, 0, 0);
@@ -476,26 +524,35 @@ static void guided_moments(const char *process, SamplerKind kind, int steps, dou
   Denoiser mixture = {two_class_eps, 0, &tc, NULL, NULL};
   ClassifierGrad exact = {two_class_grad, 0, &tc};
   ClassifierGuided cg = {&mixture, &exact, &d, labels, S, 2, grad};
-  Denoiser guided = classifier_guided_denoiser(&cg);
+  LabelledTwoClass lt = {&tc, guide == GUIDE_FREE_GAUSSIAN_NULL, 0, 0};
+  LabelledEps model = {.predict = labelled_two_class_predict, .null_label = 2, .ctx = &lt};
+  ClassifierFree cf = {&model, labels, S, 2, scratch};
+  Denoiser guided = guide == GUIDE_CLASSIFIER ? classifier_guided_denoiser(&cg) : classifier_free_denoiser(&cf);
   NoiseSource noise = noise_source_rng(62, 0);
   sampler_run(&o, &d, &guided, &noise, x, B, 2, work);
-  *frac_class1 = 0;
+  GuidedStats st = {0};
   for (int j = 0; j < 2; j++) {
     double s1 = 0, s2 = 0;
     for (int b = 0; b < B; b++) s1 += x[2 * b + j];
-    mean[j] = s1 / B;
-    for (int b = 0; b < B; b++) s2 += (x[2 * b + j] - mean[j]) * (x[2 * b + j] - mean[j]);
-    sd[j] = sqrt(s2 / (B - 1));
+    st.mean[j] = s1 / B;
+    for (int b = 0; b < B; b++) s2 += (x[2 * b + j] - st.mean[j]) * (x[2 * b + j] - st.mean[j]);
+    st.sd[j] = sqrt(s2 / (B - 1));
   }
   for (int b = 0; b < B; b++) {
-    double a = 1, sg = 0, r[2], v;
-    two_class_posterior(&tc, x + 2 * b, a, sg, r, &v);
-    *frac_class1 += r[1] / B; /* the exact classifier's mean probability of class 1 at t = 0 */
+    double r[2], v;
+    two_class_posterior(&tc, x + 2 * b, 1, 0, r, &v);
+    st.p1 += r[1] / B;
   }
-  EXPECT(S == 0.0 || exact.nfe == guided.nfe, "%s: %ld classifier gradients for %ld evaluations", sampler_kind_name(kind),
-         exact.nfe, guided.nfe);
-  free(x), free(work), free(grad), free(labels);
+  if (guide == GUIDE_CLASSIFIER)
+    EXPECT(S == 0.0 || exact.nfe == guided.nfe, "%s: %ld classifier gradients for %ld evaluations",
+           sampler_kind_name(kind), exact.nfe, guided.nfe);
+  else /* one model call per evaluation, of 2 B rows when guided */
+    EXPECT(lt.calls == guided.nfe && lt.rows == (S != 0.0 ? 2 * B : B), "%s: %ld model calls (last %ld rows) for %ld "
+           "evaluations of %d images", sampler_kind_name(kind), lt.calls, lt.rows, guided.nfe, B);
+  if (x_out) memcpy(x_out, x, 2 * B * sizeof(float));
+  free(x), free(work), free(grad), free(labels), free(scratch);
   diffusion_free(&d);
+  return st;
 }
 
 static void check_classifier_guidance(void) {
@@ -504,33 +561,80 @@ static void check_classifier_guidance(void) {
   };
   const double se_m = 0.5 / sqrt(GUIDED_B), se_s = 0.5 / sqrt(2.0 * GUIDED_B);
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    double m[2], sd[2], p1;
-    guided_moments(cases[i].process, cases[i].kind, cases[i].steps, 1.0, m, sd, &p1);
+    const GuidedStats g = guided_samples(cases[i].process, cases[i].kind, cases[i].steps, GUIDE_CLASSIFIER, 1.0, NULL);
     printf("condition: classifier guidance %s %s scale 1: mean (%.4f, %.4f) std (%.4f, %.4f), p(1) %.3f\n",
-           cases[i].process, sampler_kind_name(cases[i].kind), m[0], m[1], sd[0], sd[1], p1);
+           cases[i].process, sampler_kind_name(cases[i].kind), g.mean[0], g.mean[1], g.sd[0], g.sd[1], g.p1);
     /* class 1's component N((0.5, 0.3), 0.25 I): 4 standard errors + 1% of the std for the steps */
-    EXPECT(fabs(m[0] - 0.5) < 4 * se_m + 0.005 && fabs(m[1] - 0.3) < 4 * se_m + 0.005 &&
-               fabs(sd[0] - 0.5) < 4 * se_s + 0.005 && fabs(sd[1] - 0.5) < 4 * se_s + 0.005,
+    EXPECT(fabs(g.mean[0] - 0.5) < 4 * se_m + 0.005 && fabs(g.mean[1] - 0.3) < 4 * se_m + 0.005 &&
+               fabs(g.sd[0] - 0.5) < 4 * se_s + 0.005 && fabs(g.sd[1] - 0.5) < 4 * se_s + 0.005,
            "classifier guidance %s %s scale 1: mean (%.4f, %.4f) std (%.4f, %.4f), want (0.5, 0.3) (0.5, 0.5)",
-           cases[i].process, sampler_kind_name(cases[i].kind), m[0], m[1], sd[0], sd[1]);
+           cases[i].process, sampler_kind_name(cases[i].kind), g.mean[0], g.mean[1], g.sd[0], g.sd[1]);
     if (i) continue;
-    double m0[2], sd0[2], p0, m3[2], sd3[2], p3;
-    guided_moments(cases[i].process, cases[i].kind, cases[i].steps, 0.0, m0, sd0, &p0);
-    guided_moments(cases[i].process, cases[i].kind, cases[i].steps, 3.0, m3, sd3, &p3);
+    const GuidedStats g0 = guided_samples(cases[i].process, cases[i].kind, cases[i].steps, GUIDE_CLASSIFIER, 0.0, NULL);
+    const GuidedStats g3 = guided_samples(cases[i].process, cases[i].kind, cases[i].steps, GUIDE_CLASSIFIER, 3.0, NULL);
     printf("condition: classifier guidance %s %s: scale 0 mean (%.4f, %.4f) p(1) %.3f; scale 3 mean (%.4f, %.4f) "
-           "p(1) %.3f\n", cases[i].process, sampler_kind_name(cases[i].kind), m0[0], m0[1], p0, m3[0], m3[1], p3);
+           "p(1) %.3f\n", cases[i].process, sampler_kind_name(cases[i].kind), g0.mean[0], g0.mean[1], g0.p1, g3.mean[0],
+           g3.mean[1], g3.p1);
     /* scale 0: the mixture, mean (0, 0.15) (coordinate stds 0.71 and 0.52) */
-    EXPECT(fabs(m0[0]) < 4 * 0.71 / sqrt(GUIDED_B) + 0.005 && fabs(m0[1] - 0.15) < 4 * 0.52 / sqrt(GUIDED_B) + 0.005,
-           "classifier guidance scale 0: mean (%.4f, %.4f), want the mixture's (0, 0.15)", m0[0], m0[1]);
+    EXPECT(fabs(g0.mean[0]) < 4 * 0.71 / sqrt(GUIDED_B) + 0.005 && fabs(g0.mean[1] - 0.15) < 4 * 0.52 / sqrt(GUIDED_B) + 0.005,
+           "classifier guidance scale 0: mean (%.4f, %.4f), want the mixture's (0, 0.15)", g0.mean[0], g0.mean[1]);
     /* scale 3 has no closed form (the tilt at each noise level is not the noised tilt); it must push further
      * toward class 1 than its own component does */
-    EXPECT(p3 > p1 + 0.05 && m3[0] > m[0] + 0.1, "classifier guidance scale 3: p(1) %.3f mean %.4f, scale 1: %.3f %.4f",
-           p3, m3[0], p1, m[0]);
+    EXPECT(g3.p1 > g.p1 + 0.05 && g3.mean[0] > g.mean[0] + 0.1,
+           "classifier guidance scale 3: p(1) %.3f mean %.4f, scale 1: %.3f %.4f", g3.p1, g3.mean[0], g.p1, g.mean[0]);
   }
+}
+
+static void check_classifier_free_guidance(void) {
+  const struct { const char *process; SamplerKind kind; int steps; } cases[] = {
+      {"ddpm", SAMPLER_DDIM, 100}, {"ddpm", SAMPLER_ANCESTRAL, 250}, {"vpsde", SAMPLER_PC, 500},
+      {"vesde", SAMPLER_ODE, 100}, {"ddpm", SAMPLER_DPMPP, 20},
+  };
+  const double se_m = 0.5 / sqrt(GUIDED_B), se_s = 0.5 / sqrt(2.0 * GUIDED_B);
+  /* the closed form: N(m_1 + w (m_1 - m_u), s^2 I), m_1 = (0.5, 0.3), m_u = (0, 0.15) */
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    for (double w = 1; w <= 3; w += 2) {
+      const GuidedStats g = guided_samples(cases[i].process, cases[i].kind, cases[i].steps, GUIDE_FREE_GAUSSIAN_NULL, w, NULL);
+      const double want[2] = {0.5 + w * 0.5, 0.3 + w * 0.15};
+      printf("condition: classifier-free %s %s w %g (Gaussian null): mean (%.4f, %.4f) std (%.4f, %.4f), closed form "
+             "(%.3f, %.3f) (0.5, 0.5)\n", cases[i].process, sampler_kind_name(cases[i].kind), w, g.mean[0], g.mean[1],
+             g.sd[0], g.sd[1], want[0], want[1]);
+      /* 4 standard errors + 1% of the std for the steps */
+      EXPECT(fabs(g.mean[0] - want[0]) < 4 * se_m + 0.005 && fabs(g.mean[1] - want[1]) < 4 * se_m + 0.005 &&
+                 fabs(g.sd[0] - 0.5) < 4 * se_s + 0.005 && fabs(g.sd[1] - 0.5) < 4 * se_s + 0.005,
+             "classifier-free %s %s w %g: mean (%.4f, %.4f) std (%.4f, %.4f), want (%.3f, %.3f) (0.5, 0.5)",
+             cases[i].process, sampler_kind_name(cases[i].kind), w, g.mean[0], g.mean[1], g.sd[0], g.sd[1], want[0],
+             want[1]);
+    }
+  /* the exact mixture as the null pass (ddim): w = 0 is class 1's component; w is classifier guidance of
+   * scale 1 + w; the class's probability rises with w */
+  enum { N = 2 * GUIDED_B };
+  float *free_x = malloc(N * sizeof(float)), *cg_x = malloc(N * sizeof(float));
+  double last_p1 = 0, last_mean = 0;
+  for (int w = 0; w <= 3; w++) {
+    const GuidedStats g = guided_samples("ddpm", SAMPLER_DDIM, 100, GUIDE_FREE, w, free_x);
+    guided_samples("ddpm", SAMPLER_DDIM, 100, GUIDE_CLASSIFIER, 1.0 + w, cg_x);
+    double diff = 0;
+    for (int i = 0; i < N; i++) diff = fmax(diff, fabs(free_x[i] - cg_x[i]));
+    printf("condition: classifier-free ddpm ddim w %d (mixture null): mean (%.4f, %.4f) p(1) %.3f; vs classifier "
+           "guidance scale %d: max |diff| %.2e\n", w, g.mean[0], g.mean[1], g.p1, 1 + w, diff);
+    EXPECT(diff < 1e-4, "classifier-free w %d vs classifier guidance scale %d: max |diff| %.2e", w, 1 + w, diff);
+    if (w == 0)
+      EXPECT(fabs(g.mean[0] - 0.5) < 4 * se_m + 0.005 && fabs(g.mean[1] - 0.3) < 4 * se_m + 0.005 &&
+                 fabs(g.sd[0] - 0.5) < 4 * se_s + 0.005 && fabs(g.sd[1] - 0.5) < 4 * se_s + 0.005,
+             "classifier-free w 0: mean (%.4f, %.4f) std (%.4f, %.4f), want class 1's (0.5, 0.3) (0.5, 0.5)", g.mean[0],
+             g.mean[1], g.sd[0], g.sd[1]);
+    else
+      EXPECT(g.p1 > last_p1 && g.mean[0] > last_mean + 0.1, "classifier-free w %d: p(1) %.3f mean %.4f, not above "
+             "w %d's %.3f %.4f", w, g.p1, g.mean[0], w - 1, last_p1, last_mean);
+    last_p1 = g.p1, last_mean = g.mean[0];
+  }
+  free(free_x), free(cg_x);
 }
 
 int main(void) {
   check_classifier_guidance();
+  check_classifier_free_guidance();
   Known kn[3];
   known_inpaint(&kn[0]);
   known_colorize(&kn[1]);

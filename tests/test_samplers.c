@@ -299,11 +299,12 @@ static void check_guided_unet(void) {
   Graph g;
   graph_init(&g, backend_cpu(), 1 << 22);
   enum { B = 2, PER = 3 * 16 * 16, N = B * PER };
-  int labels[B] = {2, 0}, null_labels[B] = {3, 3}, scratch[2 * B];
+  int labels[B] = {2, 0}, null_labels[B] = {3, 3};
+  void *scratch = malloc(classifier_free_scratch_bytes(B, PER));
   const double w = 2.5;
   UNetDenoiser cond = {.diffusion = &d, .model = &m, .graph = &g, .labels = labels};
   UNetDenoiser uncond = {.diffusion = &d, .model = &m, .graph = &g, .labels = null_labels};
-  UNetDenoiser guided = {.diffusion = &d, .model = &m, .graph = &g, .labels = labels, .guidance = w, .guided_labels = scratch};
+  UNetDenoiser guided = {.diffusion = &d, .model = &m, .graph = &g, .labels = labels, .guidance = w, .guided_scratch = scratch};
   Denoiser dc_ = unet_denoiser(&cond), du = unet_denoiser(&uncond), dg = unet_denoiser(&guided);
   float *x = malloc(4 * N * sizeof(float)), *v = x + N, *a = malloc(6 * N * sizeof(float));
   float *eps_c = a, *eps_u = a + N, *eps_g = a + 2 * N, *vjp_c = a + 3 * N, *vjp_u = a + 4 * N, *vjp_g = a + 5 * N;
@@ -324,7 +325,7 @@ static void check_guided_unet(void) {
   double gap = 0;
   for (int i = 0; i < N; i++) gap = fmax(gap, fabs(eps_c[i] - eps_u[i]));
   EXPECT(gap > 1e-3, "the null class changes nothing (%.2e): the check would be vacuous", gap);
-  free(x), free(a);
+  free(x), free(a), free(scratch);
   graph_free(&g);
   unet_free(&m);
   diffusion_free(&d);

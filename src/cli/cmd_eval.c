@@ -190,10 +190,11 @@ static int extract_generated(Extractor *e, const Backend *backend, const char *c
   float *work = xmalloc(sampler_work_floats(&so, (size_t)batch * per) * sizeof(float));
   uint8_t *rgb = xmalloc((size_t)batch * 3 * R * R);
   int *labels = mc->num_classes > 0 ? xmalloc((size_t)batch * sizeof(int)) : NULL;
-  int *guided_labels = guidance != 0.0 ? xmalloc(2 * (size_t)batch * sizeof(int)) : NULL;
+  void *guided_scratch = guidance != 0.0 ? xmalloc(classifier_free_scratch_bytes(batch, per)) : NULL;
   Graph g;
   graph_init(&g, backend, 16u << 20);
-  UNetDenoiser ctx = {&diffusion, &model, &g, labels, guidance, guided_labels};
+  UNetDenoiser ctx = {.diffusion = &diffusion, .model = &model, .graph = &g, .labels = labels, .guidance = guidance,
+                      .guided_scratch = guided_scratch};
   Denoiser den = unet_denoiser(&ctx);
   for (long first = 0, index = 0; first < n && rc == 0; first += batch, index++) {
     if (!extractor_owns(index)) continue;
@@ -208,7 +209,7 @@ static int extract_generated(Extractor *e, const Backend *backend, const char *c
           rgb[((size_t)b * 3 + c) * R * R + p] = image_to_u8(x[(size_t)b * per + (size_t)(C == 1 ? 0 : c) * R * R + p]);
     extractor_add(e, rgb, B, R, R, first, n);
   }
-  free(x), free(work), free(rgb), free(labels), free(guided_labels);
+  free(x), free(work), free(rgb), free(labels), free(guided_scratch);
   graph_free(&g);
   unet_free(&model);
   diffusion_free(&diffusion);

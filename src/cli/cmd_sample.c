@@ -341,10 +341,11 @@ int cmd_sample(int argc, char **argv) {
   float *x = xmalloc((size_t)batch * per * sizeof(float));
   float *work = xmalloc(sampler_work_floats(&so, (size_t)batch * per) * sizeof(float));
   int *labels = class_count > 0 ? xmalloc((size_t)batch * sizeof(int)) : NULL;
-  int *guided_labels = guidance != 0.0 ? xmalloc(2 * (size_t)batch * sizeof(int)) : NULL;
+  void *guided_scratch = guidance != 0.0 ? xmalloc(classifier_free_scratch_bytes(batch, per)) : NULL;
   Graph g;
   graph_init(&g, backend, 16u << 20);
-  UNetDenoiser ctx = {&diffusion, &model, &g, mc->num_classes > 0 ? labels : NULL, guidance, guided_labels};
+  UNetDenoiser ctx = {.diffusion = &diffusion, .model = &model, .graph = &g, .labels = mc->num_classes > 0 ? labels : NULL,
+                      .guidance = guidance, .guided_scratch = guided_scratch};
   Denoiser den = unet_denoiser(&ctx);
   float *classifier_grad = gc.open ? xmalloc((size_t)batch * per * sizeof(float)) : NULL;
   ClassifierGuided cg = {&den, &gc.grad, &diffusion, labels, classifier_scale, per, classifier_grad};
@@ -398,7 +399,7 @@ int cmd_sample(int argc, char **argv) {
            so.kind == SAMPLER_ODE && so.method == ODE_RK45 ? " (last batch)" : " per image", guided, secs, n / secs,
            out ? ", grid " : "", out ? out : "");
   }
-  free(x_init), free(x), free(work), free(labels), free(guided_labels), free(classifier_grad);
+  free(x_init), free(x), free(work), free(labels), free(guided_scratch), free(classifier_grad);
   image_condition_free(&ic);
   guidance_classifier_close(&gc);
   graph_free(&g);

@@ -37,8 +37,9 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
 
 const char *gemm_kernel_name(void) {
   static char name[64];
-  if (!use_own_kernel()) return openblas_get_corename();
-  if (!name[0]) snprintf(name, sizeof name, "diffuse AVX-512 (OpenBLAS %s)", openblas_get_corename());
+  if (!name[0])
+    snprintf(name, sizeof name, use_own_kernel() ? "diffuse AVX-512 (OpenBLAS %s)" : "OpenBLAS %s",
+             openblas_get_corename());
   return name;
 }
 
