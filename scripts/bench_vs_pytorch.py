@@ -27,11 +27,13 @@ PyTorch's peak device memory); scripts/cuda_check.sh calls it so.
 It also prints the machine's sgemm rate (diffuse bench --mode gemm, with the kernels diffuse runs)
 and, per config, the conv2d forward/backward GFLOP/s of a profiled training step as a share of an
 sgemm run made just before it (medians over the rounds).
-Both programs run with the same environment. OpenBLAS reads OPENBLAS_CORETYPE when it loads: set to
-an older kernel family than the CPU supports (this development VM sets Haswell on an AVX-512 CPU),
-OpenBLAS runs at about half speed, and diffuse then runs its own AVX-512 kernel instead (PyTorch's
-convolutions, oneDNN, do not use OpenBLAS). --openblas-coretype auto removes the variable for both
-programs so that OpenBLAS picks the kernels for the CPU itself.
+The peer runs at its best: OpenBLAS reads OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE when it loads, and
+either can pin it to an older kernel family than the CPU supports (one development VM set Haswell on an
+AVX-512 CPU), so both are removed from PyTorch's environment unless --torch-openblas inherit.
+--openblas-coretype sets diffuse's (inherit: as the environment has it; auto: unset; or a core name),
+which only matters on CPUs without AVX-512, where diffuse runs OpenBLAS (ops/gemm.h). The header
+names the kernels each program ran: diffuse's GEMM, PyTorch's convolution engine (oneDNN when
+torch.backends.mkldnn is on) and the OpenBLAS core its process loaded.
 """
 
 import argparse
@@ -98,7 +100,8 @@ def torch_worker(config, batch, mode, steps, warmup, threads, device="cpu"):
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     if dev.type == "cuda":  # the device's peak instead (what bounds the batch there)
         rss = torch.cuda.max_memory_allocated(dev) / 2**20
-    print(json.dumps({"ms_per_step": ms, "img_per_s": batch / (ms / 1e3), "peak_rss_mib": rss}))
+    print(json.dumps({"ms_per_step": ms, "img_per_s": batch / (ms / 1e3), "peak_rss_mib": rss,
+                      "kernels": torch_kernels()}))
 
 
 def torch_inception_worker(batch, steps, warmup, threads, device="cpu"):
@@ -123,7 +126,23 @@ def torch_inception_worker(batch, steps, warmup, threads, device="cpu"):
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     if dev.type == "cuda":
         rss = torch.cuda.max_memory_allocated(dev) / 2**20
-    print(json.dumps({"ms_per_step": ms, "img_per_s": batch / (ms / 1e3), "peak_rss_mib": rss}))
+    print(json.dumps({"ms_per_step": ms, "img_per_s": batch / (ms / 1e3), "peak_rss_mib": rss,
+                      "kernels": torch_kernels()}))
+
+
+def torch_kernels():
+    """PyTorch's convolution engine and the OpenBLAS core its process loaded (read from OpenBLAS itself)."""
+    import ctypes
+    import torch
+    conv = "oneDNN" if torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled else "native"
+    blas = "none loaded"
+    with open("/proc/self/maps") as f:
+        libs = sorted({line.split()[-1] for line in f if "libopenblas" in line})
+    if libs:
+        lib = ctypes.CDLL(libs[0])
+        lib.openblas_get_corename.restype = ctypes.c_char_p
+        blas = "OpenBLAS " + lib.openblas_get_corename().decode()
+    return f"convolutions {conv}, BLAS {blas}"
 
 
 def run_json(cmd, env):
@@ -143,8 +162,11 @@ def main():
                     "then show PyTorch's peak device memory)")
     ap.add_argument("--case", action="append", help="CONFIG:BATCH (repeatable; default: the two standard cases)")
     ap.add_argument("--openblas-coretype", default="inherit",
-                    help="inherit (keep the environment's OPENBLAS_CORETYPE), auto (unset it: OpenBLAS detects the "
-                         "CPU) or a core name such as SkylakeX; applies to both programs")
+                    help="diffuse's OPENBLAS_CORETYPE: inherit (as the environment has it), auto (unset: OpenBLAS "
+                         "detects the CPU) or a core name such as Haswell")
+    ap.add_argument("--torch-openblas", default="best", choices=["best", "inherit"],
+                    help="best (default): OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE removed for PyTorch; inherit: "
+                         "PyTorch gets the environment's")
     ap.add_argument("--torch-worker", nargs=4, metavar=("CONFIG", "BATCH", "MODE", "STEPS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.torch_worker:
@@ -156,14 +178,21 @@ def main():
         return
     cases = [(c.split(":")[0], int(c.split(":")[1])) for c in args.case] if args.case else CASES
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OPENBLAS_NUM_THREADS=str(args.threads))
+    torch_env = dict(env)
+    if args.torch_openblas == "best":
+        for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+            torch_env.pop(var, None)
     if args.openblas_coretype == "auto":
         env.pop("OPENBLAS_CORETYPE", None)
     elif args.openblas_coretype != "inherit":
         env["OPENBLAS_CORETYPE"] = args.openblas_coretype
     sgemm = run_json([args.diffuse, "bench", "--mode", "gemm", "--steps", "9", "--threads", str(args.threads),
                       "--device", args.device], env)
-    print(f"GEMM kernels: {sgemm['blas']} (OPENBLAS_CORETYPE={env.get('OPENBLAS_CORETYPE', 'unset')}), "
+    def described(e):
+        return ", ".join(f"{v}={e.get(v, 'unset')}" for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"))
+    print(f"diffuse kernels: GEMM {sgemm['blas']} ({described(env)}), "
           f"sgemm 2048^3: {sgemm['gflops']:.1f} GFLOP/s on {args.threads} threads")
+    torch_kernels_seen = set()
     weights = None
     if any(c == "inception" for c, _ in cases):
         tool = os.path.join(os.path.dirname(os.path.abspath(args.diffuse)), "tests", "make_synthetic_inception")
@@ -180,7 +209,8 @@ def main():
                                       "--threads", str(args.threads), "--device", args.device], env))
                 theirs.append(run_json([sys.executable, os.path.abspath(__file__), "--threads", str(args.threads),
                                         "--warmup", str(args.warmup), "--device", args.device, "--torch-worker",
-                                        config, str(batch), mode, str(args.steps)], env))
+                                        config, str(batch), mode, str(args.steps)], torch_env))
+                torch_kernels_seen.add(theirs[-1].get("kernels", "?"))
             o = statistics.median(r["img_per_s"] for r in ours)
             p = statistics.median(r["img_per_s"] for r in theirs)
             rows.append((os.path.basename(config), batch, mode, o, p, o / p,
@@ -203,6 +233,8 @@ def main():
         print(f"{os.path.basename(config)} batch {batch}: conv2d forward {med(fwd_rate):.1f} GFLOP/s "
               f"({100 * med(fwd_share):.0f}% of sgemm), backward {med(bwd_rate):.1f} ({100 * med(bwd_share):.0f}%); "
               f"sgemm next to them {med(sgemm_rate):.1f} GFLOP/s (medians of {args.rounds})")
+    print(f"PyTorch {__import__('torch').__version__} kernels: {'; '.join(sorted(torch_kernels_seen))} "
+          f"({described(torch_env)})")
     print(f"{'config':<20} {'batch':>5} {'mode':<9} {'diffuse img/s':>13} {'torch img/s':>11} {'ratio':>6} "
           f"{'diffuse RSS':>11} {'torch RSS':>9} {'diffuse GFLOP/s':>15}")
     if weights:

@@ -3,24 +3,13 @@
 
 #include <cblas.h>
 #include <stdio.h>
-#include <strings.h>
-
-/* OpenBLAS's own AVX-512 kernels are as fast as ours on the convolutions' shapes (and faster on
- * small matrices). */
-static bool openblas_runs_avx512(void) {
-  static const char *const names[] = {"SkylakeX", "Cooperlake", "SapphireRapids"};
-  const char *core = openblas_get_corename();
-  for (size_t i = 0; core && i < sizeof names / sizeof names[0]; i++)
-    if (!strcasecmp(core, names[i])) return true;
-  return false;
-}
 
 /* Decided on the first call (atomics: image threads may make it at the same time). */
 static bool use_own_kernel(void) {
   static int state = -1;
   int s = __atomic_load_n(&state, __ATOMIC_RELAXED);
   if (s < 0) {
-    s = gemm_avx512_available() && !openblas_runs_avx512();
+    s = gemm_avx512_available();
     __atomic_store_n(&state, s, __ATOMIC_RELAXED);
   }
   return s == 1;
