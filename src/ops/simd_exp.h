@@ -14,9 +14,8 @@
 
 #include <stdint.h>
 
-static inline float simd_expf(float x) {
-  x = x > 88.3f ? 88.3f : x;
-  x = x < -87.3f ? -87.3f : x;
+/* e^x for x in [-87.3, 88.3] (no clamping: the callers clamp). */
+static inline float simd_exp_unclamped(float x) {
   const float shifted = x * 1.44269504088896341f + 12582912.0f; /* 1.5 * 2^23 + n: n in the low mantissa bits */
   const float n = shifted - 12582912.0f;
   const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
@@ -37,9 +36,25 @@ static inline float simd_expf(float x) {
   return p * bits.f;
 }
 
-/* SiLU x sigmoid(x) and its derivative s (1 + x (1 - s)), on simd_expf. (x * (1 / (1 + e)) runs
- * ~2.5x faster than x / (1 + e) in GroupNorm's fused loop.) */
-static inline float simd_sigmoidf(float x) { return 1.0f / (1.0f + simd_expf(-x)); }
+static inline float simd_expf(float x) {
+  x = x > 88.3f ? 88.3f : x;
+  x = x < -87.3f ? -87.3f : x;
+  return simd_exp_unclamped(x);
+}
+
+/* SiLU x sigmoid(x) and its derivative s (1 + x (1 - s)). (x * (1 / (1 + e)) runs ~2.5x faster than
+ * x / (1 + e) in GroupNorm's fused loop.) The sigmoid clamps its own input to [-80, 80], where e^-x
+ * and 1 / (1 + e^-x) stay normal floats (the error is below 2e-33 absolute). With the clamps of
+ * simd_expf instead, GCC turned the x < -88.3 case into x * (1 / (1 + e^88.3)) = x * 4.9e-39, a
+ * subnormal product it computed for every lane before blending it away: a microcode assist per vector
+ * that made GroupNorm + SiLU 9x slower (6.4 -> 0.7 ms per million elements, one core of a Sapphire
+ * Rapids Xeon; 80 of a 313 ms CIFAR-10 U-Net sampling forward). */
+static inline float simd_sigmoidf(float x) {
+  float t = -x;
+  t = t < 80.0f ? t : 80.0f; /* NaN -> 80: the NaN comes back through x */
+  t = t > -80.0f ? t : -80.0f;
+  return 1.0f / (1.0f + simd_exp_unclamped(t));
+}
 static inline float simd_silu(float x) { return x * simd_sigmoidf(x); }
 static inline float simd_silu_grad(float x) {
   const float s = simd_sigmoidf(x);
