@@ -9,6 +9,9 @@ medians with the ratio diffuse / PyTorch in images/s and both peak RSS values.
   train   forward + MSE loss + backward + gradient clipping + AdamW + EMA (PyTorch), the same
           step diffuse trains with (diffuse bench times the trainer's own step, on procedural images)
   sample  one grad-free forward (torch.no_grad), the unit every sampler repeats
+  sample-bf16  the same in bf16: diffuse --precision bf16 (AMX tiles, fp32 sums) against the PyTorch
+          model cast to bf16 with its time embedding (torch 1.13's CPU autocast fails on GroupNorm);
+          in the default modes where the CPU has AMX-BF16
 
 and the FID Inception's feature extraction (`inception:BATCH` cases, default batch 50 as pytorch-fid):
 diffuse bench --mode inception against pytorch-fid's InceptionV3 forward as scripts/gen_inception_fixtures.py
@@ -67,6 +70,8 @@ def torch_worker(config, batch, mode, steps, warmup, threads, device="cpu"):
     model = UNet(full).to(dev)
     res, c = full["resolution"], full["in_channels"]
     x = (torch.rand(batch, c, res, res) * 2 - 1).to(dev)
+    if mode == "sample-bf16":
+        model, x = model.to(torch.bfloat16), x.to(torch.bfloat16)
     t = torch.randint(0, 1000, (batch,)).float().to(dev)
     times = []
     if mode == "train":
@@ -157,7 +162,10 @@ def main():
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--modes", default="sample,train")
+    with open("/proc/cpuinfo") as f:
+        amx = " amx_bf16 " in f.read().replace("\n", " ")
+    ap.add_argument("--modes", default="sample,train,sample-bf16" if amx else "sample,train",
+                    help="comma-separated: sample, train, sample-bf16 (default: all three where the CPU has AMX-BF16)")
     ap.add_argument("--device", default="cpu", help="cpu, or cuda: both programs on the GPU (fp32; RSS columns "
                     "then show PyTorch's peak device memory)")
     ap.add_argument("--case", action="append", help="CONFIG:BATCH (repeatable; default: the two standard cases)")
@@ -192,7 +200,7 @@ def main():
         return ", ".join(f"{v}={e.get(v, 'unset')}" for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"))
     print(f"diffuse kernels: GEMM {sgemm['blas']} ({described(env)}), "
           f"sgemm 2048^3: {sgemm['gflops']:.1f} GFLOP/s on {args.threads} threads")
-    torch_kernels_seen = set()
+    torch_kernels_seen, diffuse_kernels_seen = set(), set()
     weights = None
     if any(c == "inception" for c, _ in cases):
         tool = os.path.join(os.path.dirname(os.path.abspath(args.diffuse)), "tests", "make_synthetic_inception")
@@ -204,13 +212,15 @@ def main():
             ours, theirs = [], []
             for _ in range(args.rounds):  # alternate, so drifts in machine load hit both
                 what = ["--inception", weights] if mode == "inception" else ["--config", config]
-                ours.append(run_json([args.diffuse, "bench", *what, "--batch", str(batch), "--mode", mode,
+                precision = ["--mode", "sample", "--precision", "bf16"] if mode == "sample-bf16" else ["--mode", mode]
+                ours.append(run_json([args.diffuse, "bench", *what, "--batch", str(batch), *precision,
                                       "--steps", str(args.steps), "--warmup", str(args.warmup),
                                       "--threads", str(args.threads), "--device", args.device], env))
                 theirs.append(run_json([sys.executable, os.path.abspath(__file__), "--threads", str(args.threads),
                                         "--warmup", str(args.warmup), "--device", args.device, "--torch-worker",
                                         config, str(batch), mode, str(args.steps)], torch_env))
                 torch_kernels_seen.add(theirs[-1].get("kernels", "?"))
+                diffuse_kernels_seen.add(ours[-1]["blas"])
             o = statistics.median(r["img_per_s"] for r in ours)
             p = statistics.median(r["img_per_s"] for r in theirs)
             rows.append((os.path.basename(config), batch, mode, o, p, o / p,
@@ -233,14 +243,15 @@ def main():
         print(f"{os.path.basename(config)} batch {batch}: conv2d forward {med(fwd_rate):.1f} GFLOP/s "
               f"({100 * med(fwd_share):.0f}% of sgemm), backward {med(bwd_rate):.1f} ({100 * med(bwd_share):.0f}%); "
               f"sgemm next to them {med(sgemm_rate):.1f} GFLOP/s (medians of {args.rounds})")
+    print(f"diffuse runs: {'; '.join(sorted(diffuse_kernels_seen))}")
     print(f"PyTorch {__import__('torch').__version__} kernels: {'; '.join(sorted(torch_kernels_seen))} "
           f"({described(torch_env)})")
-    print(f"{'config':<20} {'batch':>5} {'mode':<9} {'diffuse img/s':>13} {'torch img/s':>11} {'ratio':>6} "
+    print(f"{'config':<20} {'batch':>5} {'mode':<11} {'diffuse img/s':>13} {'torch img/s':>11} {'ratio':>6} "
           f"{'diffuse RSS':>11} {'torch RSS':>9} {'diffuse GFLOP/s':>15}")
     if weights:
         shutil.rmtree(os.path.dirname(weights))
     for r in rows:
-        print(f"{r[0]:<20} {r[1]:>5} {r[2]:<9} {r[3]:>13.2f} {r[4]:>11.2f} {r[5]:>6.2f} {r[6]:>9.0f}Mi {r[7]:>7.0f}Mi " +
+        print(f"{r[0]:<20} {r[1]:>5} {r[2]:<11} {r[3]:>13.2f} {r[4]:>11.2f} {r[5]:>6.2f} {r[6]:>9.0f}Mi {r[7]:>7.0f}Mi " +
               (f"{r[8]:>15.1f}" if r[8] else f"{'-':>15}"))
 
 

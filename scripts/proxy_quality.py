@@ -20,10 +20,8 @@ Run: /usr/bin/python3 scripts/proxy_quality.py train --data DIR/train --test DIR
 """
 
 import argparse
-import json
 import math
 import os
-import struct
 import sys
 import time
 
@@ -35,6 +33,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gen_fid_fixtures import frechet_distance  # noqa: E402  (pytorch-fid's formula)
+from compare_samples import load_x  # noqa: E402  (tensor x of a --save-tensor file)
 
 
 def load_folder(path, limit=None):
@@ -56,14 +55,7 @@ def load_folder(path, limit=None):
 
 def load_tensor(path):
     """Tensor "x" of a safetensors file (float32 [N, 3, 32, 32] in [-1, 1]) as uint8 NHWC, as a PNG would hold it."""
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    meta = header["x"]
-    a, b = meta["data_offsets"]
-    x = np.frombuffer(data[a:b], dtype="<f4").reshape(meta["shape"])
-    x = np.clip(np.rint((x + 1) * 127.5), 0, 255).astype(np.uint8)
+    x = np.clip(np.rint((load_x(path) + 1) * 127.5), 0, 255).astype(np.uint8)
     return x.transpose(0, 2, 3, 1)
 
 

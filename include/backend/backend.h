@@ -202,6 +202,11 @@ struct BackendOps {
 /* The CPU backend (always compiled): today's kernels of ops/, on host memory. */
 const Backend *backend_cpu(void);
 
+/* The CPU backend with bf16 convolutions (`--precision bf16`): bf16 products, fp32 sums, on AMX tiles
+ * (ops/conv2d_bf16.h); everything else as backend_cpu(). Inference only: its backward ops are the fp32
+ * ones. NULL + why where this CPU or OS cannot run it. */
+const Backend *backend_cpu_bf16(char *err, size_t errlen);
+
 /* The backend a --device string names: "cpu", "cuda" (= "cuda:0") or "cuda:N". NULL + a message
  * when the name is malformed, the backend is not compiled into this build (the message names the
  * build option), or the device does not exist. */

@@ -77,6 +77,9 @@ int unet_pool_heads(const UNetConfig *c);
 /* Register all parameters (finalized, zero-valued, with gradient buffers) in the backend's memory.
  * cfg must be valid. */
 void unet_init(UNet *m, const UNetConfig *cfg, const Backend *backend);
+/* The same without the weight-gradient buffer (sampling, evaluation, guidance): the backward passes
+ * of the denoiser's and classifier's input gradients need none. */
+void unet_init_inference(UNet *m, const UNetConfig *cfg, const Backend *backend);
 void unet_free(UNet *m);
 /* DDPM initialisation: variance_scaling(1, fan_avg, uniform) for weights, zero biases, unit norms,
  * and zero for the last conv of each ResBlock, the attention output projection and conv_out. */

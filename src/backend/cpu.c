@@ -12,14 +12,17 @@
  */
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend/backend.h"
+#include "bf16_weights.h"
 #include "core/rng.h"
 #include "ops/activation.h"
 #include "ops/attention.h"
 #include "ops/conv2d.h"
+#include "ops/conv2d_bf16.h"
 #include "ops/elementwise.h"
 #include "ops/embedding.h"
 #include "ops/gemm.h"
@@ -386,4 +389,63 @@ const Backend *backend_cpu(void) {
     configured = true;
   }
   return &CPU_BACKEND;
+}
+
+/* ---- the bf16 variant (--precision bf16): convolutions on AMX tiles (ops/conv2d_bf16.h) with their
+ * weights packed once (bf16_weights.h); every other op is the CPU backend's, in fp32. The ops that
+ * can write over weights (upload, copy, memset, the fills, the optimizer) drop the packed copies of
+ * what they overwrite, so a checkpoint loaded later is packed anew. ---- */
+
+static void bf16_conv2d_forward(const Backend *be, BackendMem *y, const BackendMem *x, const BackendMem *w,
+                                const BackendMem *bias, const Conv2dGeom *g, BackendMem *work) {
+  conv2d_bf16_forward(F(y), CF(x), bf16_weights_packed(CF(w), g), CF(bias), g);
+}
+static void bf16_upload(const Backend *be, BackendMem *dst, const void *src, size_t bytes) {
+  bf16_weights_invalidate(host_address(dst), bytes);
+  cpu_upload(be, dst, src, bytes);
+}
+static void bf16_memset(const Backend *be, BackendMem *dst, int byte, size_t bytes) {
+  bf16_weights_invalidate(host_address(dst), bytes);
+  cpu_memset(be, dst, byte, bytes);
+}
+static void bf16_copy(const Backend *be, BackendMem *dst, const BackendMem *src, size_t bytes) {
+  bf16_weights_invalidate(host_address(dst), bytes);
+  cpu_copy(be, dst, src, bytes);
+}
+static void bf16_fill_normal(const Backend *be, BackendMem *x, size_t n, uint64_t seed, uint64_t stream,
+                             uint64_t offset) {
+  bf16_weights_invalidate(host_address(x), n * sizeof(float));
+  cpu_fill_normal(be, x, n, seed, stream, offset);
+}
+static void bf16_fill_uniform(const Backend *be, BackendMem *x, size_t n, uint64_t seed, uint64_t stream,
+                              uint64_t offset) {
+  bf16_weights_invalidate(host_address(x), n * sizeof(float));
+  cpu_fill_uniform(be, x, n, seed, stream, offset);
+}
+static void bf16_optim_step(const Backend *be, BackendMem *p, const BackendMem *g, BackendMem *m, BackendMem *v,
+                            BackendMem *ema, size_t n, const OptimStep *s) {
+  bf16_weights_invalidate(host_address(p), n * sizeof(float));
+  if (ema) bf16_weights_invalidate(host_address(ema), n * sizeof(float));
+  cpu_optim_step(be, p, g, m, v, ema, n, s);
+}
+static const char *bf16_describe(const Backend *be) {
+  static char line[160];
+  if (!line[0]) snprintf(line, sizeof line, "AMX bf16 convolutions, other products %s", gemm_kernel_name());
+  return line;
+}
+
+const Backend *backend_cpu_bf16(char *err, size_t errlen) {
+  static BackendOps ops;
+  static Backend bf16;
+  if (conv2d_bf16_available(err, errlen)) return NULL;
+  if (!bf16.ops) {
+    ops = CPU_BACKEND_OPS;
+    ops.conv2d_forward = bf16_conv2d_forward;
+    ops.upload = bf16_upload, ops.memset = bf16_memset, ops.copy = bf16_copy;
+    ops.fill_normal = bf16_fill_normal, ops.fill_uniform = bf16_fill_uniform, ops.optim_step = bf16_optim_step;
+    ops.describe = bf16_describe;
+    bf16 = (Backend){"cpu", &ops, NULL};
+  }
+  backend_cpu(); /* the address shift, as for the fp32 backend */
+  return &bf16;
 }

@@ -23,6 +23,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "precision.h"
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/rng.h"
@@ -135,7 +136,7 @@ static int time_sampling(const RunConfig *run, const Backend *be, int batch, int
   if (diffusion_init(&d, &run->diffusion, err, errlen)) return -1;
   const UNetConfig *mc = &run->model;
   UNet model;
-  unet_init(&model, mc, be);
+  unet_init_inference(&model, mc, be);
   unet_init_weights(&model, 0);
   Graph g;
   graph_init(&g, be, 64u << 20);
@@ -191,18 +192,23 @@ static int time_inception(const Backend *be, const char *weights, int batch, int
 
 int cmd_bench(int argc, char **argv) {
   const char *config = NULL, *mode = "train", *device = NULL, *inception = getenv("DIFFUSE_INCEPTION");
+  const char *precision = NULL;
   int batch = 8, steps = 10, warmup = 2, threads = 0, resolution = 32;
   bool profile = false;
   const ArgSpec specs[] = {
       {"--config", ARG_STRING, &config}, {"--mode", ARG_STRING, &mode},     {"--batch", ARG_INT, &batch},
       {"--steps", ARG_INT, &steps},      {"--warmup", ARG_INT, &warmup},    {"--threads", ARG_INT, &threads},
       {"--profile", ARG_FLAG, &profile}, {"--device", ARG_STRING, &device},  {"--inception", ARG_STRING, &inception},
-      {"--resolution", ARG_INT, &resolution},
+      {"--resolution", ARG_INT, &resolution}, {"--precision", ARG_STRING, &precision},
   };
   const int parse_rc = args_parse(argc, argv, specs, (int)(sizeof specs / sizeof specs[0]), "bench");
   if (parse_rc) return parse_rc;
   const bool train = !strcmp(mode, "train");
   const bool gemm_mode = !strcmp(mode, "gemm"), inception_mode = !strcmp(mode, "inception");
+  if (precision && strcmp(mode, "sample")) {
+    fprintf(stderr, "diffuse bench: --precision is for --mode sample (bf16 is for inference)\n");
+    return 2;
+  }
   if (profile && !train) {
     fprintf(stderr, "diffuse bench: --profile times recorded ops, i.e. --mode train\n");
     return 2;
@@ -233,6 +239,10 @@ int cmd_bench(int argc, char **argv) {
   const Backend *be = backend_open(device ? device : needs_config ? run.train.device : "cpu", err, sizeof err);
   if (!be) {
     fprintf(stderr, "diffuse bench: %s%s\n", device ? "--device: " : "train.device: ", err);
+    return 1;
+  }
+  if (!(be = precision_backend(be, precision, "bench", err, sizeof err))) {
+    fprintf(stderr, "diffuse bench: %s\n", err);
     return 1;
   }
   if (threads > 0) {

@@ -92,7 +92,7 @@ int cmd_encode(int argc, char **argv) {
   if (rc == 0 && input_image_load(image, mc->in_channels, mc->resolution, x0, why, sizeof why))
     rc = errorf(err, sizeof err, "--image (the model's size, %dx%d): %s", mc->resolution, mc->resolution, why);
   UNet model;
-  unet_init(&model, mc, backend);
+  unet_init_inference(&model, mc, backend);
   const CheckpointLoadOptions lo = {.use_ema = !no_ema};
   if (rc == 0) rc = checkpoint_load(ckpt, &model, &lo, NULL, err, sizeof err);
   if (rc) {

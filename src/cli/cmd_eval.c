@@ -16,6 +16,7 @@
 #include "args.h"
 #include "backend/comm.h"
 #include "commands.h"
+#include "precision.h"
 #include "core/clock.h"
 #include "core/error.h"
 #include "diffusion/unet_denoiser.h"
@@ -181,7 +182,7 @@ static int extract_generated(Extractor *e, const Backend *backend, const char *c
     return -1;
   }
   UNet model;
-  unet_init(&model, mc, backend);
+  unet_init_inference(&model, mc, backend);
   const CheckpointLoadOptions lo = {.use_ema = true};
   int rc = checkpoint_load(ckpt, &model, &lo, NULL, err, errlen);
   const int R = mc->resolution, C = mc->in_channels;
@@ -217,8 +218,8 @@ static int extract_generated(Extractor *e, const Backend *backend, const char *c
 }
 
 typedef struct {
-  const char *images, *data, *split, *ckpt, *config, *inception, *ref, *out, *device;
-  const Backend *backend;
+  const char *images, *data, *split, *ckpt, *config, *inception, *ref, *out, *device, *precision;
+  const Backend *backend, *model_backend; /* the Inception's; the sampled model's (--precision) */
   int resolution, batch, seed, splits;
   long n;
   bool allow_few, no_features;
@@ -240,7 +241,8 @@ static int parse_eval_args(int argc, char **argv, EvalArgs *a, const char *comma
       {"--seed", ARG_INT, &a->seed}, {"--splits", ARG_INT, &a->splits}, {"--n", ARG_INT, &n}, \
       {"--allow-few-images", ARG_FLAG, &a->allow_few}, {"--device", ARG_STRING, &a->device}
   const ArgSpec stats_specs[] = {EVAL_COMMON_SPECS, {"--no-features", ARG_FLAG, &a->no_features}};
-  const ArgSpec fid_specs[] = {EVAL_COMMON_SPECS, SAMPLER_FLAG_SPECS(a->sampler)};
+  const ArgSpec fid_specs[] = {EVAL_COMMON_SPECS, {"--precision", ARG_STRING, &a->precision},
+                               SAMPLER_FLAG_SPECS(a->sampler)};
 #undef EVAL_COMMON_SPECS
   const bool fid = !strcmp(command, "eval fid");
   const int parse_rc = fid ? args_parse(argc, argv, fid_specs, (int)(sizeof fid_specs / sizeof fid_specs[0]), command)
@@ -262,8 +264,8 @@ static int parse_eval_args(int argc, char **argv, EvalArgs *a, const char *comma
     fprintf(stderr, "diffuse %s: --split must be train or test\n", command);
     return 1;
   }
-  if (fid && !a->ckpt && sampler_flags_given(&a->sampler)) {
-    fprintf(stderr, "diffuse %s: sampler flags apply to images generated with --ckpt\n", command);
+  if (fid && !a->ckpt && (sampler_flags_given(&a->sampler) || a->precision)) {
+    fprintf(stderr, "diffuse %s: sampler flags and --precision apply to images generated with --ckpt\n", command);
     return 2;
   }
   SamplerOptions checked; /* refuse bad sampler flags before any work */
@@ -272,6 +274,10 @@ static int parse_eval_args(int argc, char **argv, EvalArgs *a, const char *comma
   char err[512];
   if (!(a->backend = backend_open(a->device, err, sizeof err))) {
     fprintf(stderr, "diffuse %s: --device: %s\n", command, err);
+    return 1;
+  }
+  if (!(a->model_backend = precision_backend(a->backend, a->precision, command, err, sizeof err))) {
+    fprintf(stderr, "diffuse %s: %s\n", command, err);
     return 1;
   }
   return 0;
@@ -329,7 +335,7 @@ static int compute_features(const EvalArgs *a, Extractor *e, FeatureGaussians *o
   }
   const double t0 = now_seconds();
   extractor_init(e, a->batch, capacity);
-  int rc = a->ckpt ? extract_generated(e, a->backend, a->ckpt, a->config, &a->sampler, a->n, a->batch, a->seed, nfe, err, errlen)
+  int rc = a->ckpt ? extract_generated(e, a->model_backend, a->ckpt, a->config, &a->sampler, a->n, a->batch, a->seed, nfe, err, errlen)
                  : extract_dataset(e, &d, a->batch, err, errlen);
   const long n_images = a->ckpt ? a->n : d.n;
   dataset_free(&d);
@@ -596,7 +602,7 @@ static int eval_nll(int argc, char **argv) {
   const UNetConfig *mc = &run.model;
   if (rc == 0 && mc->num_classes > 0) rc = errorf(err, sizeof err, "class-conditional models are not supported by eval nll yet");
   UNet model;
-  unet_init(&model, mc, backend);
+  unet_init_inference(&model, mc, backend);
   Dataset d = {0};
   if (rc == 0) rc = heldout_inputs_load(ckpt, &model, data, split, n, &d, err, sizeof err);
   if (rc) {

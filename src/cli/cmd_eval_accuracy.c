@@ -80,7 +80,7 @@ int cmd_eval_accuracy(int argc, char **argv) {
   Diffusion diffusion = {0};
   if (rc == 0) rc = diffusion_init(&diffusion, &run.diffusion, err, sizeof err);
   UNet model;
-  unet_init(&model, mc, backend);
+  unet_init_inference(&model, mc, backend);
   Dataset d = {0};
   float *x_all = NULL;
   int count = 0;

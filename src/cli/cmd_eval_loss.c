@@ -54,7 +54,7 @@ int cmd_eval_loss(int argc, char **argv) {
                         sizeof err);
   const UNetConfig *mc = &run.model;
   UNet model;
-  unet_init(&model, mc, backend);
+  unet_init_inference(&model, mc, backend);
   Dataset d = {0};
   if (rc == 0) rc = heldout_inputs_load(ckpt, &model, data, split, n, &d, err, sizeof err);
   const bool conditional = mc->num_classes > 0;

@@ -19,6 +19,7 @@
 #include "args.h"
 #include "backend/comm.h"
 #include "commands.h"
+#include "precision.h"
 #include "core/clock.h"
 #include "core/error.h"
 #include "diffusion/unet_denoiser.h"
@@ -181,7 +182,7 @@ static int sinks_close(SampleSinks *s, int ok, int n, const UNetConfig *mc, char
 
 int cmd_sample(int argc, char **argv) {
   const char *ckpt = NULL, *config = NULL, *out = NULL, *outdir = NULL, *init_noise = NULL, *save_tensor = NULL;
-  const char *device = "cpu";
+  const char *device = "cpu", *precision = NULL;
   SamplerFlags f;
   sampler_flags_default(&f);
   int n = ARG_UNSET, batch = 16, seed = 0;
@@ -197,6 +198,7 @@ int cmd_sample(int argc, char **argv) {
       {"--outdir", ARG_STRING, &outdir},   {"--force", ARG_FLAG, &force},       {"--no-ema", ARG_FLAG, &no_ema},
       {"--class", ARG_STRING, &class_list}, {"--init-noise", ARG_STRING, &init_noise},
       {"--save-tensor", ARG_STRING, &save_tensor}, {"--device", ARG_STRING, &device},
+      {"--precision", ARG_STRING, &precision},
       {"--interpolate", ARG_STRING, &interpolate}, {"--frames", ARG_INT, &frames},
       {"--classifier", ARG_STRING, &classifier}, {"--classifier-scale", ARG_DOUBLE, &classifier_scale},
       IMAGE_CONDITION_FLAG_SPECS(icf),     SAMPLER_FLAG_SPECS(f),
@@ -247,6 +249,11 @@ int cmd_sample(int argc, char **argv) {
   const Backend *backend = backend_open(device, err, sizeof err);
   if (!backend) {
     fprintf(stderr, "diffuse sample: --device: %s\n", err);
+    return 1;
+  }
+  const Backend *model_backend = precision_backend(backend, precision, "sample", err, sizeof err);
+  if (!model_backend) {
+    fprintf(stderr, "diffuse sample: %s\n", err);
     return 1;
   }
   RunConfig run;
@@ -322,7 +329,7 @@ int cmd_sample(int argc, char **argv) {
   const bool root = comm_is_root(); /* under mpirun rank 0 writes every output */
   if (rc == 0 && outdir && root) rc = prepare_outdir(outdir, n, force, err, sizeof err);
   UNet model;
-  unet_init(&model, mc, backend);
+  unet_init_inference(&model, mc, model_backend);
   const CheckpointLoadOptions lo = {.use_ema = !no_ema};
   if (rc == 0) rc = checkpoint_load(ckpt, &model, &lo, NULL, err, sizeof err);
   SampleSinks sinks = {0};
@@ -343,7 +350,7 @@ int cmd_sample(int argc, char **argv) {
   int *labels = class_count > 0 ? xmalloc((size_t)batch * sizeof(int)) : NULL;
   void *guided_scratch = guidance != 0.0 ? xmalloc(classifier_free_scratch_bytes(batch, per)) : NULL;
   Graph g;
-  graph_init(&g, backend, 16u << 20);
+  graph_init(&g, model_backend, 16u << 20);
   UNetDenoiser ctx = {.diffusion = &diffusion, .model = &model, .graph = &g, .labels = mc->num_classes > 0 ? labels : NULL,
                       .guidance = guidance, .guided_scratch = guided_scratch};
   Denoiser den = unet_denoiser(&ctx);

@@ -29,7 +29,7 @@ int guidance_classifier_open(GuidanceClassifier *gc, const char *path, const UNe
     diffusion_free(&gc->diffusion);
     return errorf(err, errlen, "--classifier %s: %s", path, why);
   }
-  unet_init(&gc->model, cc, backend);
+  unet_init_inference(&gc->model, cc, backend);
   const CheckpointLoadOptions lo = {.use_ema = true};
   if (checkpoint_load(path, &gc->model, &lo, NULL, why, sizeof why)) {
     unet_free(&gc->model);

@@ -87,7 +87,9 @@ static const Command COMMANDS[] = {
      "                   network call of 2B images; models trained with train.p_uncond > 0 (also eval fid)\n"
      "  --interpolate B --frames K  with --init-noise A: K images from the latents slerp(A, B, k / (K - 1))\n"
      "                   (latents of diffuse encode; decode with --sampler ode for the images themselves)\n"
-     "  --device D       where the network runs: cpu (default), cuda or cuda:N (see diffuse info --devices)\n",
+     "  --device D       where the network runs: cpu (default), cuda or cuda:N (see diffuse info --devices)\n"
+     "  --precision P    fp32 (default) or bf16: the model's convolutions with bf16 products and fp32 sums on\n"
+     "                   AMX tiles (Intel Sapphire Rapids and later; elsewhere fp32, with a message)\n",
      cmd_sample},
     {"encode", "an image to its probability-flow ODE latent x_T (for reconstruction and interpolation)",
      "usage: diffuse encode --ckpt F --image in.png --out latent.safetensors [--rtol R --atol A] [--verify]\n"
@@ -116,6 +118,8 @@ static const Command COMMANDS[] = {
      "  --allow-few-images  compute even with fewer than 2048 images (not comparable to published FIDs)\n"
      "  sampler flags    --sampler --steps --eta --spacing ... as in diffuse sample (with --ckpt)\n"
      "  --device D       where the networks run: cpu (default), cuda or cuda:N (stats, fid and nll)\n"
+     "  --precision P    fid --ckpt: the sampled model in fp32 (default) or bf16 as diffuse sample (the\n"
+     "                   Inception network stays fp32)\n"
      "nll: --method vlb (DDPM bound, Ho et al.; --terms K stratified KL terms, default all; --variance\n"
      "     fixed_small|fixed_large|learned, default learned for learn_sigma models) or ode (probability-flow ODE + Hutchinson, uniform dequantisation;\n"
      "     --rtol, --atol 1e-5); --n images of the split (default 1000), --batch 16, --seed S\n"
@@ -127,7 +131,7 @@ static const Command COMMANDS[] = {
      cmd_eval},
     {"bench", "time a training step or sampling forward (JSON line)",
      "usage: diffuse bench --config F [--mode train|sample] [--batch N] [--steps N] [--warmup N] [--threads N]\n"
-     "                     [--profile] [--device D]\n"
+     "                     [--profile] [--device D] [--precision fp32|bf16 (sample)]\n"
      "       diffuse bench --mode gemm [--steps N] [--threads N] [--device D]\n"
      "  --mode M     train: the trainer's step (data, forward, backward, checks, clipping, AdamW, EMA);\n"
      "               sample: one grad-free network evaluation;\n"

@@ -106,7 +106,7 @@ void params_fill(ParamTable *p, int index, float v) {
 }
 
 void params_set_requires_grad(ParamTable *p, bool on) {
-  for (int i = 0; i < p->count; i++) p->tensors[i].requires_grad = on;
+  for (int i = 0; i < p->count; i++) p->tensors[i].requires_grad = on && p->grad; /* none without a buffer */
 }
 
 void params_swap_ema(ParamTable *p) {

@@ -234,6 +234,11 @@ void unet_init(UNet *m, const UNetConfig *cfg, const Backend *backend) {
   params_finalize(&m->params, backend, true);
 }
 
+void unet_init_inference(UNet *m, const UNetConfig *cfg, const Backend *backend) {
+  unet_register(m, cfg);
+  params_finalize(&m->params, backend, false);
+}
+
 size_t unet_param_floats(const UNetConfig *cfg) {
   UNet m;
   unet_register(&m, cfg);

@@ -1,0 +1,37 @@
+/* conv2d_bf16.h - the bf16 inference convolution: bf16 products with fp32 accumulation on Intel AMX
+ * tiles (Sapphire Rapids and later), for `--precision bf16`.
+ *
+ * The weights (Cout, K = Cin*kh*kw) are rounded to bf16 (round to nearest even) and packed once into
+ * AMX A tiles; each forward rounds the im2col columns of the input the same way, packs them into B
+ * tiles (pairs of rows interleaved, the VNNI layout) and accumulates Y = W col with TDPBF16PS in fp32.
+ * Only the two operands are rounded: the sums, the bias and everything around the convolution stay
+ * fp32. Any geometry (kernel, stride, padding) runs; no Winograd (its transforms would amplify the
+ * operands' rounding).
+ */
+#ifndef DIFFUSE_OPS_CONV2D_BF16_H
+#define DIFFUSE_OPS_CONV2D_BF16_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/shapes.h" /* Conv2dGeom */
+
+/* Whether this CPU and OS run the AMX kernel: cpuid's AMX-TILE and AMX-BF16 and the kernel's
+ * permission for the tile state (arch_prctl ARCH_REQ_XCOMP_PERM, asked once). 0, or -1 and why. */
+int conv2d_bf16_available(char *why, size_t whylen);
+
+/* fp32 -> bf16, round to nearest even (NaN stays NaN). */
+uint16_t bf16_from_float(float x);
+float bf16_to_float(uint16_t h);
+
+/* Bytes of the packed weights of a convolution (64-byte multiple). */
+size_t conv2d_bf16_packed_bytes(const Conv2dGeom *g);
+/* packed (64-byte aligned, conv2d_bf16_packed_bytes) <- w (Cout, Cin, kh, kw) in bf16, zero-padded. */
+void conv2d_bf16_pack_weights(uint16_t *packed, const float *w, const Conv2dGeom *g);
+
+/* out (B, Cout, Ho, Wo) = conv(in (B, Cin, H, W), packed weights) + bias (may be NULL). Threads over
+ * the OpenMP threads; its scratch is per thread, grown to the largest convolution and then reused. */
+void conv2d_bf16_forward(float *out, const float *in, const uint16_t *packed, const float *bias, const Conv2dGeom *g);
+
+#endif

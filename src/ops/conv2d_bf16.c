@@ -1,0 +1,260 @@
+/* conv2d_bf16.c - the AMX bf16 convolution; see conv2d_bf16.h.
+ *
+ * GEMM view: Y (Cout, N) = W (Cout, K) col (K, N), N = B Ho Wo columns (image b, output pixel p),
+ * K = Cin kh kw rows (channel c, kernel position q). M and K are padded to multiples of 32 with zeros.
+ *   A tiles (weights, packed once): [Mp/16][Kp/32] tiles of 16 rows x 32 bf16, 64 bytes a row.
+ *   B tiles (columns, packed per call): per block of 16 columns, Kp/2 rows of 16 (col k, col k+1)
+ *   bf16 pairs, so that tile kc (rows 16 kc .. 16 kc + 15) is 1 KiB of contiguous memory.
+ * Each thread takes two column blocks at a time, packs them straight from the input (no fp32 im2col:
+ * a masked load per kernel position where the 16 columns are one output row at stride 1, a gather
+ * otherwise) and runs every pair of 16-row weight blocks over them: 4 accumulator tiles (32 x 32),
+ * 2 A and 2 B tiles per 32-wide step of K, TDPBF16PS accumulating in fp32. The 32 x 32 result goes
+ * through a small buffer to the output, with the bias added.
+ */
+#include "ops/conv2d_bf16.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "core/error.h"
+
+uint16_t bf16_from_float(float x) {
+  uint32_t u;
+  memcpy(&u, &x, sizeof u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
+  u += 0x7fffu + ((u >> 16) & 1u);                                          /* to nearest, ties to even */
+  return (uint16_t)(u >> 16);
+}
+
+float bf16_to_float(uint16_t h) {
+  const uint32_t u = (uint32_t)h << 16;
+  float x;
+  memcpy(&x, &u, sizeof x);
+  return x;
+}
+
+static int round32(int n) { return (n + 31) / 32 * 32; }
+
+size_t conv2d_bf16_packed_bytes(const Conv2dGeom *g) {
+  return (size_t)round32(g->Cout) * round32(g->Cin * g->kh * g->kw) * sizeof(uint16_t);
+}
+
+void conv2d_bf16_pack_weights(uint16_t *packed, const float *w, const Conv2dGeom *g) {
+  const int K = g->Cin * g->kh * g->kw, Mp = round32(g->Cout), Kp = round32(K), KC = Kp / 32;
+  for (int m = 0; m < Mp; m++)
+    for (int k = 0; k < Kp; k++) {
+      const float v = m < g->Cout && k < K ? w[(size_t)m * K + k] : 0.0f;
+      packed[(((size_t)(m / 16) * KC + k / 32) * 16 + m % 16) * 32 + k % 32] = bf16_from_float(v);
+    }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__)
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define ARCH_REQ_XCOMP_PERM 0x1023
+#define XFEATURE_XTILEDATA 18
+#define MAX_KERNEL_POSITIONS 64
+
+int conv2d_bf16_available(char *why, size_t whylen) {
+  static int state = 0; /* 0 unknown, 1 yes, -1 no CPU support, -2 the OS refused */
+  if (state == 0) {
+    if (!__builtin_cpu_supports("amx-tile") || !__builtin_cpu_supports("amx-bf16") ||
+        !__builtin_cpu_supports("avx512bw") || !__builtin_cpu_supports("avx512bf16"))
+      state = -1;
+    else
+      state = syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0 ? 1 : -2;
+  }
+  if (state == 1) return 0;
+  return errorf(why, whylen, state == -1 ? "this CPU has no AMX-BF16 tiles (Intel Sapphire Rapids and later have them)"
+                                         : "the kernel refused the AMX tile state (arch_prctl ARCH_REQ_XCOMP_PERM; "
+                                           "Linux 5.16 or later grants it)");
+}
+
+typedef struct {
+  uint8_t palette_id, start_row, reserved[14];
+  uint16_t colsb[16];
+  uint8_t rows[16];
+} TileConfig;
+
+#define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16,amx-tile,amx-bf16")))
+
+/* Where the 16 columns of a block come from. */
+typedef struct {
+  bool contiguous; /* one output row of one image at stride 1: masked loads */
+  int count;       /* columns inside N (the rest are zero) */
+  __mmask16 mask[MAX_KERNEL_POSITIONS];
+  int offset[MAX_KERNEL_POSITIONS]; /* contiguous: of column 0 in channel 0 */
+  __m512i index[MAX_KERNEL_POSITIONS];
+  int image, p0; /* contiguous: the image and the first column's pixel */
+} BlockSource;
+
+BF16_TARGET static void block_source(BlockSource *s, const Conv2dGeom *g, long col0, long N) {
+  const int Ho = conv2d_out_h(g), Wo = conv2d_out_w(g), P = Ho * Wo;
+  const long image = (long)g->Cin * g->H * g->W;
+  int ih0[16], iw0[16], base[16];
+  bool valid[16];
+  s->count = 0;
+  for (int n = 0; n < 16; n++) {
+    const long col = col0 + n;
+    valid[n] = col < N;
+    const long b = valid[n] ? col / P : 0, p = valid[n] ? col % P : 0;
+    ih0[n] = (int)(p / Wo) * g->sh - g->pad_top;
+    iw0[n] = (int)(p % Wo) * g->sw - g->pad_left;
+    base[n] = (int)(b * image) + ih0[n] * g->W + iw0[n];
+    s->count += valid[n];
+    if (n == 0) s->image = (int)b, s->p0 = (int)p;
+  }
+  s->contiguous = s->count == 16 && g->sw == 1 && (s->p0 % Wo) + 15 < Wo;
+  for (int q = 0; q < g->kh * g->kw; q++) {
+    const int ki = q / g->kw, kj = q % g->kw;
+    __mmask16 m = 0;
+    int idx[16];
+    for (int n = 0; n < 16; n++) {
+      const int ih = ih0[n] + ki, iw = iw0[n] + kj;
+      if (valid[n] && ih >= 0 && ih < g->H && iw >= 0 && iw < g->W) m |= (__mmask16)(1u << n);
+      idx[n] = m >> n & 1 ? base[n] + ki * g->W + kj : 0;
+    }
+    s->mask[q] = m;
+    s->offset[q] = base[0] + ki * g->W + kj;
+    s->index[q] = _mm512_loadu_si512(idx);
+  }
+}
+
+/* The 16 values of row k = (c, q) of col for the block. */
+BF16_TARGET static inline __m512 block_row(const BlockSource *s, const float *in, size_t HW, int c, int q) {
+  const float *plane = in + (size_t)c * HW;
+  if (s->contiguous) return _mm512_maskz_loadu_ps(s->mask[q], plane + s->offset[q]);
+  return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), s->mask[q], s->index[q], plane, 4);
+}
+
+/* dst (Kp/2 rows of 32 bf16) <- the block's columns, rows k and k + 1 interleaved. */
+BF16_TARGET static void pack_block(uint16_t *dst, const float *in, const Conv2dGeom *g, long col0, long N) {
+  const int khw = g->kh * g->kw, K = g->Cin * khw, Kp = round32(K);
+  if (col0 >= N) {
+    memset(dst, 0, (size_t)Kp * 16 * sizeof(uint16_t));
+    return;
+  }
+  BlockSource s;
+  block_source(&s, g, col0, N);
+  const size_t HW = (size_t)g->H * g->W;
+  static const uint16_t order[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                     8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  const __m512i interleave = _mm512_loadu_si512(order);
+  int c = 0, q = 0; /* row k = c khw + q */
+  for (int k = 0; k < Kp; k += 2) {
+    __m512 v[2];
+    for (int i = 0; i < 2; i++) {
+      v[i] = k + i < K ? block_row(&s, in, HW, c, q) : _mm512_setzero_ps();
+      if (++q == khw) q = 0, c++;
+    }
+    const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(v[1], v[0]); /* v[0] low half, v[1] high */
+    _mm512_store_si512(dst + (size_t)k * 16, _mm512_permutexvar_epi16(interleave, both));
+  }
+}
+
+/* out rows m0 .. of the block's columns <- acc (32 rows x 32 floats; this block's are [half*16, +16)). */
+static void store_block(float *out, const float *acc, int half, const float *bias, const Conv2dGeom *g, int m0,
+                        long col0, long N) {
+  const int P = conv2d_out_h(g) * conv2d_out_w(g), rows = g->Cout - m0 < 32 ? g->Cout - m0 : 32;
+  const long image = (long)g->Cout * P;
+  const long b0 = col0 / P, p0 = col0 % P;
+  const bool one_image = col0 + 15 < N && p0 + 15 < P;
+  for (int r = 0; r < rows; r++) {
+    const float bc = bias ? bias[m0 + r] : 0.0f;
+    const float *a = acc + (size_t)r * 32 + half * 16;
+    if (one_image) {
+      float *dst = out + b0 * image + (long)(m0 + r) * P + p0;
+      for (int n = 0; n < 16; n++) dst[n] = a[n] + bc;
+      continue;
+    }
+    for (int n = 0; n < 16 && col0 + n < N; n++) {
+      const long col = col0 + n;
+      out[(col / P) * image + (long)(m0 + r) * P + col % P] = a[n] + bc;
+    }
+  }
+}
+
+/* This thread's B panels (two blocks) and result buffer, grown to the largest K seen, then reused. */
+static uint16_t *thread_panels(int Kp) {
+  static _Thread_local uint16_t *panels;
+  static _Thread_local int capacity;
+  if (Kp > capacity) {
+    free(panels);
+    panels = xmalloc_aligned(64, 2 * (size_t)Kp * 16 * sizeof(uint16_t));
+    capacity = Kp;
+  }
+  return panels;
+}
+
+BF16_TARGET static void load_tile_config(void) {
+  TileConfig cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.palette_id = 1;
+  for (int t = 0; t < 8; t++) cfg.rows[t] = 16, cfg.colsb[t] = 64;
+  _tile_loadconfig(&cfg);
+}
+
+/* Two column blocks [col0, col0 + 32) against every pair of weight blocks. */
+BF16_TARGET static void column_pair(float *out, const float *in, const uint16_t *packed, const float *bias,
+                                    const Conv2dGeom *g, long col0, long N, uint16_t *panels) {
+  const int Kp = round32(g->Cin * g->kh * g->kw), KC = Kp / 32, Mp = round32(g->Cout);
+  uint16_t *b0 = panels, *b1 = panels + (size_t)Kp * 16;
+  pack_block(b0, in, g, col0, N);
+  pack_block(b1, in, g, col0 + 16, N);
+  float acc[32 * 32] __attribute__((aligned(64)));
+  for (int m0 = 0; m0 < Mp; m0 += 32) {
+    const uint16_t *a0 = packed + (size_t)(m0 / 16) * KC * 512, *a1 = a0 + (size_t)KC * 512;
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (int kc = 0; kc < KC; kc++) {
+      _tile_loadd(4, a0 + (size_t)kc * 512, 64);
+      _tile_loadd(5, a1 + (size_t)kc * 512, 64);
+      _tile_loadd(6, b0 + (size_t)kc * 512, 64);
+      _tile_loadd(7, b1 + (size_t)kc * 512, 64);
+      _tile_dpbf16ps(0, 4, 6);
+      _tile_dpbf16ps(1, 4, 7);
+      _tile_dpbf16ps(2, 5, 6);
+      _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_stored(0, acc, 128);
+    _tile_stored(1, acc + 16, 128);
+    _tile_stored(2, acc + 16 * 32, 128);
+    _tile_stored(3, acc + 16 * 32 + 16, 128);
+    store_block(out, acc, 0, bias, g, m0, col0, N);
+    if (col0 + 16 < N) store_block(out, acc, 1, bias, g, m0, col0 + 16, N);
+  }
+}
+
+BF16_TARGET void conv2d_bf16_forward(float *out, const float *in, const uint16_t *packed, const float *bias,
+                                     const Conv2dGeom *g) {
+  char why[160];
+  CHECK(conv2d_bf16_available(why, sizeof why) == 0 && g->kh * g->kw <= MAX_KERNEL_POSITIONS);
+  const long N = (long)g->B * conv2d_out_h(g) * conv2d_out_w(g), pairs = (N + 31) / 32;
+  const int Kp = round32(g->Cin * g->kh * g->kw);
+#pragma omp parallel
+  {
+    load_tile_config();
+    uint16_t *panels = thread_panels(Kp);
+#pragma omp for schedule(static)
+    for (long pair = 0; pair < pairs; pair++) column_pair(out, in, packed, bias, g, pair * 32, N, panels);
+    _tile_release();
+  }
+}
+
+#else
+int conv2d_bf16_available(char *why, size_t whylen) {
+  return errorf(why, whylen, "this build has no AMX kernels (x86-64 Linux with GCC or Clang only)");
+}
+void conv2d_bf16_forward(float *out, const float *in, const uint16_t *packed, const float *bias, const Conv2dGeom *g) {
+  (void)out, (void)in, (void)packed, (void)bias, (void)g;
+  CHECK(!"conv2d_bf16_forward without AMX");
+}
+#endif
