@@ -9,7 +9,8 @@
  *     (K + 2) 2^-24) sum |w x| + 2^-24 |bias|.
  * Geometries cover both ways of packing columns (one output row at stride 1: masked loads; otherwise
  * gathers), padding, strides, K and Cout that are not multiples of 32 and N that is not one of 16.
- * Without AMX (cpuid or the OS) the convolution checks are skipped (77) after the rounding check. */
+ * Both kernels (AMX; AVX512-BF16, forced with DIFFUSE_BF16_KERNEL=avx512bf16 where AMX exists) run
+ * them; on a CPU with neither the convolution checks are skipped (77) after the rounding check. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -138,6 +139,7 @@ int main(void) {
       {1, 5, 7, 7, 3, 3, 1, 1, true},      /* N 49, K 45, Cout 3 */
       {2, 128, 32, 32, 64, 3, 1, 1, true}, /* K 1152: long sums */
   };
+  printf("bf16: kernel %s\n", conv2d_bf16_kernel(why, sizeof why) == BF16_AMX ? "AMX" : "AVX512-BF16");
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_conv(&cases[i], be);
   return test_report("bf16");
 }

@@ -1,9 +1,11 @@
 /* conv2d_bf16.h - the bf16 inference convolution: bf16 products with fp32 accumulation on Intel AMX
- * tiles (Sapphire Rapids and later), for `--precision bf16`.
+ * tiles (Sapphire Rapids and later) or with AVX512-BF16 (AMD Zen 4, Intel Cooper Lake), for
+ * `--precision bf16`.
  *
  * The weights (Cout, K = Cin*kh*kw) are rounded to bf16 (round to nearest even) and packed once into
  * AMX A tiles; each forward rounds the im2col columns of the input the same way, packs them into B
- * tiles (pairs of rows interleaved, the VNNI layout) and accumulates Y = W col with TDPBF16PS in fp32.
+ * tiles (pairs of rows interleaved, the VNNI layout) and accumulates Y = W col with TDPBF16PS
+ * (or VDPBF16PS) in fp32.
  * Only the two operands are rounded: the sums, the bias and everything around the convolution stay
  * fp32. Any geometry (kernel, stride, padding) runs; no Winograd (its transforms would amplify the
  * operands' rounding).
@@ -17,9 +19,12 @@
 
 #include "core/shapes.h" /* Conv2dGeom */
 
-/* Whether this CPU and OS run the AMX kernel: cpuid's AMX-TILE and AMX-BF16 and the kernel's
- * permission for the tile state (arch_prctl ARCH_REQ_XCOMP_PERM, asked once). 0, or -1 and why. */
-int conv2d_bf16_available(char *why, size_t whylen);
+typedef enum { BF16_NONE, BF16_AVX512, BF16_AMX } Bf16Kernel;
+
+/* The kernel this CPU and OS run, by cpuid, decided once: AMX (AMX-TILE, AMX-BF16 and the kernel's
+ * permission for the tile state, arch_prctl ARCH_REQ_XCOMP_PERM), else AVX512-BF16 (VDPBF16PS), else
+ * BF16_NONE and why. DIFFUSE_BF16_KERNEL=avx512bf16 forces AVX512-BF16 where AMX exists. */
+Bf16Kernel conv2d_bf16_kernel(char *why, size_t whylen);
 
 /* fp32 -> bf16, round to nearest even (NaN stays NaN). */
 uint16_t bf16_from_float(float x);

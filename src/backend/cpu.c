@@ -430,14 +430,17 @@ static void bf16_optim_step(const Backend *be, BackendMem *p, const BackendMem *
 }
 static const char *bf16_describe(const Backend *be) {
   static char line[160];
-  if (!line[0]) snprintf(line, sizeof line, "AMX bf16 convolutions, other products %s", gemm_kernel_name());
+  char why[200];
+  if (!line[0])
+    snprintf(line, sizeof line, "%s bf16 convolutions, other products %s",
+             conv2d_bf16_kernel(why, sizeof why) == BF16_AMX ? "AMX" : "AVX512-BF16", gemm_kernel_name());
   return line;
 }
 
 const Backend *backend_cpu_bf16(char *err, size_t errlen) {
   static BackendOps ops;
   static Backend bf16;
-  if (conv2d_bf16_available(err, errlen)) return NULL;
+  if (conv2d_bf16_kernel(err, errlen) == BF16_NONE) return NULL;
   if (!bf16.ops) {
     ops = CPU_BACKEND_OPS;
     ops.conv2d_forward = bf16_conv2d_forward;

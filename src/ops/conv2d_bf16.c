@@ -7,8 +7,9 @@
  *   bf16 pairs, so that tile kc (rows 16 kc .. 16 kc + 15) is 1 KiB of contiguous memory.
  * Each thread takes two column blocks at a time, packs them straight from the input (no fp32 im2col:
  * a masked load per kernel position where the 16 columns are one output row at stride 1, a gather
- * otherwise) and runs every pair of 16-row weight blocks over them: 4 accumulator tiles (32 x 32),
- * 2 A and 2 B tiles per 32-wide step of K, TDPBF16PS accumulating in fp32. The 32 x 32 result goes
+ * otherwise) and runs every pair of 16-row weight blocks over them: with AMX 4 accumulator tiles
+ * (32 x 32), 2 A and 2 B tiles per 32-wide step of K, TDPBF16PS accumulating in fp32; without AMX the
+ * same products by VDPBF16PS (AVX512-BF16) on the same packed layout. The 32 x 32 result goes
  * through a small buffer to the output, with the bias added.
  */
 #include "ops/conv2d_bf16.h"
@@ -61,19 +62,31 @@ void conv2d_bf16_pack_weights(uint16_t *packed, const float *w, const Conv2dGeom
 #define XFEATURE_XTILEDATA 18
 #define MAX_KERNEL_POSITIONS 64
 
-int conv2d_bf16_available(char *why, size_t whylen) {
-  static int state = 0; /* 0 unknown, 1 yes, -1 no CPU support, -2 the OS refused */
-  if (state == 0) {
-    if (!__builtin_cpu_supports("amx-tile") || !__builtin_cpu_supports("amx-bf16") ||
-        !__builtin_cpu_supports("avx512bw") || !__builtin_cpu_supports("avx512bf16"))
-      state = -1;
-    else
-      state = syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0 ? 1 : -2;
+/* The kernel this process runs, chosen once: AMX where cpuid and the OS allow it, else AVX512-BF16;
+ * DIFFUSE_BF16_KERNEL=avx512bf16 forces the latter (tests run both on an AMX machine). */
+static Bf16Kernel choose_kernel(const char **why) {
+  const bool vnni = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512bf16");
+  const char *forced = getenv("DIFFUSE_BF16_KERNEL");
+  if (!vnni) {
+    *why = "this CPU has neither AVX512-BF16 nor AMX-BF16 (AMD Zen 4, Intel Cooper Lake and later have them)";
+    return BF16_NONE;
   }
-  if (state == 1) return 0;
-  return errorf(why, whylen, state == -1 ? "this CPU has no AMX-BF16 tiles (Intel Sapphire Rapids and later have them)"
-                                         : "the kernel refused the AMX tile state (arch_prctl ARCH_REQ_XCOMP_PERM; "
-                                           "Linux 5.16 or later grants it)");
+  if (forced && !strcmp(forced, "avx512bf16")) return BF16_AVX512;
+  if (!__builtin_cpu_supports("amx-tile") || !__builtin_cpu_supports("amx-bf16")) return BF16_AVX512;
+  if (syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) != 0) {
+    fprintf(stderr, "diffuse: the kernel refused the AMX tile state (arch_prctl ARCH_REQ_XCOMP_PERM, Linux 5.16 and "
+                    "later grant it): bf16 convolutions run on AVX512-BF16 instead\n");
+    return BF16_AVX512;
+  }
+  return BF16_AMX;
+}
+
+Bf16Kernel conv2d_bf16_kernel(char *why, size_t whylen) {
+  static int kernel = -1;
+  static const char *reason;
+  if (kernel < 0) kernel = choose_kernel(&reason);
+  if (kernel == BF16_NONE) errorf(why, whylen, "%s", reason);
+  return (Bf16Kernel)kernel;
 }
 
 typedef struct {
@@ -82,7 +95,8 @@ typedef struct {
   uint8_t rows[16];
 } TileConfig;
 
-#define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16,amx-tile,amx-bf16")))
+#define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16")))
+#define AMX_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16,amx-tile,amx-bf16")))
 
 /* Where the 16 columns of a block come from. */
 typedef struct {
@@ -94,12 +108,32 @@ typedef struct {
   int image, p0; /* contiguous: the image and the first column's pixel */
 } BlockSource;
 
+/* The lanes [lo, hi) of 16 (empty if hi <= lo). */
+static __mmask16 lane_range(int lo, int hi) {
+  lo = lo < 0 ? 0 : lo, hi = hi > 16 ? 16 : hi;
+  return hi <= lo ? 0 : (__mmask16)(((1u << (hi - lo)) - 1) << lo);
+}
+
 BF16_TARGET static void block_source(BlockSource *s, const Conv2dGeom *g, long col0, long N) {
   const int Ho = conv2d_out_h(g), Wo = conv2d_out_w(g), P = Ho * Wo;
   const long image = (long)g->Cin * g->H * g->W;
+  const int khw = g->kh * g->kw;
+  s->image = (int)(col0 / P), s->p0 = (int)(col0 % P);
+  s->count = N - col0 < 16 ? (int)(N - col0) : 16;
+  const int ow0 = s->p0 % Wo;
+  s->contiguous = s->count == 16 && g->sw == 1 && ow0 + 16 <= Wo;
+  if (s->contiguous) { /* lanes n: input row ih0 + ki, columns iw0 + kj + n */
+    const int ih0 = (s->p0 / Wo) * g->sh - g->pad_top, iw0 = ow0 - g->pad_left;
+    const int base = (int)(s->image * image) + ih0 * g->W + iw0;
+    for (int q = 0; q < khw; q++) {
+      const int ki = q / g->kw, kj = q % g->kw, ih = ih0 + ki;
+      s->mask[q] = ih >= 0 && ih < g->H ? lane_range(-(iw0 + kj), g->W - (iw0 + kj)) : 0;
+      s->offset[q] = base + ki * g->W + kj;
+    }
+    return;
+  }
   int ih0[16], iw0[16], base[16];
   bool valid[16];
-  s->count = 0;
   for (int n = 0; n < 16; n++) {
     const long col = col0 + n;
     valid[n] = col < N;
@@ -107,11 +141,8 @@ BF16_TARGET static void block_source(BlockSource *s, const Conv2dGeom *g, long c
     ih0[n] = (int)(p / Wo) * g->sh - g->pad_top;
     iw0[n] = (int)(p % Wo) * g->sw - g->pad_left;
     base[n] = (int)(b * image) + ih0[n] * g->W + iw0[n];
-    s->count += valid[n];
-    if (n == 0) s->image = (int)b, s->p0 = (int)p;
   }
-  s->contiguous = s->count == 16 && g->sw == 1 && (s->p0 % Wo) + 15 < Wo;
-  for (int q = 0; q < g->kh * g->kw; q++) {
+  for (int q = 0; q < khw; q++) {
     const int ki = q / g->kw, kj = q % g->kw;
     __mmask16 m = 0;
     int idx[16];
@@ -121,19 +152,20 @@ BF16_TARGET static void block_source(BlockSource *s, const Conv2dGeom *g, long c
       idx[n] = m >> n & 1 ? base[n] + ki * g->W + kj : 0;
     }
     s->mask[q] = m;
-    s->offset[q] = base[0] + ki * g->W + kj;
     s->index[q] = _mm512_loadu_si512(idx);
   }
 }
 
-/* The 16 values of row k = (c, q) of col for the block. */
-BF16_TARGET static inline __m512 block_row(const BlockSource *s, const float *in, size_t HW, int c, int q) {
-  const float *plane = in + (size_t)c * HW;
-  if (s->contiguous) return _mm512_maskz_loadu_ps(s->mask[q], plane + s->offset[q]);
-  return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), s->mask[q], s->index[q], plane, 4);
+/* Rows k and k + 1 of col, converted and interleaved into one B row (16 columns x a pair). */
+BF16_TARGET static inline __m512i pair_row(__m512 v0, __m512 v1) {
+  static const uint16_t order[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                     8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(v1, v0); /* v0 the low half, v1 the high */
+  return _mm512_permutexvar_epi16(_mm512_loadu_si512(order), both);
 }
 
-/* dst (Kp/2 rows of 32 bf16) <- the block's columns, rows k and k + 1 interleaved. */
+/* dst (Kp/2 rows of 32 bf16) <- the block's columns, rows k and k + 1 interleaved; row k = (c, q) is
+ * channel c at kernel position q. */
 BF16_TARGET static void pack_block(uint16_t *dst, const float *in, const Conv2dGeom *g, long col0, long N) {
   const int khw = g->kh * g->kw, K = g->Cin * khw, Kp = round32(K);
   if (col0 >= N) {
@@ -143,18 +175,17 @@ BF16_TARGET static void pack_block(uint16_t *dst, const float *in, const Conv2dG
   BlockSource s;
   block_source(&s, g, col0, N);
   const size_t HW = (size_t)g->H * g->W;
-  static const uint16_t order[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
-                                     8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-  const __m512i interleave = _mm512_loadu_si512(order);
-  int c = 0, q = 0; /* row k = c khw + q */
+  int c = 0, q = 0;
+  __m512 v[2];
   for (int k = 0; k < Kp; k += 2) {
-    __m512 v[2];
     for (int i = 0; i < 2; i++) {
-      v[i] = k + i < K ? block_row(&s, in, HW, c, q) : _mm512_setzero_ps();
+      const float *plane = in + (size_t)c * HW;
+      v[i] = k + i >= K     ? _mm512_setzero_ps()
+             : s.contiguous ? _mm512_maskz_loadu_ps(s.mask[q], plane + s.offset[q])
+                            : _mm512_mask_i32gather_ps(_mm512_setzero_ps(), s.mask[q], s.index[q], plane, 4);
       if (++q == khw) q = 0, c++;
     }
-    const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(v[1], v[0]); /* v[0] low half, v[1] high */
-    _mm512_store_si512(dst + (size_t)k * 16, _mm512_permutexvar_epi16(interleave, both));
+    _mm512_store_si512(dst + (size_t)k * 16, pair_row(v[0], v[1]));
   }
 }
 
@@ -192,7 +223,7 @@ static uint16_t *thread_panels(int Kp) {
   return panels;
 }
 
-BF16_TARGET static void load_tile_config(void) {
+AMX_TARGET static void load_tile_config(void) {
   TileConfig cfg;
   memset(&cfg, 0, sizeof cfg);
   cfg.palette_id = 1;
@@ -200,61 +231,94 @@ BF16_TARGET static void load_tile_config(void) {
   _tile_loadconfig(&cfg);
 }
 
+/* acc (32 x 32) = rows [m0, m0 + 32) of the weights times the two packed blocks, on AMX tiles:
+ * 4 accumulators, 2 A and 2 B tiles per 32-wide step of K. */
+AMX_TARGET static void tile_product_amx(float *acc, const uint16_t *a0, const uint16_t *b0, const uint16_t *b1, int KC) {
+  const uint16_t *a1 = a0 + (size_t)KC * 512;
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (int kc = 0; kc < KC; kc++) {
+    _tile_loadd(4, a0 + (size_t)kc * 512, 64);
+    _tile_loadd(5, a1 + (size_t)kc * 512, 64);
+    _tile_loadd(6, b0 + (size_t)kc * 512, 64);
+    _tile_loadd(7, b1 + (size_t)kc * 512, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  _tile_stored(0, acc, 128);
+  _tile_stored(1, acc + 16, 128);
+  _tile_stored(2, acc + 16 * 32, 128);
+  _tile_stored(3, acc + 16 * 32 + 16, 128);
+}
+
+/* The same with VDPBF16PS (AVX512-BF16 without AMX): for each 16-row half and each block, 16 zmm
+ * accumulators, one B row (16 columns x a pair of K) per step against 16 broadcast pairs of A. */
+BF16_TARGET static void tile_product_avx512(float *acc, const uint16_t *a0, const uint16_t *b0, const uint16_t *b1,
+                                            int KC) {
+  for (int half = 0; half < 2; half++)
+    for (int blk = 0; blk < 2; blk++) {
+      const uint16_t *a = a0 + (size_t)half * KC * 512, *b = blk ? b1 : b0;
+      __m512 c[16];
+      for (int r = 0; r < 16; r++) c[r] = _mm512_setzero_ps();
+      for (int kc = 0; kc < KC; kc++)
+        for (int p = 0; p < 16; p++) {
+          const __m512bh row = (__m512bh)_mm512_load_si512(b + ((size_t)kc * 16 + p) * 32);
+          const uint16_t *pairs = a + (size_t)kc * 512 + 2 * p;
+          for (int r = 0; r < 16; r++) {
+            int32_t pair;
+            memcpy(&pair, pairs + (size_t)r * 32, sizeof pair);
+            c[r] = _mm512_dpbf16_ps(c[r], (__m512bh)_mm512_set1_epi32(pair), row);
+          }
+        }
+      for (int r = 0; r < 16; r++) _mm512_store_ps(acc + (size_t)(half * 16 + r) * 32 + blk * 16, c[r]);
+    }
+}
+
 /* Two column blocks [col0, col0 + 32) against every pair of weight blocks. */
 BF16_TARGET static void column_pair(float *out, const float *in, const uint16_t *packed, const float *bias,
-                                    const Conv2dGeom *g, long col0, long N, uint16_t *panels) {
+                                    const Conv2dGeom *g, long col0, long N, uint16_t *panels, Bf16Kernel kernel) {
   const int Kp = round32(g->Cin * g->kh * g->kw), KC = Kp / 32, Mp = round32(g->Cout);
   uint16_t *b0 = panels, *b1 = panels + (size_t)Kp * 16;
   pack_block(b0, in, g, col0, N);
   pack_block(b1, in, g, col0 + 16, N);
   float acc[32 * 32] __attribute__((aligned(64)));
   for (int m0 = 0; m0 < Mp; m0 += 32) {
-    const uint16_t *a0 = packed + (size_t)(m0 / 16) * KC * 512, *a1 = a0 + (size_t)KC * 512;
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
-    for (int kc = 0; kc < KC; kc++) {
-      _tile_loadd(4, a0 + (size_t)kc * 512, 64);
-      _tile_loadd(5, a1 + (size_t)kc * 512, 64);
-      _tile_loadd(6, b0 + (size_t)kc * 512, 64);
-      _tile_loadd(7, b1 + (size_t)kc * 512, 64);
-      _tile_dpbf16ps(0, 4, 6);
-      _tile_dpbf16ps(1, 4, 7);
-      _tile_dpbf16ps(2, 5, 6);
-      _tile_dpbf16ps(3, 5, 7);
-    }
-    _tile_stored(0, acc, 128);
-    _tile_stored(1, acc + 16, 128);
-    _tile_stored(2, acc + 16 * 32, 128);
-    _tile_stored(3, acc + 16 * 32 + 16, 128);
+    const uint16_t *a0 = packed + (size_t)(m0 / 16) * KC * 512;
+    if (kernel == BF16_AMX) tile_product_amx(acc, a0, b0, b1, KC);
+    else tile_product_avx512(acc, a0, b0, b1, KC);
     store_block(out, acc, 0, bias, g, m0, col0, N);
     if (col0 + 16 < N) store_block(out, acc, 1, bias, g, m0, col0 + 16, N);
   }
 }
 
-BF16_TARGET void conv2d_bf16_forward(float *out, const float *in, const uint16_t *packed, const float *bias,
-                                     const Conv2dGeom *g) {
-  char why[160];
-  CHECK(conv2d_bf16_available(why, sizeof why) == 0 && g->kh * g->kw <= MAX_KERNEL_POSITIONS);
+AMX_TARGET void conv2d_bf16_forward(float *out, const float *in, const uint16_t *packed, const float *bias,
+                                    const Conv2dGeom *g) {
+  char why[200];
+  const Bf16Kernel kernel = conv2d_bf16_kernel(why, sizeof why);
+  CHECK(kernel != BF16_NONE && g->kh * g->kw <= MAX_KERNEL_POSITIONS);
   const long N = (long)g->B * conv2d_out_h(g) * conv2d_out_w(g), pairs = (N + 31) / 32;
   const int Kp = round32(g->Cin * g->kh * g->kw);
 #pragma omp parallel
   {
-    load_tile_config();
+    if (kernel == BF16_AMX) load_tile_config();
     uint16_t *panels = thread_panels(Kp);
 #pragma omp for schedule(static)
-    for (long pair = 0; pair < pairs; pair++) column_pair(out, in, packed, bias, g, pair * 32, N, panels);
-    _tile_release();
+    for (long pair = 0; pair < pairs; pair++) column_pair(out, in, packed, bias, g, pair * 32, N, panels, kernel);
+    if (kernel == BF16_AMX) _tile_release();
   }
 }
 
 #else
-int conv2d_bf16_available(char *why, size_t whylen) {
-  return errorf(why, whylen, "this build has no AMX kernels (x86-64 Linux with GCC or Clang only)");
+Bf16Kernel conv2d_bf16_kernel(char *why, size_t whylen) {
+  errorf(why, whylen, "this build has no bf16 kernels (x86-64 Linux with GCC or Clang only)");
+  return BF16_NONE;
 }
 void conv2d_bf16_forward(float *out, const float *in, const uint16_t *packed, const float *bias, const Conv2dGeom *g) {
   (void)out, (void)in, (void)packed, (void)bias, (void)g;
-  CHECK(!"conv2d_bf16_forward without AMX");
+  CHECK(!"conv2d_bf16_forward without bf16 kernels");
 }
 #endif
