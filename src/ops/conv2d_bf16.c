@@ -65,7 +65,8 @@ void conv2d_bf16_pack_weights(uint16_t *packed, const float *w, const Conv2dGeom
 /* The kernel this process runs, chosen once: AMX where cpuid and the OS allow it, else AVX512-BF16;
  * DIFFUSE_BF16_KERNEL=avx512bf16 forces the latter (tests run both on an AMX machine). */
 static Bf16Kernel choose_kernel(const char **why) {
-  const bool vnni = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512bf16");
+  const bool vnni = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+                    __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");
   const char *forced = getenv("DIFFUSE_BF16_KERNEL");
   if (!vnni) {
     *why = "this CPU has neither AVX512-BF16 nor AMX-BF16 (AMD Zen 4, Intel Cooper Lake and later have them)";
@@ -95,17 +96,21 @@ typedef struct {
   uint8_t rows[16];
 } TileConfig;
 
-#define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16")))
-#define AMX_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16,amx-tile,amx-bf16")))
+#define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16")))
+#define AMX_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,amx-tile,amx-bf16")))
 
-/* Where the 16 columns of a block come from. */
+/* Where the 16 columns of a block come from: 16 pixels of one output row at stride 1 (one masked
+ * load per row of col), two whole output rows of 8 (two masked 8-wide loads), or anything else
+ * (a gather). */
+typedef enum { ROW_ONE, ROW_TWO_OF_8, ROW_GATHER } RowKind;
 typedef struct {
-  bool contiguous; /* one output row of one image at stride 1: masked loads */
-  int count;       /* columns inside N (the rest are zero) */
-  __mmask16 mask[MAX_KERNEL_POSITIONS];
-  int offset[MAX_KERNEL_POSITIONS]; /* contiguous: of column 0 in channel 0 */
+  RowKind kind;
+  int count;                          /* columns inside N (the rest are zero) */
+  __mmask16 mask[MAX_KERNEL_POSITIONS]; /* ROW_TWO_OF_8: the first row's lanes low, the second's high */
+  int offset[MAX_KERNEL_POSITIONS];   /* loads: of column 0 in channel 0 */
+  int second_row;                     /* ROW_TWO_OF_8: the second output row's distance in the input */
   __m512i index[MAX_KERNEL_POSITIONS];
-  int image, p0; /* contiguous: the image and the first column's pixel */
+  int image, p0; /* the image and the first column's pixel */
 } BlockSource;
 
 /* The lanes [lo, hi) of 16 (empty if hi <= lo). */
@@ -118,16 +123,21 @@ BF16_TARGET static void block_source(BlockSource *s, const Conv2dGeom *g, long c
   const int Ho = conv2d_out_h(g), Wo = conv2d_out_w(g), P = Ho * Wo;
   const long image = (long)g->Cin * g->H * g->W;
   const int khw = g->kh * g->kw;
-  s->image = (int)(col0 / P), s->p0 = (int)(col0 % P);
+  s->image = (int)(col0 / P), s->p0 = (int)(col0 % P), s->second_row = g->W;
   s->count = N - col0 < 16 ? (int)(N - col0) : 16;
   const int ow0 = s->p0 % Wo;
-  s->contiguous = s->count == 16 && g->sw == 1 && ow0 + 16 <= Wo;
-  if (s->contiguous) { /* lanes n: input row ih0 + ki, columns iw0 + kj + n */
+  const bool stride1 = g->sh == 1 && g->sw == 1;
+  s->kind = s->count == 16 && g->sw == 1 && ow0 + 16 <= Wo              ? ROW_ONE
+            : s->count == 16 && stride1 && Wo == 8 && ow0 == 0 && s->p0 + 16 <= P ? ROW_TWO_OF_8
+                                                                                  : ROW_GATHER;
+  if (s->kind != ROW_GATHER) { /* lanes n of a row: input row ih0 + ki, columns iw0 + kj + n */
     const int ih0 = (s->p0 / Wo) * g->sh - g->pad_top, iw0 = ow0 - g->pad_left;
-    const int base = (int)(s->image * image) + ih0 * g->W + iw0;
+    const int base = (int)(s->image * image) + ih0 * g->W + iw0, width = s->kind == ROW_ONE ? 16 : 8;
     for (int q = 0; q < khw; q++) {
       const int ki = q / g->kw, kj = q % g->kw, ih = ih0 + ki;
-      s->mask[q] = ih >= 0 && ih < g->H ? lane_range(-(iw0 + kj), g->W - (iw0 + kj)) : 0;
+      const __mmask16 cols = lane_range(-(iw0 + kj), g->W - (iw0 + kj)) & lane_range(0, width);
+      s->mask[q] = ih >= 0 && ih < g->H ? cols : 0;
+      if (s->kind == ROW_TWO_OF_8 && ih + 1 >= 0 && ih + 1 < g->H) s->mask[q] |= (__mmask16)(cols << 8);
       s->offset[q] = base + ki * g->W + kj;
     }
     return;
@@ -164,28 +174,58 @@ BF16_TARGET static inline __m512i pair_row(__m512 v0, __m512 v1) {
   return _mm512_permutexvar_epi16(_mm512_loadu_si512(order), both);
 }
 
-/* dst (Kp/2 rows of 32 bf16) <- the block's columns, rows k and k + 1 interleaved; row k = (c, q) is
- * channel c at kernel position q. */
-BF16_TARGET static void pack_block(uint16_t *dst, const float *in, const Conv2dGeom *g, long col0, long N) {
+/* Row k = (c, q) of col for the block: channel c at kernel position q. */
+BF16_TARGET __attribute__((always_inline)) static inline __m512 load_row(const BlockSource *s, RowKind kind,
+                                                                         const float *plane, int q) {
+  switch (kind) {
+  case ROW_ONE: return _mm512_maskz_loadu_ps(s->mask[q], plane + s->offset[q]);
+  case ROW_TWO_OF_8: {
+    const __m256 lo = _mm256_maskz_loadu_ps((__mmask8)s->mask[q], plane + s->offset[q]);
+    const __m256 hi = _mm256_maskz_loadu_ps((__mmask8)(s->mask[q] >> 8), plane + s->offset[q] + s->second_row);
+    return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+  }
+  default: return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), s->mask[q], s->index[q], plane, 4);
+  }
+}
+
+/* dst <- rows [0, Kp) of the block's col, rows k and k + 1 interleaved; inlined once per row kind. */
+BF16_TARGET __attribute__((always_inline)) static inline void pack_rows(uint16_t *dst, const float *in,
+                                                                        const Conv2dGeom *g, const BlockSource *s,
+                                                                        RowKind kind) {
   const int khw = g->kh * g->kw, K = g->Cin * khw, Kp = round32(K);
+  const size_t HW = (size_t)g->H * g->W;
+  int c = 0, q = 0;
+  if (khw == 9) { /* 3x3: two channels are 18 rows, 9 pairs, no bookkeeping */
+    for (; c + 1 < g->Cin; c += 2) {
+      const float *p0 = in + (size_t)c * HW, *p1 = p0 + HW;
+      __m512 r[18];
+      for (int j = 0; j < 9; j++) r[j] = load_row(s, kind, p0, j), r[9 + j] = load_row(s, kind, p1, j);
+      uint16_t *d = dst + (size_t)c * 9 * 16;
+      for (int j = 0; j < 9; j++) _mm512_store_si512(d + (size_t)j * 32, pair_row(r[2 * j], r[2 * j + 1]));
+    }
+  }
+  __m512 v[2];
+  for (int k = c * khw; k < Kp; k += 2) { /* c * khw is even here */
+    for (int i = 0; i < 2; i++) {
+      v[i] = k + i < K ? load_row(s, kind, in + (size_t)c * HW, q) : _mm512_setzero_ps();
+      if (++q == khw) q = 0, c++;
+    }
+    _mm512_store_si512(dst + (size_t)k * 16, pair_row(v[0], v[1]));
+  }
+}
+
+/* dst (Kp/2 rows of 32 bf16) <- the block's columns. */
+BF16_TARGET static void pack_block(uint16_t *dst, const float *in, const Conv2dGeom *g, long col0, long N) {
   if (col0 >= N) {
-    memset(dst, 0, (size_t)Kp * 16 * sizeof(uint16_t));
+    memset(dst, 0, (size_t)round32(g->Cin * g->kh * g->kw) * 16 * sizeof(uint16_t));
     return;
   }
   BlockSource s;
   block_source(&s, g, col0, N);
-  const size_t HW = (size_t)g->H * g->W;
-  int c = 0, q = 0;
-  __m512 v[2];
-  for (int k = 0; k < Kp; k += 2) {
-    for (int i = 0; i < 2; i++) {
-      const float *plane = in + (size_t)c * HW;
-      v[i] = k + i >= K     ? _mm512_setzero_ps()
-             : s.contiguous ? _mm512_maskz_loadu_ps(s.mask[q], plane + s.offset[q])
-                            : _mm512_mask_i32gather_ps(_mm512_setzero_ps(), s.mask[q], s.index[q], plane, 4);
-      if (++q == khw) q = 0, c++;
-    }
-    _mm512_store_si512(dst + (size_t)k * 16, pair_row(v[0], v[1]));
+  switch (s.kind) {
+  case ROW_ONE: pack_rows(dst, in, g, &s, ROW_ONE); break;
+  case ROW_TWO_OF_8: pack_rows(dst, in, g, &s, ROW_TWO_OF_8); break;
+  default: pack_rows(dst, in, g, &s, ROW_GATHER); break;
   }
 }
 
