@@ -7,8 +7,8 @@
  * tiles (pairs of rows interleaved, the VNNI layout) and accumulates Y = W col with TDPBF16PS
  * (or VDPBF16PS) in fp32.
  * Only the two operands are rounded: the sums, the bias and everything around the convolution stay
- * fp32. Any geometry (kernel, stride, padding) runs; no Winograd (its transforms would amplify the
- * operands' rounding).
+ * fp32. Any stride and padding run, kernels of up to 64 positions, inputs below 2^31 floats
+ * (conv2d_bf16_supports); no Winograd (its transforms would amplify the operands' rounding).
  */
 #ifndef DIFFUSE_OPS_CONV2D_BF16_H
 #define DIFFUSE_OPS_CONV2D_BF16_H
@@ -25,6 +25,9 @@ typedef enum { BF16_NONE, BF16_AVX512, BF16_AMX } Bf16Kernel;
  * permission for the tile state, arch_prctl ARCH_REQ_XCOMP_PERM), else AVX512-BF16 (VDPBF16PS), else
  * BF16_NONE and why. DIFFUSE_BF16_KERNEL=avx512bf16 forces AVX512-BF16 where AMX exists. */
 Bf16Kernel conv2d_bf16_kernel(char *why, size_t whylen);
+
+/* Whether the bf16 convolution takes this geometry (the backend runs fp32 where it does not). */
+bool conv2d_bf16_supports(const Conv2dGeom *g);
 
 /* fp32 -> bf16, round to nearest even (NaN stays NaN). */
 uint16_t bf16_from_float(float x);

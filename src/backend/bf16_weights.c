@@ -41,9 +41,9 @@ const uint16_t *bf16_weights_packed(const float *w, const Conv2dGeom *g) {
 }
 
 void bf16_weights_invalidate(const void *dst, size_t bytes) {
-  const char *lo = dst, *hi = lo + bytes;
+  const uintptr_t lo = (uintptr_t)dst, hi = lo + bytes;
   for (int i = 0; i < g_count;) {
-    const char *wlo = (const char *)g_entries[i].w, *whi = wlo + g_entries[i].w_bytes;
+    const uintptr_t wlo = (uintptr_t)g_entries[i].w, whi = wlo + g_entries[i].w_bytes;
     if (wlo < hi && lo < whi) {
       free(g_entries[i].packed);
       g_entries[i] = g_entries[--g_count];

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -391,14 +392,23 @@ const Backend *backend_cpu(void) {
   return &CPU_BACKEND;
 }
 
-/* ---- the bf16 variant (--precision bf16): convolutions on AMX tiles (ops/conv2d_bf16.h) with their
- * weights packed once (bf16_weights.h); every other op is the CPU backend's, in fp32. The ops that
- * can write over weights (upload, copy, memset, the fills, the optimizer) drop the packed copies of
- * what they overwrite, so a checkpoint loaded later is packed anew. ---- */
+/* ---- the bf16 variant (--precision bf16): convolutions on AMX tiles or AVX512-BF16 (ops/conv2d_bf16.h)
+ * with their weights packed once (bf16_weights.h); every other op is the CPU backend's, in fp32. The
+ * ops that can write over weights (upload, copy, memset, the fills, the optimizer) and free drop the
+ * packed copies of what they overwrite or release, so a checkpoint loaded later is packed anew.
+ * Convolution weights are parameters (nn/params.h), which only those ops write. ---- */
 
 static void bf16_conv2d_forward(const Backend *be, BackendMem *y, const BackendMem *x, const BackendMem *w,
                                 const BackendMem *bias, const Conv2dGeom *g, BackendMem *work) {
+  if (!conv2d_bf16_supports(g)) {
+    cpu_conv2d_forward(be, y, x, w, bias, g, work);
+    return;
+  }
   conv2d_bf16_forward(F(y), CF(x), bf16_weights_packed(CF(w), g), CF(bias), g);
+}
+static void bf16_free(const Backend *be, BackendMem *p) { /* a later buffer at that address is other data */
+  if (p) bf16_weights_invalidate(host_address(p), malloc_usable_size(host_address(p)));
+  cpu_free(be, p);
 }
 static void bf16_upload(const Backend *be, BackendMem *dst, const void *src, size_t bytes) {
   bf16_weights_invalidate(host_address(dst), bytes);
@@ -444,7 +454,7 @@ const Backend *backend_cpu_bf16(char *err, size_t errlen) {
   if (!bf16.ops) {
     ops = CPU_BACKEND_OPS;
     ops.conv2d_forward = bf16_conv2d_forward;
-    ops.upload = bf16_upload, ops.memset = bf16_memset, ops.copy = bf16_copy;
+    ops.free = bf16_free, ops.upload = bf16_upload, ops.memset = bf16_memset, ops.copy = bf16_copy;
     ops.fill_normal = bf16_fill_normal, ops.fill_uniform = bf16_fill_uniform, ops.optim_step = bf16_optim_step;
     ops.describe = bf16_describe;
     bf16 = (Backend){"cpu", &ops, NULL};

@@ -1,13 +1,14 @@
-/* conv2d_bf16.c - the AMX bf16 convolution; see conv2d_bf16.h.
+/* conv2d_bf16.c - the bf16 convolution (AMX, AVX512-BF16); see conv2d_bf16.h.
  *
  * GEMM view: Y (Cout, N) = W (Cout, K) col (K, N), N = B Ho Wo columns (image b, output pixel p),
  * K = Cin kh kw rows (channel c, kernel position q). M and K are padded to multiples of 32 with zeros.
  *   A tiles (weights, packed once): [Mp/16][Kp/32] tiles of 16 rows x 32 bf16, 64 bytes a row.
- *   B tiles (columns, packed per call): per block of 16 columns, Kp/2 rows of 16 (col k, col k+1)
- *   bf16 pairs, so that tile kc (rows 16 kc .. 16 kc + 15) is 1 KiB of contiguous memory.
+ *   B tiles (columns, packed per call): per block of 16 columns, Kp/2 rows, row p holding for each
+ *   column the bf16 pair (row 2p of col, row 2p + 1), so that tile kc (rows 16 kc .. 16 kc + 15) is
+ *   1 KiB of contiguous memory.
  * Each thread takes two column blocks at a time, packs them straight from the input (no fp32 im2col:
- * a masked load per kernel position where the 16 columns are one output row at stride 1, a gather
- * otherwise) and runs every pair of 16-row weight blocks over them: with AMX 4 accumulator tiles
+ * a masked load per kernel position where the 16 columns are one output row at horizontal stride 1,
+ * two masked 8-wide loads for two rows of 8 at stride 1, a gather otherwise) and runs every pair of 16-row weight blocks over them: with AMX 4 accumulator tiles
  * (32 x 32), 2 A and 2 B tiles per 32-wide step of K, TDPBF16PS accumulating in fp32; without AMX the
  * same products by VDPBF16PS (AVX512-BF16) on the same packed layout. The 32 x 32 result goes
  * through a small buffer to the output, with the bias added.
@@ -40,6 +41,10 @@ float bf16_to_float(uint16_t h) {
 
 static int round32(int n) { return (n + 31) / 32 * 32; }
 
+bool conv2d_bf16_supports(const Conv2dGeom *g) {
+  return g->kh * g->kw <= 64 && (double)g->B * g->Cin * g->H * g->W < 2147483648.0; /* int offsets */
+}
+
 size_t conv2d_bf16_packed_bytes(const Conv2dGeom *g) {
   return (size_t)round32(g->Cout) * round32(g->Cin * g->kh * g->kw) * sizeof(uint16_t);
 }
@@ -54,26 +59,36 @@ void conv2d_bf16_pack_weights(uint16_t *packed, const float *w, const Conv2dGeom
 }
 
 #if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__)
+#include <cpuid.h>
 #include <immintrin.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #define ARCH_REQ_XCOMP_PERM 0x1023
 #define XFEATURE_XTILEDATA 18
-#define MAX_KERNEL_POSITIONS 64
+#define MAX_KERNEL_POSITIONS 64 /* conv2d_bf16_supports */
+
+/* cpuid leaf 7: AVX512-BF16 (subleaf 1, EAX bit 5), AMX-BF16 and AMX-TILE (subleaf 0, EDX bits 22
+ * and 24), read directly (clang 14's __builtin_cpu_supports knows neither AMX name). */
+static bool cpuid_bit(unsigned subleaf, int reg, int bit) {
+  unsigned r[4] = {0, 0, 0, 0}; /* eax, ebx, ecx, edx */
+  if (!__get_cpuid_count(7, subleaf, &r[0], &r[1], &r[2], &r[3])) return false;
+  return r[reg] >> bit & 1u;
+}
 
 /* The kernel this process runs, chosen once: AMX where cpuid and the OS allow it, else AVX512-BF16;
- * DIFFUSE_BF16_KERNEL=avx512bf16 forces the latter (tests run both on an AMX machine). */
+ * DIFFUSE_BF16_KERNEL=avx512bf16 forces the latter (tests run both on an AMX machine). The AVX-512
+ * state itself the OS must save: __builtin_cpu_supports checks that for avx512f. */
 static Bf16Kernel choose_kernel(const char **why) {
-  const bool vnni = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
-                    __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");
+  const bool vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                    __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") && cpuid_bit(1, 0, 5);
   const char *forced = getenv("DIFFUSE_BF16_KERNEL");
   if (!vnni) {
     *why = "this CPU has neither AVX512-BF16 nor AMX-BF16 (AMD Zen 4, Intel Cooper Lake and later have them)";
     return BF16_NONE;
   }
   if (forced && !strcmp(forced, "avx512bf16")) return BF16_AVX512;
-  if (!__builtin_cpu_supports("amx-tile") || !__builtin_cpu_supports("amx-bf16")) return BF16_AVX512;
+  if (!cpuid_bit(0, 3, 24) || !cpuid_bit(0, 3, 22)) return BF16_AVX512;
   if (syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) != 0) {
     fprintf(stderr, "diffuse: the kernel refused the AMX tile state (arch_prctl ARCH_REQ_XCOMP_PERM, Linux 5.16 and "
                     "later grant it): bf16 convolutions run on AVX512-BF16 instead\n");
@@ -82,6 +97,7 @@ static Bf16Kernel choose_kernel(const char **why) {
   return BF16_AMX;
 }
 
+/* Decided at the first call, which the host thread makes (backend_cpu_bf16, before any convolution). */
 Bf16Kernel conv2d_bf16_kernel(char *why, size_t whylen) {
   static int kernel = -1;
   static const char *reason;
@@ -99,9 +115,10 @@ typedef struct {
 #define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16")))
 #define AMX_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,amx-tile,amx-bf16")))
 
-/* Where the 16 columns of a block come from: 16 pixels of one output row at stride 1 (one masked
- * load per row of col), two whole output rows of 8 (two masked 8-wide loads), or anything else
- * (a gather). */
+/* Where the 16 columns of a block come from: 16 pixels of one output row at horizontal stride 1 (one
+ * masked load per row of col), two whole output rows of 8 at stride 1 (two masked 8-wide loads), or
+ * anything else (a gather). Masked-off lanes may point outside the input: AVX-512 masked loads and
+ * gathers do not touch them. */
 typedef enum { ROW_ONE, ROW_TWO_OF_8, ROW_GATHER } RowKind;
 typedef struct {
   RowKind kind;
@@ -263,13 +280,15 @@ static uint16_t *thread_panels(int Kp) {
   return panels;
 }
 
-AMX_TARGET static void load_tile_config(void) {
-  TileConfig cfg;
-  memset(&cfg, 0, sizeof cfg);
-  cfg.palette_id = 1;
-  for (int t = 0; t < 8; t++) cfg.rows[t] = 16, cfg.colsb[t] = 64;
-  _tile_loadconfig(&cfg);
-}
+/* Tiles 0-7 all 16 rows x 64 bytes. A constant in memory: GCC 12 treats _tile_loadconfig's operand
+ * as not read, and dropped the stores that filled a local config (ldtilecfg then faulted). */
+static const TileConfig TILE_CONFIG __attribute__((aligned(64))) = {
+    .palette_id = 1,
+    .colsb = {64, 64, 64, 64, 64, 64, 64, 64},
+    .rows = {16, 16, 16, 16, 16, 16, 16, 16},
+};
+
+AMX_TARGET static void load_tile_config(void) { _tile_loadconfig(&TILE_CONFIG); }
 
 /* acc (32 x 32) = rows [m0, m0 + 32) of the weights times the two packed blocks, on AMX tiles:
  * 4 accumulators, 2 A and 2 B tiles per 32-wide step of K. */
@@ -335,11 +354,15 @@ BF16_TARGET static void column_pair(float *out, const float *in, const uint16_t 
   }
 }
 
-AMX_TARGET void conv2d_bf16_forward(float *out, const float *in, const uint16_t *packed, const float *bias,
-                                    const Conv2dGeom *g) {
+AMX_TARGET static void release_tiles(void) { _tile_release(); }
+
+/* (No target attribute: clang outlines the parallel region without it, so every intrinsic in it sits
+ * in a function of its own.) */
+void conv2d_bf16_forward(float *out, const float *in, const uint16_t *packed, const float *bias,
+                         const Conv2dGeom *g) {
   char why[200];
   const Bf16Kernel kernel = conv2d_bf16_kernel(why, sizeof why);
-  CHECK(kernel != BF16_NONE && g->kh * g->kw <= MAX_KERNEL_POSITIONS);
+  CHECK(kernel != BF16_NONE && conv2d_bf16_supports(g));
   const long N = (long)g->B * conv2d_out_h(g) * conv2d_out_w(g), pairs = (N + 31) / 32;
   const int Kp = round32(g->Cin * g->kh * g->kw);
 #pragma omp parallel
@@ -348,7 +371,7 @@ AMX_TARGET void conv2d_bf16_forward(float *out, const float *in, const uint16_t 
     uint16_t *panels = thread_panels(Kp);
 #pragma omp for schedule(static)
     for (long pair = 0; pair < pairs; pair++) column_pair(out, in, packed, bias, g, pair * 32, N, panels, kernel);
-    if (kernel == BF16_AMX) _tile_release();
+    if (kernel == BF16_AMX) release_tiles();
   }
 }
 
