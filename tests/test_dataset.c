@@ -504,9 +504,17 @@ static void test_folder(void) {
   EXPECT(dataset_load(&d, &o, err, sizeof err) == 0, "skip_bad: %s", err);
   EXPECT(d.n == 3 && d.skipped == 1 && d.labels && d.labels[2] == 1, "skip_bad: n %d skipped %d", d.n, d.skipped);
   dataset_free(&d);
-  o.max_images = 3; /* the skipped file does not cost an image */
+  /* max_images spreads over the sorted files (b, a, c, d, e: entries 0 and 2), so both classes come
+   * in, with their labels from all the files; a prefix would be the cats only */
+  o.max_images = 2;
   write_png_solid(tpath("imgs/dog/e.png"), 8, 8, 1, 2, 3);
-  EXPECT(dataset_load(&d, &o, err, sizeof err) == 0 && d.n == 3 && d.skipped == 0, "max_images: n %d", d.n);
+  EXPECT(dataset_load(&d, &o, err, sizeof err) == 0 && d.n == 2 && d.skipped == 0 && d.num_classes == 2 && d.labels &&
+             d.labels[0] == 0 && d.labels[1] == 1 && d.pixels[0] == 10 && d.pixels[192] == 70,
+         "max_images 2: n %d classes %d", d.n, d.num_classes);
+  dataset_free(&d);
+  o.max_images = 3; /* entries 0, 1, 3: d.png is one of them, skipped */
+  EXPECT(dataset_load(&d, &o, err, sizeof err) == 0 && d.n == 2 && d.skipped == 1, "max_images 3: n %d skipped %d",
+         d.n, d.skipped);
   dataset_free(&d);
   o.max_images = 0;
   EXPECT(dataset_load(&d, &o, err, sizeof err) == 0 && d.n == 4 && d.skipped == 1, "skip_bad 2: n %d", d.n);

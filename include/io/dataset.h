@@ -47,7 +47,9 @@ typedef struct {
   bool train_split;     /* CIFAR: data_batch_1..5 (true) or test_batch (false); IDX dir: train-* or t10k-* */
   bool skip_bad;        /* folder: skip unreadable images (counted in Dataset.skipped) instead of failing */
   bool with_labels;     /* folder: sub-folder classes; CIFAR/IDX: the label bytes; procedural: shapes - 1 */
-  int max_images;       /* 0: all; else the first max_images (in the deterministic order) */
+  int max_images;       /* 0: all; else at most max_images in the deterministic order: a folder's spread
+                           evenly over its sorted files (every class gets its share), CIFAR's and IDX's
+                           the first ones (their order is not by class) */
   uint64_t seed;        /* procedural generator */
   int procedural_count; /* procedural: number of images */
   size_t cache_limit_bytes; /* the cache's limit (0: none): folders above it are streamed, CIFAR / IDX

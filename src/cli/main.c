@@ -126,7 +126,7 @@ static const Command COMMANDS[] = {
      "loss: the checkpoint's own training objective (process, prediction, loss weighting) with its EMA\n"
      "     weights on --n held-out images (default 1000), K draws of (tau, noise) each (default 4), --batch 50\n"
      "accuracy: a classifier checkpoint (model.classifier) on clean images at tau_min: the held-out images of\n"
-     "     --data (all by default; --n N: the first N, in a folder the first classes), or the tensor x of\n"
+     "     --data (all by default; --n N: N of them, in a folder spread over its classes), or the tensor x of\n"
      "     sample --save-tensor labelled as sample labelled them (--class list)\n",
      cmd_eval},
     {"bench", "time a training step or sampling forward (JSON line)",

@@ -506,6 +506,18 @@ static void file_list_push(FileList *l, char *path, int cls) {
   l->v[l->n++] = (FileEntry){path, cls};
 }
 
+/* Keeps `target` (< l->n) entries spread evenly over the sorted list, entry i n / target for i < target,
+ * and frees the others: a folder sorted by class then gives every class its share, where a prefix
+ * would give the first classes only. */
+static void file_list_spread(FileList *l, int target) {
+  int kept = 0;
+  for (int j = 0; j < l->n; j++) {
+    if (kept < target && j == (int)((long long)kept * l->n / target)) l->v[kept++] = l->v[j];
+    else free(l->v[j].path);
+  }
+  l->n = kept;
+}
+
 /* A set of directories by (st_dev, st_ino): open addressing with linear probing, at most half full. */
 typedef struct {
   dev_t dev;
@@ -629,10 +641,10 @@ static int decode_error(const char *path, const DecodeStatus *s, int center_crop
 static int load_folder(Dataset *d, const DatasetOptions *opt, const char *path, char *err, size_t errlen) {
   FolderScan scan = {0};
   int rc = walk(path, -1, 0, &scan, err, errlen);
-  const FileList files = scan.files;
-  if (rc == 0 && files.n == 0)
+  if (rc == 0 && scan.files.n == 0)
     rc = errorf(err, errlen, "%s: no images (.png .jpg .jpeg .bmp .tga) found in this folder or its sub-folders",
                 path);
+  FileList files = scan.files;
   /* classes: the top-level sub-folders that hold images, in sorted order */
   int *class_of_dir = NULL;
   if (rc == 0 && opt->with_labels) {
@@ -654,7 +666,10 @@ static int load_folder(Dataset *d, const DatasetOptions *opt, const char *path, 
         }
     }
   }
-  const int target = opt->max_images && opt->max_images < files.n ? opt->max_images : files.n;
+  /* after the classes, which come from every file */
+  if (rc == 0 && opt->max_images && opt->max_images < files.n) file_list_spread(&scan.files, opt->max_images);
+  files = scan.files;
+  const int target = files.n;
   const size_t img = (size_t)opt->channels * opt->resolution * opt->resolution;
   if (rc == 0 && over_cache_limit(opt, (size_t)target)) {
     d->paths = xmalloc((size_t)target * sizeof *d->paths);
