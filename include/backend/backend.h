@@ -206,6 +206,9 @@ const Backend *backend_cpu(void);
  * (ops/conv2d_bf16.h); everything else as backend_cpu(). Inference only: its backward ops are the fp32
  * ones. NULL + why where this CPU or OS cannot run it. */
 const Backend *backend_cpu_bf16(char *err, size_t errlen);
+/* Its convolution kernel on this CPU: "AMX", "AVX512-BF16" (no AMX: direct convolutions, slower than
+ * the fp32 backend's Winograd ones), or NULL + why. */
+const char *backend_cpu_bf16_kernel(char *why, size_t whylen);
 
 /* The backend a --device string names: "cpu", "cuda" (= "cuda:0") or "cuda:N". NULL + a message
  * when the name is malformed, the backend is not compiled into this build (the message names the

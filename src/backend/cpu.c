@@ -438,12 +438,19 @@ static void bf16_optim_step(const Backend *be, BackendMem *p, const BackendMem *
   if (ema) bf16_weights_invalidate(host_address(ema), n * sizeof(float));
   cpu_optim_step(be, p, g, m, v, ema, n, s);
 }
+const char *backend_cpu_bf16_kernel(char *why, size_t whylen) {
+  switch (conv2d_bf16_kernel(why, whylen)) {
+  case BF16_AMX: return "AMX";
+  case BF16_AVX512: return "AVX512-BF16";
+  default: return NULL;
+  }
+}
 static const char *bf16_describe(const Backend *be) {
   static char line[160];
   char why[200];
   if (!line[0])
-    snprintf(line, sizeof line, "%s bf16 convolutions, other products %s",
-             conv2d_bf16_kernel(why, sizeof why) == BF16_AMX ? "AMX" : "AVX512-BF16", gemm_kernel_name());
+    snprintf(line, sizeof line, "%s bf16 convolutions, other products %s", backend_cpu_bf16_kernel(why, sizeof why),
+             gemm_kernel_name());
   return line;
 }
 

@@ -181,6 +181,10 @@ static void print_version(void) {
   printf("backends: cpu (diffuse info --devices lists the devices)\n");
 #endif
   printf("BLAS:     %s\n", backend_cpu()->ops->describe(backend_cpu()));
+  char why[256];
+  const char *bf16 = backend_cpu_bf16_kernel(why, sizeof why);
+  printf("bf16:     %s%s\n", bf16 ? bf16 : why,
+         !bf16 ? "" : strcmp(bf16, "AMX") ? " (--precision bf16; no AMX: slower than fp32 here)" : " (--precision bf16)");
 #ifdef _OPENMP
   printf("OpenMP:   yes (%d threads by default)\n", omp_get_max_threads());
 #else

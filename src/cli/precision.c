@@ -19,6 +19,9 @@ const Backend *precision_backend(const Backend *device, const char *precision, c
   }
   char why[256];
   const Backend *bf16 = backend_cpu_bf16(why, sizeof why);
+  if (bf16 && !strcmp(backend_cpu_bf16_kernel(why, sizeof why), "AVX512-BF16"))
+    fprintf(stderr, "diffuse %s: --precision bf16 without AMX runs direct AVX512-BF16 convolutions, not Winograd: "
+                    "expect it slower than fp32 (README, bf16 inference)\n", command);
   if (bf16) return bf16;
   fprintf(stderr, "diffuse %s: --precision bf16: %s; running in fp32\n", command, why);
   return device;
