@@ -160,11 +160,11 @@ expect 1 "write cuda or cuda:N" eval nll --ckpt "$ck" --data "$tmp" --device cud
 expect 0 "sampler ddim: 2 images" sample --ckpt "$ck" --steps 4 --n 2 --out "$tmp/g.png" --device cpu
 expect 0 "sampler ddim: 5 images, NFE 10" sample --ckpt "$ck" --steps 10 --n 5 --batch 2 --out "$tmp/g.png" --save-tensor "$tmp/a.st"
 [ -s "$tmp/g.png" ] || { echo "FAIL: no grid written"; fail=1; }
-# --precision bf16: AMX convolutions where the CPU has them (other samples than fp32's, by bf16 rounding),
-# elsewhere fp32 with a message saying so (the same samples)
+# --precision bf16: bf16 convolutions where the CPU has AVX512-BF16 or AMX (other samples than fp32's,
+# by bf16 rounding), elsewhere fp32 with a message saying so (the same samples)
 expect 0 "sampler ddim: 5 images, NFE 10" sample --ckpt "$ck" --steps 10 --n 5 --batch 2 --precision bf16 --save-tensor "$tmp/a_bf16.st"
-if grep -qw amx_bf16 /proc/cpuinfo 2>/dev/null; then
-  cmp -s "$tmp/a.st" "$tmp/a_bf16.st" && { echo "FAIL: --precision bf16 gave fp32's samples on an AMX CPU"; fail=1; }
+if grep -qw avx512_bf16 /proc/cpuinfo 2>/dev/null; then
+  cmp -s "$tmp/a.st" "$tmp/a_bf16.st" && { echo "FAIL: --precision bf16 gave fp32's samples on a bf16 CPU"; fail=1; }
 else
   expect 0 "--precision bf16: .*running in fp32" sample --ckpt "$ck" --steps 10 --n 5 --batch 2 --precision bf16 --save-tensor "$tmp/a_bf16.st"
   cmp -s "$tmp/a.st" "$tmp/a_bf16.st" || { echo "FAIL: the fp32 fallback of --precision bf16 differs from fp32"; fail=1; }

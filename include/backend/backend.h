@@ -202,8 +202,8 @@ struct BackendOps {
 /* The CPU backend (always compiled): today's kernels of ops/, on host memory. */
 const Backend *backend_cpu(void);
 
-/* The CPU backend with bf16 convolutions (`--precision bf16`): bf16 products, fp32 sums, on AMX tiles
- * (ops/conv2d_bf16.h); everything else as backend_cpu(). Inference only: its backward ops are the fp32
+/* The CPU backend with bf16 convolutions (`--precision bf16`): bf16 products, fp32 sums, on AMX tiles or
+ * AVX512-BF16 (ops/conv2d_bf16.h); everything else as backend_cpu(). Inference only: its backward ops are the fp32
  * ones. NULL + why where this CPU or OS cannot run it. */
 const Backend *backend_cpu_bf16(char *err, size_t errlen);
 /* Its convolution kernel on this CPU: "AMX", "AVX512-BF16" (no AMX: direct convolutions, slower than

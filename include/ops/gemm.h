@@ -5,8 +5,8 @@
  * others (AVX2 and older). The rule is measured: on an AMD EPYC whose environment pins OpenBLAS to
  * Haswell, the CIFAR-10 U-Net sampling forward went 454-472 -> 324-340 ms, a training step 1423-1617 ->
  * 1164-1208 ms; on an Intel Xeon (Sapphire Rapids family, AVX-512 + AMX, OPENBLAS_CORETYPE unset, so
- * OpenBLAS runs its own AVX-512 kernels, SkylakeX or Cooperlake) the same forward at batch 8 takes 323 ms with ours against 355 ms
- * with OpenBLAS's, a training step 998 against 1054 ms, and the quickstart model is even (56.4 vs
+ * OpenBLAS runs its own AVX-512 kernels, SkylakeX or Cooperlake) the same forward at batch 8 takes
+ * 323 ms with ours against 355 ms with OpenBLAS's, a training step 998 against 1054 ms, and the quickstart model is even (56.4 vs
  * 55.4 ms sampling, 135 vs 138 ms training at batch 16; 2 threads, diffuse bench, 2026-12-07). Ours also
  * computes each element of C in the same order whatever N, the thread count or the caller's batching,
  * which OpenBLAS's AVX-512 kernels do not: with them, FID statistics of 2 MPI ranks (1 thread each)

@@ -88,8 +88,9 @@ static const Command COMMANDS[] = {
      "  --interpolate B --frames K  with --init-noise A: K images from the latents slerp(A, B, k / (K - 1))\n"
      "                   (latents of diffuse encode; decode with --sampler ode for the images themselves)\n"
      "  --device D       where the network runs: cpu (default), cuda or cuda:N (see diffuse info --devices)\n"
-     "  --precision P    fp32 (default) or bf16: the model's convolutions with bf16 products and fp32 sums on\n"
-     "                   AMX tiles (Intel Sapphire Rapids and later; elsewhere fp32, with a message)\n",
+     "  --precision P    fp32 (default) or bf16: the model's convolutions with bf16 products and fp32 sums, on\n"
+     "                   AMX tiles (Intel Sapphire Rapids and later) or AVX512-BF16 (slower than fp32 there);\n"
+     "                   elsewhere fp32, with a message\n",
      cmd_sample},
     {"encode", "an image to its probability-flow ODE latent x_T (for reconstruction and interpolation)",
      "usage: diffuse encode --ckpt F --image in.png --out latent.safetensors [--rtol R --atol A] [--verify]\n"

@@ -14,7 +14,7 @@ const Backend *precision_backend(const Backend *device, const char *precision, c
     return NULL;
   }
   if (device != backend_cpu()) {
-    errorf(err, errlen, "--precision bf16 runs on the CPU (AMX); on --device %s use fp32", device->name);
+    errorf(err, errlen, "--precision bf16 runs on the CPU; on --device %s use fp32", device->name);
     return NULL;
   }
   char why[256];

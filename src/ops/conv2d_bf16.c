@@ -268,7 +268,7 @@ static void store_block(float *out, const float *acc, int half, const float *bia
   }
 }
 
-/* This thread's B panels (two blocks) and result buffer, grown to the largest K seen, then reused. */
+/* This thread's B panels (two blocks), grown to the largest K seen, then reused. */
 static uint16_t *thread_panels(int Kp) {
   static _Thread_local uint16_t *panels;
   static _Thread_local int capacity;

@@ -58,12 +58,13 @@ static inline float clamp_magnitude(float t, float limit) {
  * x / (1 + e) in GroupNorm's fused loop.) The sigmoid limits its input to [-80, 80], where e^-x and
  * 1 / (1 + e^-x) stay normal floats: the sigmoid is off by at most e^-80 = 1.8e-35 and SiLU by
  * |x| 1.8e-35 for x < -80 (NaN still gives NaN through the factor x; -inf gives -inf, not 0, and
- * the gradient at +inf NaN: network activations are never that large). The limit is an integer minimum on purpose: with float comparisons (simd_expf's
- * clamps, or a clamp to +-80) GCC splits the loop's lanes by range and computes the clamped case as
- * x * (1 / (1 + e^80)) = x * 1.8e-35 for every lane before blending it away, a product that is
- * subnormal for |x| < 7e-4 and costs a microcode assist per vector: GroupNorm + SiLU ran 9x slower
- * (6.4 -> 0.7 ms per million elements on one core of a Sapphire Rapids Xeon; 80 of a 313 ms CIFAR-10
- * U-Net sampling forward) with simd_expf's clamps and 2x slower with float ones. */
+ * the gradient at +inf NaN: network activations are never that large). The limit is an integer
+ * minimum on purpose: with float comparisons (simd_expf's clamps, or a clamp to +-80) GCC splits the
+ * loop's lanes by range and computes the clamped case as x * (1 / (1 + e^80)) = x * 1.8e-35 for every
+ * lane before blending it away, a product that is subnormal for |x| < 7e-4 and costs a microcode
+ * assist per vector. With simd_expf's clamps a million SiLUs took 6.4 ms instead of 0.7 on one core
+ * of a Sapphire Rapids Xeon (a CIFAR-10 U-Net sampling forward 313 ms instead of 235); with a float
+ * clamp to +-80 GroupNorm + SiLU still ran 2x slower. */
 static inline float simd_sigmoidf(float x) { return 1.0f / (1.0f + simd_exp_unclamped(clamp_magnitude(-x, 80.0f))); }
 static inline float simd_silu(float x) { return x * simd_sigmoidf(x); }
 static inline float simd_silu_grad(float x) {
